@@ -1,0 +1,40 @@
+"""``lanewatch up | check | demo | config``: the command line.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)``
+and ``run(args) -> int``; this file only dispatches, importing lazily so that
+``lanewatch check`` does not pay for Dash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMANDS = {
+    "up": ("lanewatch.server", "Start the collector, store, query API and dashboard."),
+    "check": ("lanewatch.check", "Release gate: exit 0 when no hop or edge violated its lane, 1 if one did."),
+    "demo": ("lanewatch.demo.cli", "Run the write-up's A -> B -> C mesh with base and gray copies, live."),
+    "config": ("lanewatch.server", "List every setting with its env var and default."),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lanewatch", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        mod = importlib.import_module(module)
+        adder = getattr(mod, f"add_{name}_arguments", None) or mod.add_arguments
+        adder(p)
+        p.set_defaults(_run=getattr(mod, f"run_{name}", None) or mod.run)
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

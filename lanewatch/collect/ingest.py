@@ -1,0 +1,53 @@
+"""The seam between network receivers and the span pipeline.
+
+Receivers (OTLP/HTTP, OTLP/gRPC) are the only network code. They turn a
+request into ``(signal, body bytes, format)`` (decompressed, size-checked)
+and call :meth:`Sink.ingest`; the answer maps onto the OTLP response:
+
+* :class:`IngestResult` -> success; ``rejected > 0`` -> partial success with
+  that count and ``message``.
+* :class:`DecodeError` -> HTTP 400 / gRPC ``INVALID_ARGUMENT`` with its message.
+* :class:`Overloaded` -> HTTP 503 with ``Retry-After`` / gRPC ``UNAVAILABLE``
+  (retryable, per the OTLP specification's throttling rules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Signal = Literal["traces", "metrics"]
+Format = Literal["proto", "json"]
+
+
+class DecodeError(ValueError):
+    """The payload is not a valid OTLP export request; the message says why."""
+
+
+class Overloaded(RuntimeError):
+    """The collector cannot take more now; the client should retry later."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Items (spans or data points) accepted and rejected, with the reason."""
+
+    accepted: int
+    rejected: int = 0
+    message: str = ""
+
+
+class Sink(Protocol):
+    def ingest(self, signal: Signal, body: bytes, fmt: Format) -> IngestResult:
+        """Decode and process one export request. Thread-safe. Raises
+        :class:`DecodeError` or :class:`Overloaded`; never anything else
+        for bad input."""
+        ...
+
+    def count_drop(self, reason: str, n: int = 1) -> None:
+        """Record items lost before decoding (oversize, bad encoding...) so users see them."""
+        ...

@@ -1,0 +1,109 @@
+"""The store interface: what the collector writes and the read side asks for.
+
+Every rollup row is *mergeable*: counters and histogram buckets are summed, so
+a row may be written in several pieces (late spans, several collector
+processes, downsampling) and readers always ``SUM`` by their keys. A
+correction is a row with negative counts (a late span that turns a finalised
+trace from stayed to violated writes ``stayed = -1``).
+
+Timestamps are whole seconds since the epoch, in span time (the start of the
+span). ``res`` is the width of the row's time bucket in seconds: 1 for fresh
+rows, 60 once downsampled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pandas as pd
+
+#: table -> (key columns, summed metric columns). Column types: keys are
+#: strings except ``ts``/``res``/``bucket`` (integers); metrics are integers
+#: except ``latency_sum_ms`` (float).
+ROLLUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # one row per (second, service, instance lane, request lane, expected lane, verdict)
+    "hops": (("ts", "res", "service", "instance_lane", "request_lane", "expected_lane", "verdict"),
+             ("requests", "errors", "latency_sum_ms")),
+    # log-bucket latency histogram of hops (see collect.aggregate.BUCKETS)
+    "latency": (("ts", "res", "service", "instance_lane", "request_lane", "bucket"), ("count",)),
+    # per edge caller -> callee in the lane the caller sent; verdict counts of the callee hop
+    "edges": (("ts", "res", "caller", "callee", "lane"),
+              ("calls", "errors", "in_lane", "fallback", "leak", "intrusion", "tag_lost")),
+    # finalised traces by entry lane (ts = start of the entry hop)
+    "traces": (("ts", "res", "entry_lane"), ("traces", "stayed")),
+}
+
+#: One row per violation found (hop or edge), newest kept, bounded.
+VIOLATION_COLUMNS: tuple[str, ...] = (
+    "ts", "kind", "service", "caller", "callee", "request_lane", "instance_lane",
+    "entry_lane", "trace_id", "span_id", "lane_path", "late")
+
+#: One row per kept trace (every violating one, a sample of the rest).
+TRACE_COLUMNS: tuple[str, ...] = ("trace_id", "ts", "entry_lane", "stayed", "lane_path", "hops")
+
+#: One row per instance ever seen: what decides fallback vs leak.
+INSTANCE_COLUMNS: tuple[str, ...] = ("service", "lane", "instance", "first_seen", "last_seen", "state")
+
+
+@dataclass
+class Batch:
+    """What the pipeline hands the store on each flush: rows per table.
+
+    ``rollups[table]`` maps each column of :data:`ROLLUPS` to a sequence (list
+    or numpy array) of equal length. ``violations``/``traces``/``instances``
+    are lists of dicts with the columns named above.
+    """
+
+    rollups: dict[str, dict[str, Sequence[Any]]] = field(default_factory=dict)
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    traces: list[dict[str, Any]] = field(default_factory=list)
+    instances: list[dict[str, Any]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.violations or self.traces or self.instances or self.counters
+                    or any(len(next(iter(c.values()), ())) for c in self.rollups.values()))
+
+
+class Store(Protocol):
+    """Storage backend. Implementations: :mod:`lanewatch.store.duck` (embedded).
+
+    Reads return pandas DataFrames with the named columns (empty frames keep
+    their columns). Filters in ``where`` are equality on key columns; ``None``
+    values are ignored.
+    """
+
+    def write(self, batch: Batch) -> None: ...
+
+    def rollup(self, table: str, t0: int, t1: int, keys: Sequence[str],
+               where: Mapping[str, str | None] | None = None, bucket_s: int = 1) -> pd.DataFrame:
+        """Sum the table's metrics over ``t0 <= ts < t1`` grouped by ``keys``.
+
+        When ``ts`` is among the keys it is floored to ``bucket_s``. A ``res``
+        column is never grouped on; downsampled rows land in their minute.
+        """
+        ...
+
+    def violations(self, t0: int, t1: int, where: Mapping[str, str | None] | None = None,
+                   limit: int = 500) -> pd.DataFrame:
+        """Newest first."""
+        ...
+
+    def traces(self, t0: int, t1: int, where: Mapping[str, str | None] | None = None,
+               limit: int = 500) -> pd.DataFrame: ...
+
+    def trace(self, trace_id: str) -> dict[str, Any] | None: ...
+
+    def instances(self) -> pd.DataFrame: ...
+
+    def counters(self) -> dict[str, int]:
+        """Cumulative counters (drops, duplicates, unpaired spans...), persisted."""
+        ...
+
+    def maintain(self, now: float) -> None:
+        """Apply retention and downsampling."""
+        ...
+
+    def close(self) -> None: ...
