@@ -88,6 +88,7 @@ class Settings:
     retention_s: int = _setting(7 * 86400, "History kept in the store.")
     downsample_after_s: int = _setting(3600, "Per-second rollups older than this are merged to per-minute.")
     trace_url_template: str = _setting("", "Link to the user's trace UI, e.g. http://jaeger:16686/trace/{trace_id}.")
+    demo_control_url: str = _setting("", "Set by `lanewatch demo`: its fault switchboard, shown in the dashboard.")
 
     rules: list[Rule] = _setting([], "Per-service routing rules (YAML only).", env=False)
     topology: dict[str, list[str]] = _setting({}, "Declared services -> lanes, always live (YAML only).", env=False)
