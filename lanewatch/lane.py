@@ -133,13 +133,11 @@ def hop_verdict(expected: str, instance: str, expected_lane_live: bool) -> Verdi
     return Verdict.LEAK
 
 
-def format_hop(service: str, instance_lane: str, verdict: Verdict) -> str:
+def format_hop(service: str, instance_lane: str, verdict: Verdict, tag_lost: bool = False) -> str:
     """One hop of a lane path: ``B[base, fallback]``; in-lane hops show the lane only."""
-    if verdict == Verdict.IN_LANE:
-        return f"{service}[{instance_lane}]"
-    return f"{service}[{instance_lane}, {verdict.label}]"
-
-
-def format_lane_path(hops: list[tuple[str, str, Verdict]]) -> str:
-    """``A[gray] -> B[base, fallback] -> C[gray]``, as the write-up prints it."""
-    return " -> ".join(format_hop(s, lane, v) for s, lane, v in hops)
+    parts = [instance_lane]
+    if verdict != Verdict.IN_LANE:
+        parts.append(verdict.label)
+    if tag_lost:
+        parts.append(Verdict.TAG_LOST.label)
+    return f"{service}[{', '.join(parts)}]"

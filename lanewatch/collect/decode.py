@@ -1,0 +1,272 @@
+"""OTLP (protobuf or JSON) -> columns. Protobuf and JSON stop here.
+
+Protobuf is parsed with the reduced schema (:mod:`.schema`) and extracted
+column-wise with ``attrgetter``/``map`` over each scope's spans, so the
+per-span work happens in C. JSON (``orjson``) is walked in Python; it is the
+slower path, used by browsers and some SDKs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from operator import attrgetter, methodcaller
+from typing import Any
+
+import orjson
+
+from lanewatch import lane as L
+from lanewatch.collect import schema
+from lanewatch.collect.ingest import DecodeError, Format
+
+_EMPTY = schema._CLASSES["AnyValue"]()
+_SPAN_FIELDS = attrgetter("trace_id", "span_id", "parent_span_id", "kind", "start_time_unix_nano",
+                          "end_time_unix_nano", "attributes", "status.code")
+_STRING = attrgetter("string_value")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Who sent a group of spans: the instance, as its resource says."""
+
+    service: str
+    lane: str  # raw instance lane value ('' when unset)
+    instance: str
+
+
+@dataclass
+class SpanColumns:
+    """One export request's spans as columns (all lists have length ``n``)."""
+
+    trace_id: list[bytes] = field(default_factory=list)
+    span_id: list[bytes] = field(default_factory=list)
+    parent_id: list[bytes] = field(default_factory=list)
+    kind: list[int] = field(default_factory=list)
+    start_ns: list[int] = field(default_factory=list)
+    end_ns: list[int] = field(default_factory=list)
+    status: list[int] = field(default_factory=list)
+    request_lane: list[str] = field(default_factory=list)  # raw, '' when unset
+    dyed: list[str] = field(default_factory=list)  # raw lane.dyed value ('true' when dyed)
+    extra: dict[str, list[str]] = field(default_factory=dict)  # attributes the rules read
+    resource: list[int] = field(default_factory=list)  # index into resources
+    resources: list[Resource] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.trace_id)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Liveness evidence from metrics: one per resource (and per up-gauge point)."""
+
+    resource: Resource
+    time_ns: int  # 0 when unknown
+    up: bool
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Which attribute keys to read (from Settings)."""
+
+    request_lane: Sequence[str] = (L.REQUEST_LANE_ATTR,)
+    instance_lane: Sequence[str] = (L.INSTANCE_LANE_ATTR,)
+    extra: Sequence[str] = ()
+
+
+def _first(values: list[list[str]]) -> list[str]:
+    """Per position, the first non-empty value across several key columns."""
+    out = values[0]
+    for more in values[1:]:
+        out = [a or b for a, b in zip(out, more)]
+    return out
+
+
+def _resource_pb(attrs: Any, keys: Keys) -> Resource:
+    get = attrs.get
+    service = get(L.SERVICE_NAME_ATTR, _EMPTY).string_value or "unknown_service"
+    lane = next((v for v in (get(k, _EMPTY).string_value for k in keys.instance_lane) if v), "")
+    inst = get(L.INSTANCE_ID_ATTR, _EMPTY).string_value
+    if not inst:
+        host, pid = get("host.name", _EMPTY).string_value, get("process.pid", _EMPTY).string_value
+        inst = f"{host}:{pid}" if host or pid else ""
+    return Resource(service, lane, inst)
+
+
+def decode_traces(body: bytes, fmt: Format, keys: Keys) -> SpanColumns:
+    """Decode an ExportTraceServiceRequest; raise DecodeError when malformed."""
+    if fmt == "json":
+        return _traces_json(body, keys)
+    req = schema.TraceRequest()
+    try:
+        req.ParseFromString(body)
+    except Exception as e:  # upb raises google.protobuf.message.DecodeError
+        raise DecodeError(f"malformed OTLP protobuf: {e}") from None
+    cols = SpanColumns()
+    for rs in req.resource_spans:
+        cols.resources.append(_resource_pb(rs.resource.attributes, keys))
+        r = len(cols.resources) - 1
+        for ss in rs.scope_spans:
+            spans = ss.spans
+            if not spans:
+                continue
+            tid, sid, pid, kind, st, en, attrs, code = zip(*map(_SPAN_FIELDS, spans))
+            cols.trace_id += tid
+            cols.span_id += sid
+            cols.parent_id += pid
+            cols.kind += kind
+            cols.start_ns += st
+            cols.end_ns += en
+            cols.status += code
+            cols.resource += [r] * len(tid)
+            cols.request_lane += _first([_column(attrs, k) for k in keys.request_lane])
+            cols.dyed += _column(attrs, L.DYED_ATTR)
+            for k in keys.extra:
+                cols.extra.setdefault(k, []).extend(_column(attrs, k))
+    for k in keys.extra:
+        cols.extra.setdefault(k, [])
+    return cols
+
+
+def _column(attrs: Sequence[Any], key: str) -> list[str]:
+    """The string value of one attribute across spans, in C ('' when missing)."""
+    return list(map(_STRING, map(methodcaller("get", key, _EMPTY), attrs)))
+
+
+# --- OTLP/JSON ------------------------------------------------------------------------------
+
+def _load_json(body: bytes) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise DecodeError(f"malformed OTLP JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise DecodeError("malformed OTLP JSON: the top level must be an object")
+    return doc
+
+
+def _json_id(value: Any, size: int, what: str) -> bytes:
+    """OTLP/JSON ids are hex; base64 is accepted too (some older SDKs)."""
+    if not value:
+        return b""
+    if not isinstance(value, str):
+        raise DecodeError(f"malformed OTLP JSON: {what} must be a string")
+    try:
+        if len(value) == 2 * size:
+            return bytes.fromhex(value)
+        return base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        raise DecodeError(f"malformed OTLP JSON: {what} {value[:40]!r} is neither hex nor base64") from None
+
+
+def _json_attrs(items: Any) -> dict[str, str]:
+    """KeyValue list -> {key: string value}; non-string values read as ''; last key wins."""
+    out: dict[str, str] = {}
+    if not isinstance(items, list):
+        return out
+    for kv in items:
+        if isinstance(kv, dict):
+            v = kv.get("value")
+            s = v.get("stringValue", "") if isinstance(v, dict) else ""
+            out[str(kv.get("key", ""))] = s if isinstance(s, str) else ""
+    return out
+
+
+def _json_int(value: Any, what: str) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        raise DecodeError(f"malformed OTLP JSON: {what} must be an integer, got {value!r}") from None
+
+
+_KIND_NAMES = {f"SPAN_KIND_{k.name}": int(k) for k in L.SpanKind}
+
+
+def _traces_json(body: bytes, keys: Keys) -> SpanColumns:
+    doc = _load_json(body)
+    cols = SpanColumns(extra={k: [] for k in keys.extra})
+    try:
+        for rs in doc.get("resourceSpans") or ():
+            rattrs = _json_attrs((rs.get("resource") or {}).get("attributes"))
+            cols.resources.append(_resource_from(rattrs, keys))
+            r = len(cols.resources) - 1
+            for ss in rs.get("scopeSpans") or ():
+                for sp in ss.get("spans") or ():
+                    a = _json_attrs(sp.get("attributes"))
+                    cols.trace_id.append(_json_id(sp.get("traceId"), 16, "traceId"))
+                    cols.span_id.append(_json_id(sp.get("spanId"), 8, "spanId"))
+                    cols.parent_id.append(_json_id(sp.get("parentSpanId"), 8, "parentSpanId"))
+                    kind = sp.get("kind", 0)
+                    cols.kind.append(_KIND_NAMES.get(kind, 0) if isinstance(kind, str) else _json_int(kind, "kind"))
+                    cols.start_ns.append(_json_int(sp.get("startTimeUnixNano"), "startTimeUnixNano"))
+                    cols.end_ns.append(_json_int(sp.get("endTimeUnixNano"), "endTimeUnixNano"))
+                    code = (sp.get("status") or {}).get("code", 0)
+                    cols.status.append(2 if code in (2, "STATUS_CODE_ERROR") else 0)
+                    cols.request_lane.append(next((a[k] for k in keys.request_lane if a.get(k)), ""))
+                    cols.dyed.append(a.get(L.DYED_ATTR, ""))
+                    for k in keys.extra:
+                        cols.extra[k].append(a.get(k, ""))
+                    cols.resource.append(r)
+    except (AttributeError, TypeError) as e:
+        raise DecodeError(f"malformed OTLP JSON: unexpected structure ({e})") from None
+    return cols
+
+
+def _resource_from(attrs: dict[str, str], keys: Keys) -> Resource:
+    service = attrs.get(L.SERVICE_NAME_ATTR) or "unknown_service"
+    lane = next((attrs[k] for k in keys.instance_lane if attrs.get(k)), "")
+    inst = attrs.get(L.INSTANCE_ID_ATTR, "")
+    if not inst and (attrs.get("host.name") or attrs.get("process.pid")):
+        inst = f"{attrs.get('host.name', '')}:{attrs.get('process.pid', '')}"
+    return Resource(service, lane, inst)
+
+
+# --- metrics: liveness evidence -------------------------------------------------------------
+
+def decode_metrics(body: bytes, fmt: Format, keys: Keys) -> tuple[list[Heartbeat], int]:
+    """Heartbeats (one per resource, plus each ``lanewatch.instance.up`` point) and the
+    number of data points in the request (for the response)."""
+    beats: list[Heartbeat] = []
+    points = 0
+    if fmt == "json":
+        doc = _load_json(body)
+        try:
+            for rm in doc.get("resourceMetrics") or ():
+                res = _resource_from(_json_attrs((rm.get("resource") or {}).get("attributes")), keys)
+                for sm in rm.get("scopeMetrics") or ():
+                    for m in sm.get("metrics") or ():
+                        for kind in ("gauge", "sum", "histogram", "exponentialHistogram", "summary"):
+                            dps = (m.get(kind) or {}).get("dataPoints") or ()
+                            points += len(dps)
+                            if m.get("name") == L.HEARTBEAT_METRIC:
+                                beats += [Heartbeat(res, _json_int(p.get("timeUnixNano"), "timeUnixNano"),
+                                                    float(p.get("asDouble", p.get("asInt", 1)) or 0) > 0)
+                                          for p in dps]
+                beats.append(Heartbeat(res, 0, True))
+        except (AttributeError, TypeError, ValueError) as e:
+            raise DecodeError(f"malformed OTLP JSON: unexpected structure ({e})") from None
+        return _order(beats), points
+    req = schema.MetricsRequest()
+    try:
+        req.ParseFromString(body)
+    except Exception as e:
+        raise DecodeError(f"malformed OTLP protobuf: {e}") from None
+    for rm in req.resource_metrics:
+        res = _resource_pb(rm.resource.attributes, keys)
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                dps = list(m.gauge.data_points) + list(m.sum.data_points)
+                points += len(dps) or 1
+                if m.name == L.HEARTBEAT_METRIC:
+                    beats += [Heartbeat(res, p.time_unix_nano, (p.as_double or p.as_int) > 0) for p in dps]
+        beats.append(Heartbeat(res, 0, True))
+    return _order(beats), points
+
+
+def _order(beats: list[Heartbeat]) -> list[Heartbeat]:
+    """A resource's plain 'seen' mark goes before its explicit up/down points, so a final
+    'leaving' (0) point is the last word for that instance."""
+    return sorted(beats, key=lambda b: (b.time_ns != 0, b.time_ns))
+

@@ -1,0 +1,120 @@
+"""Which lanes each service has live instances in, at any second.
+
+Evidence is any telemetry from an instance (spans, metrics) and its
+heartbeat gauge: an instance is live from its first sign of life until
+``ttl`` seconds after its last, or exactly until it said it is leaving
+(heartbeat 0). Each instance keeps a short list of live intervals, so the
+question "was a gray C live at t?" is answered for the hop's own time, not
+for the moment its span happened to arrive. Declared topology lanes are
+always live. The clock is injected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Intervals kept per instance; older ones are forgotten.
+MAX_INTERVALS = 32
+
+
+@dataclass
+class Instance:
+    service: str
+    lane: str
+    instance: str
+    first_seen: float
+    last_seen: float
+    left: bool = False  # said it is leaving (heartbeat 0) and has not come back
+    intervals: list[list[float]] = field(default_factory=list)  # [start, end], end inclusive
+    dirty: bool = True
+
+    def row(self) -> dict[str, Any]:
+        return {"service": self.service, "lane": self.lane, "instance": self.instance,
+                "first_seen": self.first_seen, "last_seen": self.last_seen,
+                "state": "left" if self.left else "up"}
+
+
+class Liveness:
+    """Instance registry with per-instance live intervals."""
+
+    def __init__(self, ttl_s: float, topology: Mapping[str, Sequence[str]] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.ttl = ttl_s
+        self.clock = clock
+        self.declared = {(s, lane) for s, lanes in (topology or {}).items() for lane in lanes}
+        self._by_key: dict[tuple[str, str, str], Instance] = {}
+        self._by_lane: dict[tuple[str, str], list[Instance]] = {}
+
+    def observe(self, service: str, lane: str, instance: str, t: float | None = None,
+                up: bool = True) -> None:
+        """Record a sign of life (``up``) or a goodbye (``not up``) at time ``t`` (default now)."""
+        now = self.clock()
+        t = now if not t else min(t, now)
+        key = (service, lane, instance)
+        inst = self._by_key.get(key)
+        if inst is None:
+            if not up:
+                return
+            inst = self._by_key[key] = Instance(service, lane, instance, t, t, intervals=[[t, t]])
+            self._by_lane.setdefault((service, lane), []).append(inst)
+            return
+        inst.dirty = True
+        if not up:
+            if not inst.left:
+                inst.left = True
+                inst.intervals[-1][1] = max(inst.intervals[-1][1], t)
+                inst.last_seen = max(inst.last_seen, t)
+            return
+        last = inst.intervals[-1]
+        if inst.left and t > last[1]:
+            # came back after saying goodbye: a fresh interval
+            inst.left = False
+            inst.intervals.append([t, t])
+        elif not inst.left and t <= last[1] + self.ttl:
+            last[1] = max(last[1], t)
+            if t < last[0] and (len(inst.intervals) == 1 or t > inst.intervals[-2][1]):
+                last[0] = t  # late evidence (a span exported seconds after it ran)
+        elif t > last[1]:
+            inst.intervals.append([t, t])
+        del inst.intervals[:-MAX_INTERVALS]
+        inst.first_seen = min(inst.first_seen, t)
+        inst.last_seen = max(inst.last_seen, t)
+
+    def is_live(self, service: str, lane: str, t: float) -> bool:
+        """Did ``service`` have a live instance in ``lane`` at time ``t``?"""
+        if (service, lane) in self.declared:
+            return True
+        for inst in self._by_lane.get((service, lane), ()):
+            for i, (start, end) in enumerate(inst.intervals):
+                open_end = i == len(inst.intervals) - 1 and not inst.left
+                grace = self.ttl if open_end else 0.0
+                if i < len(inst.intervals) - 1:
+                    grace = min(self.ttl, inst.intervals[i + 1][0] - end)
+                if start <= t <= end + grace:
+                    return True
+        return False
+
+    def live_lanes(self, service: str, t: float | None = None) -> list[str]:
+        t = self.clock() if t is None else t
+        lanes = {lane for (s, lane) in self._by_lane if s == service and self.is_live(s, lane, t)}
+        lanes |= {lane for (s, lane) in self.declared if s == service}
+        return sorted(lanes)
+
+    def take_changes(self) -> list[dict[str, Any]]:
+        """Rows of instances changed since the last call (for the store)."""
+        out = []
+        for inst in self._by_key.values():
+            if inst.dirty:
+                inst.dirty = False
+                out.append(inst.row())
+        return out
+
+    def forget_before(self, t: float) -> None:
+        """Drop instances not seen since ``t`` (bounded memory)."""
+        for key, inst in list(self._by_key.items()):
+            if inst.last_seen < t:
+                del self._by_key[key]
+                self._by_lane[(inst.service, inst.lane)].remove(inst)

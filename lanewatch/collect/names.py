@@ -1,0 +1,52 @@
+"""Bounded name tables for lanes and services: junk and overflow are counted.
+
+``Names`` maps raw attribute values to the names the rollups use, through a
+dict cache (lookups of known values run in C). A value that is not a valid
+name maps to its normalised form (for lanes: ``base`` for empty, ``_invalid``
+for junk, which then counts as base traffic); once ``limit`` distinct names
+are in use, new ones map to the overflow name. Both are counted per
+occurrence in the shared counters, so users see them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from lanewatch import lane as L
+
+#: Raw values remembered; past this the cache is cleared (random junk cannot grow it).
+CACHE_LIMIT = 50_000
+
+
+class Names(dict[str, str]):
+    def __init__(self, limit: int, normalize: Callable[[object], str], overflow: str,
+                 what: str, counters: Counter[str]) -> None:
+        super().__init__()
+        self.limit, self.normalize, self.overflow, self.what = limit, normalize, overflow, what
+        self.counters = counters
+        self.known: set[str] = set()
+        self._flagged: dict[str, str] = {}  # raw value -> counter name
+
+    def __missing__(self, raw: str) -> str:
+        if len(self) >= CACHE_LIMIT:
+            self.clear()
+        name = self.normalize(raw)
+        if name == L.INVALID_LANE:
+            self._flagged[raw] = f"invalid_{self.what}_values"
+            name = L.BASE
+        elif name not in self.known:
+            if len(self.known) >= self.limit:
+                self._flagged[raw] = f"{self.what}s_over_limit"
+                name = self.overflow
+            else:
+                self.known.add(name)
+        self[raw] = name
+        return name
+
+    def map(self, raws: Sequence[str]) -> list[str]:
+        """Names for a column of raw values; counts junk and overflow occurrences."""
+        out = list(map(self.__getitem__, raws))
+        if self._flagged:
+            self.counters.update(filter(None, map(self._flagged.get, raws)))
+        return out

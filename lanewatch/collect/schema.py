@@ -1,0 +1,90 @@
+"""A reduced OTLP protobuf schema: only the fields lanewatch reads.
+
+Built once at import with ``descriptor_pb2``. ``attributes`` are declared as
+``map<string, AnyValue>``: a map entry has the same wire format as the
+repeated ``KeyValue`` list, so OTLP bytes parse unchanged and an attribute
+lookup happens in C. ``AnyValue`` declares only ``string_value``: any other
+value type reads as the empty string. Undeclared fields are skipped by the
+parser; with duplicate keys the last one wins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+_PKG = "lanewatch.reduced"
+F = descriptor_pb2.FieldDescriptorProto
+
+
+def _field(msg: Any, name: str, number: int, ftype: int, type_name: str = "",
+           repeated: bool = False) -> None:
+    f = msg.field.add(name=name, number=number, type=ftype,
+                      label=F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL)
+    if type_name:
+        f.type_name = f".{_PKG}.{type_name}"
+
+
+def _attributes(msg: Any, number: int) -> None:
+    """Declare ``map<string, AnyValue> attributes = number`` on ``msg``."""
+    entry = msg.nested_type.add(name="AttributesEntry")
+    entry.options.map_entry = True
+    _field(entry, "key", 1, F.TYPE_STRING)
+    _field(entry, "value", 2, F.TYPE_MESSAGE, "AnyValue")
+    f = msg.field.add(name="attributes", number=number, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED)
+    f.type_name = f".{_PKG}.{msg.name}.AttributesEntry"
+
+
+def _build() -> dict[str, Any]:
+    fd = descriptor_pb2.FileDescriptorProto(name="lanewatch_reduced.proto", package=_PKG, syntax="proto3")
+    m = fd.message_type.add(name="AnyValue")
+    _field(m, "string_value", 1, F.TYPE_STRING)
+    m = fd.message_type.add(name="Resource")
+    _attributes(m, 1)
+    m = fd.message_type.add(name="Status")
+    _field(m, "code", 3, F.TYPE_INT32)
+    m = fd.message_type.add(name="Span")
+    _field(m, "trace_id", 1, F.TYPE_BYTES)
+    _field(m, "span_id", 2, F.TYPE_BYTES)
+    _field(m, "parent_span_id", 4, F.TYPE_BYTES)
+    _field(m, "kind", 6, F.TYPE_INT32)
+    _field(m, "start_time_unix_nano", 7, F.TYPE_FIXED64)
+    _field(m, "end_time_unix_nano", 8, F.TYPE_FIXED64)
+    _attributes(m, 9)
+    _field(m, "status", 15, F.TYPE_MESSAGE, "Status")
+    m = fd.message_type.add(name="ScopeSpans")
+    _field(m, "spans", 2, F.TYPE_MESSAGE, "Span", repeated=True)
+    m = fd.message_type.add(name="ResourceSpans")
+    _field(m, "resource", 1, F.TYPE_MESSAGE, "Resource")
+    _field(m, "scope_spans", 2, F.TYPE_MESSAGE, "ScopeSpans", repeated=True)
+    m = fd.message_type.add(name="ExportTraceServiceRequest")
+    _field(m, "resource_spans", 1, F.TYPE_MESSAGE, "ResourceSpans", repeated=True)
+
+    m = fd.message_type.add(name="NumberDataPoint")
+    _field(m, "time_unix_nano", 3, F.TYPE_FIXED64)
+    _field(m, "as_double", 4, F.TYPE_DOUBLE)
+    _field(m, "as_int", 6, F.TYPE_SFIXED64)
+    m = fd.message_type.add(name="Gauge")
+    _field(m, "data_points", 1, F.TYPE_MESSAGE, "NumberDataPoint", repeated=True)
+    m = fd.message_type.add(name="Metric")
+    _field(m, "name", 1, F.TYPE_STRING)
+    _field(m, "gauge", 5, F.TYPE_MESSAGE, "Gauge")
+    _field(m, "sum", 7, F.TYPE_MESSAGE, "Gauge")  # Sum's data_points share Gauge's field number
+    m = fd.message_type.add(name="ScopeMetrics")
+    _field(m, "metrics", 2, F.TYPE_MESSAGE, "Metric", repeated=True)
+    m = fd.message_type.add(name="ResourceMetrics")
+    _field(m, "resource", 1, F.TYPE_MESSAGE, "Resource")
+    _field(m, "scope_metrics", 2, F.TYPE_MESSAGE, "ScopeMetrics", repeated=True)
+    m = fd.message_type.add(name="ExportMetricsServiceRequest")
+    _field(m, "resource_metrics", 1, F.TYPE_MESSAGE, "ResourceMetrics", repeated=True)
+
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    names = ("ExportTraceServiceRequest", "ExportMetricsServiceRequest", "Span", "AnyValue")
+    return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PKG}.{n}")) for n in names}
+
+
+_CLASSES = _build()
+TraceRequest: Any = _CLASSES["ExportTraceServiceRequest"]
+MetricsRequest: Any = _CLASSES["ExportMetricsServiceRequest"]
