@@ -90,7 +90,8 @@ def raw(port: int, data: bytes) -> http.client.HTTPResponse:
 
 def spans(n: int = 3) -> list:  # type: ignore[type-arg]
     memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "A", "service.lane": "gray"}))
+    resource = Resource.create({"service.name": "A", "service.lane": "gray"})
+    provider = TracerProvider(resource=resource)
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("test")
     for i in range(n):
@@ -106,7 +107,7 @@ def test_sdk_exporter_delivers(receiver: OtlpHttpReceiver, sink: RecordingSink,
     exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces",
                                 compression=compression, timeout=5)
     assert exporter.export(spans(3)) == SpanExportResult.SUCCESS
-    exporter.shutdown()
+    exporter.shutdown()  # type: ignore[no-untyped-call]
     assert [(s, f) for s, _, f in sink.calls] == [("traces", "proto")]
     request = ExportTraceServiceRequest.FromString(sink.bodies[0])  # decompressed for the sink
     names = [s.name for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
@@ -131,8 +132,8 @@ def test_chunked_by_hand(receiver: OtlpHttpReceiver, sink: RecordingSink) -> Non
     payload = gzip.compress(b"x" * 5000)
     chunks = [payload[:100], payload[100:]]
     body = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\nX-T: 1\r\n\r\n"
-    head = (f"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
-            "Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    head = (b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
     assert raw(receiver.port, head + body).status == 200
     assert sink.calls == [("traces", 5000, "proto")]
 

@@ -89,7 +89,7 @@ def _success_body(signal: Signal, fmt: Format, result: IngestResult) -> bytes:
     msg.partial_success.error_message = result.message
     if fmt == "proto":
         return bytes(msg.SerializeToString())
-    return json_format.MessageToJson(msg, indent=None).encode()
+    return str(json_format.MessageToJson(msg, indent=None)).encode()
 
 
 def _codings(header: str) -> list[str]:
@@ -144,10 +144,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     _pending = False  # a request body is (maybe) unread on the socket
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Silent: a line per request would cost more than parsing it."""
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         fmt: Format = "json"
         self._pending = "Transfer-Encoding" in self.headers or \
             self.headers.get("Content-Length", "0").strip() != "0"
@@ -188,7 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
-    do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
+    do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
 
     def handle_expect_100(self) -> bool:
         """Refuse an oversize body before the client sends it."""
@@ -266,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
                 retry = "1"
             raise _Refused(503, str(e) or "overloaded, retry later",
                            headers=(("Retry-After", retry),)) from None
-        except Exception as e:  # a sink bug must not kill the connection thread
+        except Exception as e:  # noqa: BLE001 - a sink bug must not kill the connection thread
             self.server.log_internal(e)
             raise _Refused(500, f"internal error: {type(e).__name__}: {e}",
                            "internal_error") from None
