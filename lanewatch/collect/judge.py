@@ -75,7 +75,7 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
     parent_of: dict[bytes, Row | None] = {}
     lost_into: set[bytes] = set()  # hops whose incoming edge lost the tag
     lost_inside: dict[bytes, Row] = {}  # client span id -> the hop above it
-    paired: set[bytes] = set()
+    callee_of: dict[bytes, Row] = {}  # client span id -> the hop it caused
     issues: list[tuple[str, Row, Row | None, Row | None]] = []  # (kind, row, caller, callee)
     for h in hops:
         parent_of[h.span_id] = hp = _hop_parent(spans, h)
@@ -83,7 +83,7 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
         if h.parent_id and client is None:
             j.counters["unpaired_server_spans"] += 1
         if client is not None and client.kind in _SEND:
-            paired.add(client.span_id)
+            callee_of[client.span_id] = h
             lost = client.request_lane != h.received_lane
             v = [0.0] * 5
             v[h.verdict] = 1.0
@@ -97,12 +97,16 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
     for c in spans.values():
         if c.kind not in _SEND:
             continue
-        if c.span_id not in paired:
+        callee = callee_of.get(c.span_id)
+        if callee is None:
             j.counters["unpaired_client_spans"] += 1
         above = _hop_parent(spans, c)
         if above is not None and above.service == c.service and c.request_lane != above.request_lane:
             lost_inside[c.span_id] = above
             issues.append(("tag_lost", above, above, c))
+            if callee is not None:  # counted on the edge the call leaves by
+                j._add(("edges", c.start_ns // _NS, c.service, callee.service, c.request_lane),
+                       [0.0] * 6 + [1.0])
     roots = sorted((h for h in hops if parent_of[h.span_id] is None), key=lambda r: r.start_ns)
     entry = roots[0] if roots else min(hops, key=lambda r: r.start_ns)
     j.entry_lane, j.ts = entry.expected, entry.start_ns // _NS

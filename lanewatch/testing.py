@@ -1,0 +1,167 @@
+"""Test helpers shipped with lanewatch, so users can test their own lane setups.
+
+* :class:`FakeClock`: an injectable clock you advance by hand.
+* :class:`TraceBuilder`: builds traces hop by hop and encodes them as real
+  OTLP ``ExportTraceServiceRequest`` bytes (protobuf or JSON), grouped by
+  resource the way an SDK exports them.
+* :func:`heartbeat_request`: an OTLP metrics request with the heartbeat gauge.
+
+Example::
+
+    tb = TraceBuilder()
+    a = tb.hop("A", lane="gray", request_lane="gray")
+    b = tb.hop("B", lane="base", request_lane="gray", caller=tb.call(a))
+    body = tb.request()          # bytes for POST /v1/traces
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import orjson
+from google.protobuf.json_format import MessageToJson
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+from lanewatch import lane as L
+
+
+class FakeClock:
+    """A clock for injection: ``clock()`` returns the current fake time."""
+
+    def __init__(self, t: float = 1_800_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> float:
+        self.t += seconds
+        return self.t
+
+
+@dataclass
+class SpanSpec:
+    """One span as built: enough to encode it and to refer to it."""
+
+    trace_id: bytes
+    span_id: bytes
+    parent_id: bytes
+    kind: int
+    service: str
+    lane: str  # instance lane ('' = unset)
+    request_lane: str  # the span's lane attribute ('' = unset)
+    start_ns: int
+    end_ns: int
+    error: bool = False
+    attributes: dict[str, str] = field(default_factory=dict)
+    instance: str = ""
+
+
+def _kv(attrs: Mapping[str, str]) -> list[KeyValue]:
+    return [KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attrs.items()]
+
+
+class TraceBuilder:
+    """Builds spans of one or more traces; times advance 1 ms per span."""
+
+    def __init__(self, t0: float = 1_800_000_000.0, trace_id: bytes | None = None) -> None:
+        self.trace_id = trace_id or os.urandom(16)
+        self.spans: list[SpanSpec] = []
+        self._t = int(t0 * 1e9)
+
+    def new_trace(self) -> TraceBuilder:
+        """Further spans go into a fresh trace."""
+        self.trace_id = os.urandom(16)
+        return self
+
+    def _span(self, kind: int, service: str, lane: str, request_lane: str, parent: SpanSpec | None,
+              error: bool, attributes: Mapping[str, str] | None, duration_ms: float) -> SpanSpec:
+        self._t += 1_000_000
+        attrs = dict(attributes or {})
+        if request_lane:
+            attrs[L.REQUEST_LANE_ATTR] = request_lane
+        s = SpanSpec(self.trace_id, os.urandom(8), parent.span_id if parent else b"", kind, service,
+                     lane, request_lane, self._t, self._t + int(duration_ms * 1e6), error, attrs,
+                     instance=f"{service}-{lane or 'base'}-1")
+        self.spans.append(s)
+        return s
+
+    def hop(self, service: str, lane: str = "", request_lane: str = "", caller: SpanSpec | None = None,
+            kind: int = L.SpanKind.SERVER, error: bool = False, dyed: bool = False,
+            attributes: Mapping[str, str] | None = None, duration_ms: float = 5.0) -> SpanSpec:
+        """A SERVER (or CONSUMER) span of ``service`` served by an instance of ``lane``."""
+        attrs = dict(attributes or {})
+        if dyed:
+            attrs[L.DYED_ATTR] = "true"
+        return self._span(kind, service, lane, request_lane, caller, error, attrs, duration_ms)
+
+    def call(self, parent: SpanSpec, lane: str | None = None, kind: int = L.SpanKind.CLIENT,
+             attributes: Mapping[str, str] | None = None) -> SpanSpec:
+        """A CLIENT (or PRODUCER) span under ``parent`` sending ``lane`` (default: parent's)."""
+        sent = parent.request_lane if lane is None else lane
+        return self._span(kind, parent.service, parent.lane, sent, parent, False, attributes, 2.0)
+
+    def internal(self, parent: SpanSpec) -> SpanSpec:
+        return self._span(L.SpanKind.INTERNAL, parent.service, parent.lane, parent.request_lane,
+                          parent, False, None, 1.0)
+
+    def request(self, spans: Iterable[SpanSpec] | None = None) -> ExportTraceServiceRequest:
+        """An export request of ``spans`` (default all), one ResourceSpans per instance."""
+        req = ExportTraceServiceRequest()
+        groups: dict[tuple[str, str, str], list[SpanSpec]] = {}
+        for s in self.spans if spans is None else spans:
+            groups.setdefault((s.service, s.lane, s.instance), []).append(s)
+        for (service, lane, inst), members in groups.items():
+            rs = req.resource_spans.add()
+            rattrs = {L.SERVICE_NAME_ATTR: service, L.INSTANCE_ID_ATTR: inst}
+            if lane:
+                rattrs[L.INSTANCE_LANE_ATTR] = lane
+            rs.resource.attributes.extend(_kv(rattrs))
+            ss = rs.scope_spans.add()
+            for s in members:
+                ss.spans.append(PbSpan(
+                    trace_id=s.trace_id, span_id=s.span_id, parent_span_id=s.parent_id, name="op",
+                    kind=s.kind, start_time_unix_nano=s.start_ns, end_time_unix_nano=s.end_ns,
+                    attributes=_kv(s.attributes),
+                    status=Status(code=Status.STATUS_CODE_ERROR if s.error else Status.STATUS_CODE_OK)))
+        return req
+
+    def body(self, spans: Iterable[SpanSpec] | None = None, fmt: str = "proto") -> bytes:
+        """Encoded request bytes; ``fmt="json"`` gives OTLP/JSON with hex ids."""
+        req = self.request(spans)
+        if fmt == "proto":
+            return req.SerializeToString()
+        return to_otlp_json(req)
+
+
+def to_otlp_json(req: ExportTraceServiceRequest) -> bytes:
+    """OTLP/JSON: protobuf JSON mapping, but trace and span ids as hex (per the spec)."""
+    doc = orjson.loads(MessageToJson(req))
+    for rs in doc.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for sp in ss.get("spans", []):
+                for k in ("traceId", "spanId", "parentSpanId"):
+                    if sp.get(k):
+                        sp[k] = base64.b64decode(sp[k]).hex()
+    return orjson.dumps(doc)
+
+
+def heartbeat_request(service: str, lane: str = "", instance: str = "", up: bool = True,
+                      time_ns: int = 0) -> bytes:
+    """OTLP/protobuf metrics request carrying the heartbeat gauge for one instance."""
+    req = ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add()
+    rattrs = {L.SERVICE_NAME_ATTR: service, L.INSTANCE_ID_ATTR: instance or f"{service}-{lane or 'base'}-1"}
+    if lane:
+        rattrs[L.INSTANCE_LANE_ATTR] = lane
+    rm.resource.attributes.extend(_kv(rattrs))
+    m = rm.scope_metrics.add().metrics.add(name=L.HEARTBEAT_METRIC)
+    m.gauge.data_points.add(time_unix_nano=time_ns, as_int=1 if up else 0)
+    return req.SerializeToString()

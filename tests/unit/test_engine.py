@@ -1,0 +1,132 @@
+"""The column-wise engine against the plain reference rules, liveness, and bad input."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from lanewatch import config
+from lanewatch import lane as L
+from lanewatch.collect import classify
+from lanewatch.collect.ingest import DecodeError
+from lanewatch.collect.liveness import Liveness
+from lanewatch.collect.pipeline import Pipeline
+from lanewatch.testing import FakeClock, TraceBuilder, heartbeat_request
+
+
+def test_column_wise_verdicts_agree_with_the_reference_rule() -> None:
+    rng = random.Random(1)
+    lanes = ["base", "gray", "gray2", "canary"]
+    services = ["A", "B", "C"]
+    live = {(s, ln) for s in services for ln in lanes if rng.random() < 0.5}
+    n = 5000
+    svc = np.asarray([rng.choice(services) for _ in range(n)], dtype=object)
+    inst = np.asarray([rng.choice(lanes) for _ in range(n)], dtype=object)
+    exp = np.asarray([rng.choice(lanes) for _ in range(n)], dtype=object)
+    is_hop = np.asarray([rng.random() < 0.7 for _ in range(n)])
+    got = classify.hop_verdicts(svc, inst, exp, is_hop, np.zeros(n), lambda s, ln, t: (s, ln) in live)
+    for i in range(n):
+        want = L.hop_verdict(exp[i], inst[i], (svc[i], exp[i]) in live) if is_hop[i] else -1
+        assert got[i] == want, (svc[i], inst[i], exp[i])
+    assert {int(v) for v in got} == {-1, 0, 1, 2, 3}  # every verdict was exercised
+
+
+def test_rules_pick_the_expected_lane_for_their_service_only() -> None:
+    rules = [config.Rule("B", {"x-user-id": "100"}, "gray")]
+    svc = np.asarray(["A", "B", "B", "B"], dtype=object)
+    got = classify.expected_lanes(svc, ["base", "base", "base", "canary"], np.asarray([True] * 4),
+                                  {"x-user-id": ["100", "100", "101", "100"]}, rules)
+    assert got.tolist() == ["base", "gray", "base", "gray"]
+
+
+def test_liveness_intervals_ttl_and_goodbye() -> None:
+    clock = FakeClock(1000.0)
+    lv = Liveness(ttl_s=5, clock=clock)
+    lv.observe("C", "gray", "c1", 1000.0)
+    clock.advance(3)
+    lv.observe("C", "gray", "c1", 1003.0)
+    assert lv.is_live("C", "gray", 1007.9) and not lv.is_live("C", "gray", 1008.1)
+    assert not lv.is_live("C", "gray", 999.0) and not lv.is_live("C", "base", 1001.0)
+    clock.advance(2)
+    lv.observe("C", "gray", "c1", 1005.0, up=False)  # graceful stop: no grace period after it
+    assert lv.is_live("C", "gray", 1004.0) and not lv.is_live("C", "gray", 1005.5)
+    clock.advance(20)
+    lv.observe("C", "gray", "c1", 1025.0)  # came back
+    assert lv.is_live("C", "gray", 1026.0) and not lv.is_live("C", "gray", 1015.0)
+    assert [r["state"] for r in lv.take_changes()] == ["up"] and lv.take_changes() == []
+
+
+def test_declared_topology_is_always_live() -> None:
+    lv = Liveness(ttl_s=5, topology={"B": ["gray"]})
+    assert lv.is_live("B", "gray", 0.0) and lv.live_lanes("B") == ["gray"]
+
+
+def _pipeline(**flags: object) -> tuple[Pipeline, FakeClock]:
+    clock = FakeClock()
+    return Pipeline(config.load(environ={}, flags=flags), clock=clock), clock
+
+
+@pytest.mark.parametrize("body,fmt", [(b"\x0a\xff\xff\xff", "proto"), (b"{not json", "json"),
+                                      (b"[1, 2]", "json"),
+                                      (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": 5}]}]}]}',
+                                       "json")])
+def test_malformed_payloads_raise_decode_error_with_a_message(body: bytes, fmt: str) -> None:
+    p, _ = _pipeline()
+    with pytest.raises(DecodeError, match="malformed OTLP"):
+        p.ingest("traces", body, fmt)  # type: ignore[arg-type]
+
+
+def test_invalid_ids_are_rejected_as_partial_success_and_counted() -> None:
+    p, _ = _pipeline()
+    tb = TraceBuilder()
+    tb.hop("A", "gray", "gray")
+    req = tb.request()
+    bad = req.resource_spans[0].scope_spans[0].spans.add()
+    bad.CopyFrom(req.resource_spans[0].scope_spans[0].spans[0])
+    bad.trace_id = b"short"
+    res = p.ingest("traces", req.SerializeToString(), "proto")
+    assert (res.accepted, res.rejected) == (1, 1) and "trace_id must be 16 bytes" in res.message
+    assert p.flush().counters["spans_rejected_invalid"] == 1
+
+
+def test_junk_lane_values_count_as_base_and_are_counted() -> None:
+    p, _ = _pipeline()
+    tb = TraceBuilder()
+    tb.hop("A", "", "<script>alert(1)</script>")
+    tb.hop("A", "", "x" * 500)
+    req: ExportTraceServiceRequest = tb.request()
+    span = req.resource_spans[0].scope_spans[0].spans.add()
+    span.CopyFrom(req.resource_spans[0].scope_spans[0].spans[0])
+    span.span_id = b"\x01" * 8
+    del span.attributes[:]
+    span.attributes.append(KeyValue(key="lane", value=AnyValue(int_value=7)))  # non-string: reads ''
+    p.ingest("traces", req.SerializeToString(), "proto")
+    b = p.flush()
+    assert b.counters["invalid_lane_values"] == 2
+    assert set(b.rollups["hops"]["request_lane"]) == {"base"}
+    assert set(b.rollups["hops"]["verdict"]) == {"in_lane"}
+
+
+def test_too_many_lanes_and_services_overflow_into_a_counted_bucket() -> None:
+    p, _ = _pipeline(max_lanes=3, max_services=2)
+    tb = TraceBuilder()
+    for i in range(6):
+        tb.new_trace().hop(f"svc{i}", f"lane{i}", f"lane{i}")
+    p.ingest("traces", tb.body(), "proto")
+    b = p.flush()
+    assert set(b.rollups["hops"]["service"]) == {"svc0", "svc1", "_other"}
+    assert "_other" in b.rollups["hops"]["instance_lane"]
+    assert b.counters["services_over_limit"] == 4 and b.counters["lanes_over_limit"] >= 3
+
+
+def test_heartbeat_zero_ends_liveness_at_once() -> None:
+    p, clock = _pipeline()
+    p.ingest("metrics", heartbeat_request("C", "gray"), "proto")
+    assert p.liveness.is_live("C", "gray", clock())
+    p.ingest("metrics", heartbeat_request("C", "gray", up=False), "proto")
+    assert not p.liveness.is_live("C", "gray", clock() + 0.01)
+    assert [r["state"] for r in p.flush().instances] == ["left"]
