@@ -73,6 +73,8 @@ class ASGIService:
     uvicorn is not a dependency; this is enough for GET/POST with Content-Length.
     """
 
+    url: str
+
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
         self.loop = asyncio.new_event_loop()
