@@ -1,7 +1,8 @@
 """``lanewatch up | check | demo | config``: the command line.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)``
-and ``run(args) -> int``; this file only dispatches, importing lazily so that
+and ``run(args) -> int`` (or ``add_NAME_arguments``/``run_NAME``); this file
+only dispatches, importing just the chosen command's module so that
 ``lanewatch check`` does not pay for Dash.
 """
 
@@ -23,8 +24,11 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lanewatch", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    argv = list(sys.argv[1:] if argv is None else argv)
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
+        if argv[:1] != [name]:
+            continue  # only the chosen command's module is imported
         mod = importlib.import_module(module)
         adder = getattr(mod, f"add_{name}_arguments", None) or mod.add_arguments
         adder(p)

@@ -9,8 +9,6 @@ client sent another lane than the hop above it in the same service carried.
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lanewatch import lane as L
@@ -24,37 +22,56 @@ _MAX_DEPTH = 64
 _NS = 1_000_000_000
 
 
-@dataclass
 class Judgement:
-    trace_id: str
-    stayed: bool = True
-    entry_lane: str = L.BASE
-    ts: int = 0
-    contrib: dict[tuple[Any, ...], list[float]] = field(default_factory=dict)
-    violations: list[dict[str, Any]] = field(default_factory=list)
-    trace_row: dict[str, Any] | None = None
-    counters: Counter[str] = field(default_factory=Counter)
+    """The verdict on one trace and what it adds to the rollups."""
 
-    def _add(self, key: tuple[Any, ...], values: list[float]) -> None:
-        old = self.contrib.get(key)
-        self.contrib[key] = values if old is None else [a + b for a, b in zip(old, values)]
+    __slots__ = ("trace_id", "stayed", "entry_lane", "ts", "edges", "violations", "trace_row", "counters")
 
-    def report(self, out: Finalised, prev: Judgement | None) -> None:
+    def __init__(self, trace_id: str) -> None:
+        self.trace_id = trace_id
+        self.stayed = True
+        self.entry_lane = L.BASE
+        self.ts = -1  # -1: no hop, no trace counted
+        self.edges: list[tuple[tuple[Any, ...], list[float]]] = []
+        self.violations: list[dict[str, Any]] = []
+        self.trace_row: dict[str, Any] | None = None
+        self.counters: dict[str, int] = {}
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def report(self, out: Finalised, prev: Judgement | None = None) -> None:
         """Add to ``out`` what this judgement adds to ``prev`` (everything when None)."""
-        before = prev.contrib if prev else {}
-        for key in self.contrib.keys() | before.keys():
-            new, old = self.contrib.get(key), before.get(key)
-            delta = new if old is None else [a - b for a, b in zip(new or [0.0] * len(old), old)]
-            if any(delta):
-                acc = out.rollups.get(key)
-                out.rollups[key] = delta if acc is None else [a + b for a, b in zip(acc, delta)]
-        seen = {(v["kind"], v["span_id"]) for v in prev.violations} if prev else set()
+        self._emit(out, 1.0)
+        seen: set[tuple[str, str]] = set()
+        if prev is not None:
+            prev._emit(out, -1.0)
+            seen = {(v["kind"], v["span_id"]) for v in prev.violations}
         for v in self.violations:
             if (v["kind"], v["span_id"]) not in seen:
                 out.violations.append({**v, "late": prev is not None})
         if self.trace_row and (prev is None or prev.trace_row != self.trace_row):
             out.traces.append(self.trace_row)
-        out.counters.update(self.counters if prev is None else self.counters - prev.counters)
+
+    def _emit(self, out: Finalised, sign: float) -> None:
+        acc = out.rollups
+        for key, values in self.edges:
+            a = acc.get(key)
+            if a is None:
+                acc[key] = [sign * x for x in values]
+            else:
+                for i, x in enumerate(values):
+                    a[i] += sign * x
+        if self.ts >= 0:
+            key = ("traces", self.ts, self.entry_lane)
+            a = acc.get(key)
+            if a is None:
+                acc[key] = [sign, sign * self.stayed]
+            else:
+                a[0] += sign
+                a[1] += sign * self.stayed
+        for name, n in self.counters.items():
+            out.counters[name] += int(sign) * n
 
 
 def _hop_parent(spans: dict[bytes, Row], row: Row) -> Row | None:
@@ -68,56 +85,66 @@ def _hop_parent(spans: dict[bytes, Row], row: Row) -> Row | None:
 
 def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Judgement:
     j = Judgement(trace_id.hex())
-    hops = [r for r in spans.values() if r.kind in _HOP]
+    hops, sends = [], []
+    for r in spans.values():
+        if r.kind in _HOP:
+            hops.append(r)
+        elif r.kind in _SEND:
+            sends.append(r)
     if not hops:
-        j.counters["traces_without_hops"] += 1
+        j._count("traces_without_hops")
         return j
     parent_of: dict[bytes, Row | None] = {}
-    lost_into: set[bytes] = set()  # hops whose incoming edge lost the tag
-    lost_inside: dict[bytes, Row] = {}  # client span id -> the hop above it
+    lost: set[bytes] = set()  # hops whose incoming edge lost the tag, or that lost it inside
     callee_of: dict[bytes, Row] = {}  # client span id -> the hop it caused
     issues: list[tuple[str, Row, Row | None, Row | None]] = []  # (kind, row, caller, callee)
     for h in hops:
-        parent_of[h.span_id] = hp = _hop_parent(spans, h)
         client = spans.get(h.parent_id)
-        if h.parent_id and client is None:
-            j.counters["unpaired_server_spans"] += 1
-        if client is not None and client.kind in _SEND:
+        if client is None:
+            parent_of[h.span_id] = None
+            if h.parent_id:
+                j._count("unpaired_server_spans")
+        elif client.kind in _SEND:
+            parent_of[h.span_id] = hp = _hop_parent(spans, client)
             callee_of[client.span_id] = h
-            lost = client.request_lane != h.received_lane
-            v = [0.0] * 5
-            v[h.verdict] = 1.0
-            j._add(("edges", client.start_ns // _NS, client.service, h.service, client.request_lane),
-                   [1.0, float(h.error), *v[:4], float(lost)])
-            if lost:
-                lost_into.add(h.span_id)
+            tag_lost = client.request_lane != h.received_lane
+            values = [1.0, float(h.error), 0.0, 0.0, 0.0, 0.0, float(tag_lost)]
+            values[2 + h.verdict] = 1.0
+            j.edges.append((("edges", client.start_ns // _NS, client.service, h.service,
+                             client.request_lane), values))
+            if tag_lost:
+                lost.add(h.span_id)
                 issues.append(("tag_lost", h, client, h))
-        if h.verdict in (L.Verdict.LEAK, L.Verdict.INTRUSION):
-            issues.append((L.Verdict(h.verdict).label, h, hp, h))
-    for c in spans.values():
-        if c.kind not in _SEND:
-            continue
+        else:
+            parent_of[h.span_id] = hp = _hop_parent(spans, client) if client.kind not in _HOP else client
+        if h.verdict >= L.Verdict.LEAK:
+            issues.append((_LABELS[h.verdict], h, parent_of[h.span_id], h))
+    for c in sends:
         callee = callee_of.get(c.span_id)
         if callee is None:
-            j.counters["unpaired_client_spans"] += 1
+            j._count("unpaired_client_spans")
         above = _hop_parent(spans, c)
-        if above is not None and above.service == c.service and c.request_lane != above.request_lane:
-            lost_inside[c.span_id] = above
+        if above is not None and c.request_lane != above.request_lane and above.service == c.service:
+            lost.add(above.span_id)
             issues.append(("tag_lost", above, above, c))
             if callee is not None:  # counted on the edge the call leaves by
-                j._add(("edges", c.start_ns // _NS, c.service, callee.service, c.request_lane),
-                       [0.0] * 6 + [1.0])
-    roots = sorted((h for h in hops if parent_of[h.span_id] is None), key=lambda r: r.start_ns)
-    entry = roots[0] if roots else min(hops, key=lambda r: r.start_ns)
+                j.edges.append((("edges", c.start_ns // _NS, c.service, callee.service, c.request_lane),
+                                [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]))
+    entry = hops[0]
+    for h in hops:
+        if (parent_of[h.span_id] is None, -h.start_ns) > (parent_of[entry.span_id] is None, -entry.start_ns):
+            entry = h
     j.entry_lane, j.ts = entry.expected, entry.start_ns // _NS
     j.stayed = not issues
-    j._add(("traces", j.ts, j.entry_lane), [1.0, float(j.stayed)])
     if issues or sampled:
-        path = lane_path(hops, parent_of, lost_into | {h.span_id for h in lost_inside.values()})
+        path = lane_path(hops, parent_of, lost)
         j.trace_row = {"trace_id": j.trace_id, "ts": j.ts, "entry_lane": j.entry_lane,
                        "stayed": j.stayed, "lane_path": path, "hops": len(hops)}
         j.violations = [_violation(j, kind, row, a, b, path) for kind, row, a, b in issues]
     return j
+
+
+_LABELS = {v.value: v.label for v in L.Verdict}
 
 
 def _violation(j: Judgement, kind: str, row: Row, a: Row | None, b: Row | None,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from lanewatch.collect.judge import Judgement, judge
+from lanewatch.collect.judge import judge
 
 
 class Row(NamedTuple):
@@ -36,12 +36,6 @@ class Row(NamedTuple):
     verdict: int  # -1 for non-hops
     start_ns: int
     error: bool
-
-
-@dataclass
-class _Closed:
-    spans: dict[bytes, Row]
-    judgement: Judgement
 
 
 @dataclass
@@ -62,7 +56,8 @@ class TraceAssembler:
         self.clock = clock
         self._open: dict[bytes, dict[bytes, Row]] = {}
         self._last: OrderedDict[bytes, float] = OrderedDict()  # open trace -> last arrival
-        self._closed: OrderedDict[bytes, _Closed] = OrderedDict()  # oldest first
+        self._closed: OrderedDict[bytes, dict[bytes, Row]] = OrderedDict()  # spans, oldest first
+        self._reopened: dict[bytes, dict[bytes, Row]] = {}  # spans as judged before a late span
         self._closed_at: dict[bytes, float] = {}
         self._n_spans = 0
         self.out = Finalised()
@@ -83,12 +78,13 @@ class TraceAssembler:
                 c = closed.get(tid)
                 if c is None:
                     spans = open_[tid] = {}
-                else:  # a late span: reopen, keeping what was reported
-                    if row.span_id in c.spans:
+                else:  # a late span: reopen, remembering what was judged
+                    if row.span_id in c:
                         self.out.counters["duplicate_spans"] += 1
                         continue
                     self.out.counters["late_spans"] += 1
-                    spans = open_[tid] = c.spans
+                    self._reopened[tid] = dict(c)
+                    spans = open_[tid] = c
             if row.span_id in spans:
                 self.out.counters["duplicate_spans"] += 1
                 continue
@@ -125,16 +121,17 @@ class TraceAssembler:
     def _finalise(self, tid: bytes, now: float) -> None:
         del self._last[tid]
         spans = self._open.pop(tid)
-        prev = self._closed.pop(tid, None)
-        j = judge(tid, spans, sampled=int.from_bytes(tid[-8:] or b"\0", "big") < self.sample_cut)
-        j.report(self.out, prev.judgement if prev else None)
-        self._closed[tid] = _Closed(spans, j)
+        self._closed.pop(tid, None)
+        sampled = int.from_bytes(tid[-8:], "big") < self.sample_cut
+        old = self._reopened.pop(tid, None)
+        judge(tid, spans, sampled).report(self.out, judge(tid, old, sampled) if old is not None else None)
+        self._closed[tid] = spans
         self._closed_at[tid] = now
 
     def _forget(self, tid: bytes) -> None:
-        c = self._closed.pop(tid)
+        spans = self._closed.pop(tid)
         del self._closed_at[tid]
-        self._n_spans -= len(c.spans)
+        self._n_spans -= len(spans)
 
     def _relieve_pressure(self) -> None:
         now = self.clock()
@@ -145,7 +142,7 @@ class TraceAssembler:
                     break
                 if tid not in self._open:
                     victims.append(tid)
-                    excess -= len(c.spans)
+                    excess -= len(c)
             for tid in victims:
                 self._forget(tid)
             self.out.counters["closed_traces_forgotten"] += len(victims)

@@ -1,0 +1,155 @@
+"""Collector throughput, side by side with the raw protobuf parse of the same payloads.
+
+    python bench/bench_collector.py [--spans 300000] [--rounds 3]
+
+For each payload shape it measures, in one run and on one core (the server
+side pinned to CPU 0, the replay client to CPU 1):
+
+* ``raw parse``: ``ExportTraceServiceRequest.ParseFromString`` (full OTLP schema);
+* ``in-process``: ``Pipeline.ingest`` for every request, then the flush that
+  finalises every trace (decode + verdicts + pairing + rollups);
+* ``over HTTP``: the same pipeline behind the OTLP/HTTP receiver, fed by a
+  replay client (keep-alive, pre-built bodies) in another process, until the
+  last trace is final.
+
+Prints medians of ``--rounds`` and the ratios to the raw parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import payloads  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+
+from lanewatch import config  # noqa: E402
+from lanewatch.collect.pipeline import Pipeline  # noqa: E402
+from lanewatch.collect.receivers.http import OtlpHttpReceiver  # noqa: E402
+
+
+class JumpClock:
+    """Wall clock that can be pushed forward to finalise every trace at once."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def pin(cpu: int) -> None:
+    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > cpu:  # type: ignore[operator]
+        os.sched_setaffinity(0, {cpu})
+
+
+def make_pipeline() -> tuple[Pipeline, JumpClock]:
+    clock = JumpClock()
+    settings = config.load(environ={}, flags={"trace_wait_s": 2.0, "sample_ok_traces": 0.01})
+    return Pipeline(settings, store=None, clock=clock), clock
+
+
+def finish(p: Pipeline, clock: JumpClock) -> None:
+    clock.offset += 3600
+    p.flush()
+
+
+def raw_parse(bodies: list[bytes]) -> float:
+    t = time.perf_counter()
+    n = 0
+    for b in bodies:
+        m = ExportTraceServiceRequest()
+        m.ParseFromString(b)
+        n += sum(len(ss.spans) for rs in m.resource_spans for ss in rs.scope_spans)
+    return n / (time.perf_counter() - t)
+
+
+def in_process(bodies: list[bytes], fmt: str, n_spans: int) -> float:
+    p, clock = make_pipeline()
+    t = time.perf_counter()
+    for i, b in enumerate(bodies):
+        p.ingest("traces", b, fmt)  # type: ignore[arg-type]
+        if i % 50 == 49:
+            p.flush()
+    finish(p, clock)
+    return n_spans / (time.perf_counter() - t)
+
+
+def _replay(port: int, bodies: list[bytes], content_type: str, conns: int, q: mp.Queue) -> None:
+    pin(1)
+    import threading
+
+    def worker(part: list[bytes]) -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        for b in part:
+            c.request("POST", "/v1/traces", b, {"Content-Type": content_type})
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                raise SystemExit(f"HTTP {r.status}")
+        c.close()
+
+    ts = [threading.Thread(target=worker, args=(bodies[i::conns],)) for i in range(conns)]
+    t = time.perf_counter()
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join()
+    q.put(time.perf_counter() - t)
+
+
+def over_http(bodies: list[bytes], fmt: str, n_spans: int) -> float:
+    p, clock = make_pipeline()
+    p.settings = config.with_overrides(p.settings, flush_interval_s=0.5)
+    rx = OtlpHttpReceiver(p, port=0, max_body_bytes=64 << 20)
+    rx.start()
+    p.start()
+    ctx = mp.get_context("fork")
+    q: mp.Queue = ctx.Queue()
+    ctype = "application/x-protobuf" if fmt == "proto" else "application/json"
+    t = time.perf_counter()
+    proc = ctx.Process(target=_replay, args=(rx.port, bodies, ctype, 2, q))
+    proc.start()
+    q.get()
+    proc.join()
+    p._stop.set()
+    finish(p, clock)
+    elapsed = time.perf_counter() - t
+    rx.stop()
+    return n_spans / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spans", type=int, default=300_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    pin(0)
+    print(f"# lanewatch collector benchmark  {time.strftime('%Y-%m-%d %H:%M')}  cpus={os.cpu_count()}")
+    shapes = [("proto", 1000), ("proto", 512), ("json", 1000)]
+    for fmt, per in shapes:
+        target = args.spans if fmt == "proto" else args.spans // 3
+        bodies_pb = payloads.build(target, per, "proto", t0_ns=0)
+        bodies = bodies_pb if fmt == "proto" else payloads.build(target, per, "json", t0_ns=0)
+        n_spans = payloads.count_spans(bodies_pb)
+        raws, inp, http_ = [], [], []
+        for _ in range(args.rounds):
+            raws.append(raw_parse(bodies_pb))
+            inp.append(in_process(bodies, fmt, n_spans))
+            http_.append(over_http(bodies, fmt, n_spans))
+        r, i, h = (statistics.median(x) for x in (raws, inp, http_))
+        print(f"{fmt:5} {per:5} spans/request  raw parse {r/1e3:8.0f}k/s  in-process {i/1e3:6.0f}k/s "
+              f"({i/r:.3f}x raw)  over HTTP {h/1e3:6.0f}k/s ({h/r:.3f}x raw)   [{n_spans} spans in {len(bodies)} requests, x{args.rounds}]")
+
+
+if __name__ == "__main__":
+    main()

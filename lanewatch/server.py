@@ -1,0 +1,166 @@
+"""``lanewatch up``: collector, store, query API and dashboard in one process.
+
+:class:`Collector` wires the parts (usable in-process by tests and the demo);
+``run_up`` is the command. One process owns the DuckDB file: it writes and
+answers queries (DuckDB holds the file lock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lanewatch import config
+from lanewatch.collect.pipeline import Pipeline
+from lanewatch.collect.receivers.grpc import OtlpGrpcReceiver
+from lanewatch.collect.receivers.http import OtlpHttpReceiver
+from lanewatch.config import Settings
+
+log = logging.getLogger("lanewatch")
+
+
+class _LiveView:
+    """What the running pipeline knows before the next flush reaches the store."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._p = pipeline
+
+    def instances(self) -> list[dict[str, Any]]:
+        with self._p._lock:
+            return [i.row() for i in self._p.liveness._by_key.values()]
+
+    def counters(self) -> dict[str, int]:
+        with self._p._lock:
+            return dict(self._p.counters)
+
+
+class Collector:
+    """Everything ``lanewatch up`` runs. ``start()`` binds every listener (ports 0
+    are picked free; see :meth:`endpoints`), ``stop()`` flushes and frees them."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time,
+                 web: bool = True) -> None:
+        from lanewatch.query import Query
+        from lanewatch.store import open_store
+
+        self.settings = settings
+        self.store = open_store(settings)
+        self.pipeline = Pipeline(settings, self.store, clock)
+        self.query = Query(self.store, settings, clock, live=_LiveView(self.pipeline))
+        limit = settings.max_body_bytes
+        self.http = OtlpHttpReceiver(self.pipeline, settings.host, settings.otlp_http_port, limit)
+        self.grpc = (OtlpGrpcReceiver(self.pipeline, settings.host, settings.otlp_grpc_port, limit)
+                     if settings.otlp_grpc_port >= 0 else None)
+        self._web_enabled = web
+        self._web: Any = None
+        self._web_thread: threading.Thread | None = None
+
+    def _build_web(self) -> Any:
+        import flask
+        from werkzeug.serving import make_server
+
+        from lanewatch.api import register_api
+
+        app = flask.Flask("lanewatch")
+        register_api(app, self.query)
+        try:
+            from lanewatch.dashboard.app import create_dash
+            create_dash(app, self.query, self.settings)
+        except ImportError as e:  # the API still serves without the dashboard
+            log.warning("dashboard unavailable: %s", e)
+        return make_server(self.settings.host, self.settings.port, app, threaded=True)
+
+    def start(self) -> Collector:
+        self.pipeline.start()
+        self.http.start()
+        if self.grpc is not None:
+            self.grpc.start()
+        if self._web_enabled:
+            self._web = self._build_web()
+            self._web_thread = threading.Thread(target=self._web.serve_forever, name="lanewatch-web",
+                                                daemon=True)
+            self._web_thread.start()
+        return self
+
+    def endpoints(self) -> dict[str, Any]:
+        host = self.settings.host
+        out: dict[str, Any] = {"otlp_http": f"http://{host}:{self.http.port}", "otlp_http_port": self.http.port}
+        if self.grpc is not None:
+            out.update(otlp_grpc=f"{host}:{self.grpc.port}", otlp_grpc_port=self.grpc.port)
+        if self._web is not None:
+            out.update(url=f"http://{host}:{self._web.server_port}", port=self._web.server_port)
+        return out
+
+    def stop(self) -> None:
+        self.http.stop()
+        if self.grpc is not None:
+            self.grpc.stop()
+        if self._web is not None:
+            self._web.shutdown()
+            self._web.server_close()
+        self.pipeline.stop()
+        self.store.close()
+
+    def __enter__(self) -> Collector:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def add_up_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="address to bind (LANEWATCH_HOST, default 127.0.0.1)")
+    p.add_argument("--otlp-http-port", type=int, help="OTLP/HTTP port (default 4318, 0 = any free)")
+    p.add_argument("--otlp-grpc-port", type=int, help="OTLP/gRPC port (default 4317, 0 = any, -1 = off)")
+    p.add_argument("--port", type=int, help="API and dashboard port (default 8050, 0 = any free)")
+    p.add_argument("--data-dir", help="directory of the embedded store (default ./lanewatch-data)")
+    p.add_argument("--config", help="YAML file with settings, rules and topology")
+    p.add_argument("--ready-file", help="write the bound endpoints as JSON here once listening")
+    p.add_argument("--log-level", default=os.environ.get("LANEWATCH_LOG_LEVEL", "INFO"))
+
+
+def run_up(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    flags = {k: getattr(args, k) for k in ("host", "otlp_http_port", "otlp_grpc_port", "port", "data_dir", "config")}
+    try:
+        settings = config.load(flags)
+    except config.ConfigError as e:
+        log.error("configuration: %s", e)
+        return 2
+    try:
+        collector = Collector(settings).start()
+    except OSError as e:
+        log.error("cannot start: %s (is another lanewatch running on these ports?)", e)
+        return 2
+    ep = collector.endpoints()
+    if args.ready_file:
+        Path(args.ready_file).write_text(json.dumps(ep))
+    print(f"lanewatch up: OTLP/HTTP {ep['otlp_http']}  OTLP/gRPC {ep.get('otlp_grpc', 'off')}  "
+          f"dashboard and API {ep.get('url')}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    collector.stop()
+    return 0
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--markdown", action="store_true", help="print as a Markdown table")
+
+
+def run_config(args: argparse.Namespace) -> int:
+    for name, env, default, doc in config.describe():
+        if args.markdown:
+            print(f"| `{name}` | `{env}` | `{default!r}` | {doc} |")
+        else:
+            print(f"{name:26} {env:36} {default!r:24} {doc}")
+    return 0
