@@ -1,0 +1,189 @@
+"""``lanewatch demo``: the write-up's mesh, live, in one command; ``lanewatch demo fault``: its switches.
+
+``lanewatch demo [--scenario 1|2|3|all] [--rate 20] [--duration S] [--no-browser]``
+starts the collector and dashboard, the A -> B -> C mesh (base and gray
+copies), the ingress and the traffic, prints the dashboard URL, and stops
+every process it started on Ctrl-C, SIGTERM or at the end of ``--duration``.
+
+``lanewatch demo fault [NAME on|off] [--control URL]`` lists or switches the
+faults of a running demo (the URL defaults to the running demo's).
+While the demo runs in a terminal, typing a fault's number and Enter toggles it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import webbrowser
+from pathlib import Path
+
+from lanewatch.demo import faults as F
+from lanewatch.demo import scenarios as S
+from lanewatch.demo import web
+from lanewatch.demo.runner import Demo, DemoError, DemoOptions
+
+log = logging.getLogger(__name__)
+
+
+def default_run_file() -> Path:
+    """Where a running demo says how to reach it (for ``lanewatch demo fault``)."""
+    return Path(tempfile.gettempdir()) / f"lanewatch-demo-{os.getuid()}.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``lanewatch demo`` and its ``fault`` subcommand."""
+    parser.add_argument("--scenario", default="all", choices=(*S.SCENARIOS, "all"),
+                        help="the write-up's scenario; 'all' cycles through them (default)")
+    parser.add_argument("--no-canary", action="store_true",
+                        help="scenario 3 without the ingress canary (user 100 enters at A-base)")
+    parser.add_argument("--rate", type=float, default=20.0, help="requests per second (default 20)")
+    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds")
+    parser.add_argument("--phase-seconds", type=float, default=30.0, help="length of each phase of 'all'")
+    parser.add_argument("--no-browser", action="store_true", help="do not open the dashboard")
+    parser.add_argument("--no-collector", action="store_true", help="the mesh only, not instrumented")
+    parser.add_argument("--no-traffic", action="store_true", help="send no traffic (use curl)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="dashboard and API port (0 = free)")
+    parser.add_argument("--otlp-http-port", type=int, default=0, help="collector OTLP/HTTP port (0 = free)")
+    parser.add_argument("--ingress-port", type=int, default=0, help="ingress port (0 = free)")
+    parser.add_argument("--control-port", type=int, default=0, help="fault/registry control port (0 = free)")
+    parser.add_argument("--data-dir", default="", help="keep the collector's store here (default: temporary)")
+    parser.add_argument("--run-file", default="", help=f"write URLs and pids here (default {default_run_file()})")
+    parser.add_argument("--log-level", default="WARNING")
+    sub = parser.add_subparsers(dest="demo_command")
+    fault = sub.add_parser("fault", help="list or switch the faults of a running demo")
+    fault.add_argument("name", nargs="?", choices=F.FAULT_NAMES, help="the fault")
+    fault.add_argument("state", nargs="?", choices=("on", "off"), help="switch it on or off")
+    fault.add_argument("--control", default="", help="the demo's control URL (default: the running demo's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo, or the ``fault`` subcommand."""
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if getattr(args, "demo_command", None) == "fault":
+        return fault_command(args)
+    opts = DemoOptions(scenario=args.scenario, canary=not args.no_canary, rate=args.rate,
+                       phase_s=args.phase_seconds, host=args.host, port=args.port,
+                       otlp_http_port=args.otlp_http_port, ingress_port=args.ingress_port,
+                       control_port=args.control_port, collector=not args.no_collector,
+                       traffic=not args.no_traffic, data_dir=args.data_dir,
+                       run_file=args.run_file or str(default_run_file()), log_level=args.log_level)
+    return run_until_stopped(opts, args.duration, open_browser=not args.no_browser)
+
+
+def run_until_stopped(opts: DemoOptions, duration: float = 0.0, open_browser: bool = False) -> int:
+    """Start, show progress until Ctrl-C / SIGTERM / ``duration``, stop everything."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    demo = Demo(opts)
+    try:
+        try:
+            demo.start()
+        except DemoError as e:
+            sys.stderr.write(f"lanewatch demo: {e}\n")
+            return 1
+        _banner(demo)
+        if open_browser and opts.collector:
+            _open_browser(demo.dashboard_url)
+        if sys.stdin.isatty():
+            threading.Thread(target=_keys, args=(demo, stop), name="demo-keys", daemon=True).start()
+        _progress(demo, stop, duration)
+        if demo.traffic is not None:
+            sys.stderr.write("\n" + demo.traffic.progress_line("final") + "\n")
+            if demo.traffic.snapshot().last_error:
+                sys.stderr.write(f"last error: {demo.traffic.snapshot().last_error}\n")
+        return 0
+    finally:
+        if sys.stderr.isatty():
+            sys.stderr.write("stopping...\n")
+        demo.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _progress(demo: Demo, stop: threading.Event, duration: float) -> None:
+    end = time.monotonic() + duration if duration > 0 else float("inf")
+    tty = sys.stderr.isatty()
+    last_line = time.monotonic()
+    while not stop.is_set() and time.monotonic() < end:
+        demo.run_pending(0.5)
+        note = demo.tick()
+        for why in demo.reap():
+            log.warning("%s", why)
+        line = demo.traffic.progress_line(note) if demo.traffic is not None else note
+        if tty:
+            sys.stderr.write("\r\033[K" + line[: max(20, _columns() - 1)])
+            sys.stderr.flush()
+        elif time.monotonic() - last_line >= 10:
+            last_line = time.monotonic()
+            sys.stderr.write(line + "\n")
+
+
+def _columns() -> int:
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except OSError:
+        return 120
+
+
+def _banner(demo: Demo) -> None:
+    info, sc = demo.info(), demo.phases.current()
+    lines = [f"lanewatch demo up in {info['startup_s']} s: scenario {demo.opts.scenario} ({sc.title})"]
+    if info["dashboard_url"]:
+        lines += [f"  dashboard   {info['dashboard_url']}", f"  API         {info['api_url']}/api/v1/summary?window=60"]
+    lines += [f"  ingress     {info['ingress_url']}   try:",
+              f"    curl -H 'Host: {sc.traffic[-1].host}' "
+              + "".join(f"-H '{k}: {v}' " for k, v in sc.traffic[-1].headers.items()) + f"{info['ingress_url']}/a",
+              f"  faults      lanewatch demo fault NAME on|off --control {info['control_url']}",
+              "              or type a number and Enter to toggle:"]
+    lines += [f"    {i}. {f.name:<18} {f.description}" for i, f in enumerate(F.FAULTS, 1)]
+    print("\n".join(lines), flush=True)
+
+
+def _keys(demo: Demo, stop: threading.Event) -> None:
+    for raw in sys.stdin:
+        key = raw.strip().lower()
+        if key in ("q", "quit", "exit"):
+            stop.set()
+            return
+        if key.isdigit() and 1 <= int(key) <= len(F.FAULTS):
+            name = F.FAULTS[int(key) - 1].name
+            demo.switchboard.set(name, not demo.switchboard.snapshot()[name])
+
+
+def _open_browser(url: str) -> None:
+    """Open ``url`` only where a graphical browser can be (a text browser would take the terminal)."""
+    if sys.platform in ("darwin", "win32") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        try:
+            webbrowser.open(url, new=2)
+        except webbrowser.Error as e:
+            log.info("no browser: %s", e)
+
+
+def fault_command(args: argparse.Namespace) -> int:
+    """``lanewatch demo fault [NAME on|off]``: list the faults, or switch one."""
+    url = args.control or os.environ.get("LANEWATCH_DEMO_CONTROL_URL", "")
+    if not url:
+        try:
+            url = json.loads(default_run_file().read_text())["control_url"]
+        except (OSError, ValueError, KeyError):
+            sys.stderr.write("no running demo found: pass --control URL\n")
+            return 2
+    try:
+        if args.name and args.state:
+            web.post_json(f"{url.rstrip('/')}/faults/{args.name}", {"on": args.state == "on"}, timeout=15.0)
+        info = web.get_json(f"{url.rstrip('/')}/faults/info")
+    except OSError as e:
+        sys.stderr.write(f"control server {url}: {e}\n")
+        return 2
+    for f in info:
+        if not args.name or f["name"] == args.name:
+            print(f"{'ON ' if f['on'] else 'off'}  {f['name']:<18} {f['description']}  -> {f['expect']}")
+    return 0

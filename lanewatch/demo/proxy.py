@@ -1,0 +1,92 @@
+"""A forward proxy between A and B, which can lose the lane tag in transit.
+
+``python -m lanewatch.demo.proxy --control URL``
+
+A's calls to B go through it (``requests`` with ``proxies=``). It passes
+everything on unchanged, until the fault ``proxy_strips_tag`` is on: then it
+drops the lane header (and its aliases) and the ``lane`` entry of the W3C
+``baggage`` header, keeping ``traceparent`` and every other baggage entry, as
+a gateway that filters headers it does not know would. Not instrumented: to
+the collector it is part of the wire.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from lanewatch import lane as L
+from lanewatch.demo import faults as F
+from lanewatch.demo import web
+from lanewatch.demo.client import ControlClient, serve_role
+
+log = logging.getLogger(__name__)
+
+#: Response header set when the upstream could not be reached (the caller may fail over).
+PROXY_ERROR_HEADER = "X-Proxy-Error"
+UNREACHABLE = "upstream-unreachable"
+
+
+def strip_lane(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` without the lane headers and without the ``lane`` baggage entry."""
+    aliases = {h.lower() for h in L.LANE_HEADER_ALIASES}
+    out = {k: v for k, v in headers.items() if k.lower() not in aliases}
+    for key in [k for k in out if k.lower() == "baggage"]:
+        entries = [e for e in out[key].split(",")
+                   if e.strip() and e.split("=", 1)[0].strip() != L.REQUEST_LANE_ATTR]
+        if entries:
+            out[key] = ",".join(e.strip() for e in entries)
+        else:
+            del out[key]
+    return out
+
+
+class ProxyApp:
+    """WSGI forward proxy: ``GET http://host:port/path`` request lines."""
+
+    def __init__(self, control: ControlClient) -> None:
+        self.control = control
+        self.stripped = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        target = str(environ.get("PATH_INFO", ""))
+        if environ.get("QUERY_STRING"):
+            target += "?" + environ["QUERY_STRING"]
+        if target == "/healthz":
+            return web.text_response(start_response, 200, "ok")
+        parts = urlsplit(target)
+        if parts.scheme != "http" or not parts.netloc:
+            return web.text_response(start_response, 400, "a forward proxy: expected an absolute http:// URL")
+        headers = web.incoming_headers(environ)
+        if self.control.fault(F.PROXY_STRIPS_TAG):
+            headers = strip_lane(headers)
+            self.stripped += 1
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        try:
+            status, out, body = web.forward(environ["REQUEST_METHOD"], parts.netloc, path, headers,
+                                            web.read_body(environ))
+        except OSError as e:
+            return web.text_response(start_response, 502, f"(proxy: {parts.netloc} unreachable: {e})",
+                                     [(PROXY_ERROR_HEADER, UNREACHABLE)])
+        start_response(f"{status} {'OK' if status < 400 else 'Error'}", [*out, ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lanewatch.demo.proxy", description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--control", required=True)
+    p.add_argument("--log-level", default="WARNING")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s proxy %(levelname)s %(message)s")
+    return serve_role("proxy", args.host, args.port, args.control, ProxyApp)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

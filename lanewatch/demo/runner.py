@@ -1,0 +1,273 @@
+"""Bring the whole demo up, keep it running, bring it down: :class:`Demo`.
+
+Start order (most of it in parallel): the control server (in this process),
+then the collector (``lanewatch up``), the proxy, the six instances and the
+ingress as child processes; the demo waits until every process has registered
+and the collector answers, then starts the traffic. Stop order: traffic,
+ingress and mesh (each leaves gracefully), the collector last, so it receives
+the goodbyes and the last spans.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lanewatch.demo import faults as F
+from lanewatch.demo import scenarios as S
+from lanewatch.demo import web
+from lanewatch.demo.control import ControlApp, ControlServer
+from lanewatch.demo.faults import Switchboard
+from lanewatch.demo.phases import Phases
+from lanewatch.demo.registry import Registry
+from lanewatch.demo.supervisor import Supervisor
+from lanewatch.demo.traffic import Traffic
+
+log = logging.getLogger(__name__)
+
+INSTANCES = tuple((svc, lane) for svc in S.CHAIN for lane in S.LANES)
+MESH_STOP_ORDER = ("ingress", *(f"{s}-{lane}" for s, lane in INSTANCES), "proxy")
+
+
+#: Two control polls: long enough for every process to see every registered instance.
+SETTLE_S = 0.5
+
+
+class DemoError(RuntimeError):
+    """The demo could not start; the message says which part and why."""
+
+
+@dataclass
+class DemoOptions:
+    """What ``lanewatch demo`` was asked for (see :mod:`lanewatch.demo.cli` for the flags)."""
+
+    scenario: str = "all"
+    canary: bool = True
+    rate: float = 20.0
+    phase_s: float = 30.0
+    host: str = "127.0.0.1"
+    port: int = 0
+    otlp_http_port: int = 0
+    ingress_port: int = 0
+    control_port: int = 0
+    collector: bool = True
+    traffic: bool = True
+    data_dir: str = ""
+    run_file: str = ""
+    start_timeout_s: float = 90.0
+    log_level: str = "WARNING"
+
+
+class Demo:
+    """One demo run. ``start()``, then ``stop()`` (always, also after a failed start)."""
+
+    def __init__(self, opts: DemoOptions) -> None:
+        self.opts = opts
+        self.run_dir = Path(tempfile.mkdtemp(prefix="lanewatch-demo-"))
+        self.phases = Phases(opts.scenario, opts.canary, opts.phase_s)
+        self.registry = Registry(ttl_s=3.0)
+        self.switchboard = Switchboard()
+        self.control = ControlServer(ControlApp(self.registry, self.switchboard, self.phases.ingress_json),
+                                     opts.host, opts.control_port)
+        self.supervisor = Supervisor(log_dir=self.run_dir)
+        self.traffic: Traffic | None = None
+        self._lock = threading.RLock()
+        self._actions: queue.Queue[tuple[Callable[[], None], threading.Event]] = queue.Queue()
+        self.api_port = opts.port or web.free_port(opts.host)
+        self.otlp_port = opts.otlp_http_port or web.free_port(opts.host)
+        self.ingress_port = opts.ingress_port or web.free_port(opts.host)
+        self.proxy_port = web.free_port(opts.host)
+        self.config_path = self.run_dir / "collector.yaml"
+        self.collector_ready = self.run_dir / "collector-ready.json"
+        self.started_at = 0.0
+
+    # -- urls ----------------------------------------------------------------------------
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.opts.host}:{self.api_port}/"
+
+    @property
+    def ingress_url(self) -> str:
+        return f"http://{self.opts.host}:{self.ingress_port}"
+
+    def info(self) -> dict[str, Any]:
+        """What scripts and tests need to talk to this run (also written to ``run_file``)."""
+        return {"pid": os.getpid(), "scenario": self.opts.scenario, "canary": self.opts.canary,
+                "control_url": self.control.url, "ingress_url": self.ingress_url,
+                "dashboard_url": self.dashboard_url if self.opts.collector else "",
+                "api_url": f"http://{self.opts.host}:{self.api_port}" if self.opts.collector else "",
+                "otlp_url": f"http://{self.opts.host}:{self.otlp_port}" if self.opts.collector else "",
+                "config": str(self.config_path), "run_dir": str(self.run_dir),
+                "children": self.supervisor.pids(), "startup_s": round(self.started_at, 2)}
+
+    # -- start -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start everything and wait until it is ready; raises :class:`DemoError`."""
+        t0 = time.monotonic()
+        self.control.start()
+        self.switchboard.subscribe(self._on_fault)
+        doc = S.collector_settings(self.phases.all_scenarios(), self.control.url)
+        self.config_path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        if self.opts.collector:
+            self._start_collector()
+        self._start("proxy", ["-m", "lanewatch.demo.proxy", "--port", str(self.proxy_port)])
+        for svc, lane in INSTANCES:
+            self._start_instance(svc, lane)
+        self._start("ingress", ["-m", "lanewatch.demo.ingress", "--port", str(self.ingress_port)])
+        self._wait_ready(t0 + self.opts.start_timeout_s)
+        time.sleep(SETTLE_S)  # every process sees the whole registry before traffic starts
+        self.started_at = time.monotonic() - t0
+        self.phases.restart_clock()
+        if self.opts.traffic:
+            self.traffic = Traffic(self.ingress_url, self.phases.current().traffic, self.opts.rate).start()
+        if self.opts.run_file:
+            Path(self.opts.run_file).write_text(json.dumps(self.info(), indent=2))
+        log.info("demo up in %.1f s", self.started_at)
+
+    def _python(self, argv: list[str]) -> list[str]:
+        return [sys.executable, *argv]
+
+    def _start(self, name: str, argv: list[str]) -> None:
+        with self._lock:
+            self.supervisor.start(name, self._python([*argv, "--control", self.control.url,
+                                                       "--log-level", self.opts.log_level]))
+
+    def _start_collector(self) -> None:
+        with self._lock:
+            self.supervisor.start("collector", self._python([
+                "-m", "lanewatch.cli", "up", "--host", self.opts.host, "--port", str(self.api_port),
+                "--otlp-http-port", str(self.otlp_port), "--otlp-grpc-port", "-1",
+                "--data-dir", self.opts.data_dir or str(self.run_dir / "data"),
+                "--config", str(self.config_path), "--ready-file", str(self.collector_ready),
+                "--log-level", self.opts.log_level]))
+
+    def _start_instance(self, svc: str, lane: str) -> None:
+        sc = self.phases.current()
+        argv = ["-m", "lanewatch.demo.service", "--service", svc, "--lane", lane,
+                "--rules", str(self.config_path)]
+        if self.opts.collector:
+            argv += ["--endpoint", f"http://{self.opts.host}:{self.otlp_port}"]
+        if sc.dyes(svc, lane):
+            argv.append("--dyeing")
+        for header in self.phases.passthrough():
+            argv += ["--passthrough", header]
+        if svc == "A":
+            argv += ["--proxy", f"http://{self.opts.host}:{self.proxy_port}"]
+        self._start(f"{svc}-{lane}", argv)
+
+    def _wait_ready(self, deadline: float) -> None:
+        want = {"proxy", "ingress", *(f"{s}-{lane}" for s, lane in INSTANCES)}
+        collector_ok = not self.opts.collector
+        while True:
+            have = {i.service if i.role != "service" else f"{i.service}-{i.lane}"
+                    for i in self.registry.live(role=None)}
+            collector_ok = collector_ok or self.collector_ready.exists()
+            if want <= have and collector_ok:
+                return
+            dead = self.supervisor.dead()
+            if dead or time.monotonic() > deadline:
+                missing = sorted(want - have) + ([] if collector_ok else ["collector"])
+                why = "; ".join(f"{c.name} exited ({c.popen.returncode}):\n{c.log_tail()}" for c in dead)
+                raise DemoError(f"not ready: {', '.join(missing)} {why}".strip())
+            time.sleep(0.1)
+
+    # -- while running ---------------------------------------------------------------------------
+    def _on_fault(self, name: str, on: bool) -> None:
+        """Switchboard listener (a control-server thread): C-gray goes down or comes back.
+
+        Processes are started from the main thread only (see the supervisor's
+        parent-death signal), so the work is queued for :meth:`tick`; the
+        caller waits for it, so ``POST /faults/c_gray_down`` returns when done.
+        """
+        if name != F.C_GRAY_DOWN:
+            return
+        done = threading.Event()
+        self._actions.put((self._c_gray_down if on else self._c_gray_up, done))
+        if threading.current_thread() is threading.main_thread():
+            self.run_pending(0.0)
+        elif not done.wait(20.0):
+            log.warning("c_gray_down=%s still pending", on)
+
+    def _c_gray_down(self) -> None:
+        with self._lock:
+            self.supervisor.stop("C-gray")
+
+    def _c_gray_up(self) -> None:
+        with self._lock:
+            if "C-gray" not in self.supervisor.pids():
+                self._start_instance("C", "gray")
+
+    def run_pending(self, timeout_s: float) -> None:
+        """Run queued process changes (main thread only); waits up to ``timeout_s`` for one."""
+        try:
+            action, done = self._actions.get(timeout=timeout_s) if timeout_s > 0 else self._actions.get_nowait()
+        except queue.Empty:
+            return
+        try:
+            action()
+        finally:
+            done.set()
+
+    def tick(self) -> str:
+        """Advance scenario phases (``--scenario all``); returns a note for the progress line.
+
+        Main thread only: it may restart A-gray.
+        """
+        change = self.phases.advance()
+        if change is not None:
+            old, new = change
+            log.info("scenario %s -> %s", old.name, new.name)
+            if self.traffic is not None:
+                self.traffic.set_kinds(new.traffic)
+            if old.dyes("A", "gray") != new.dyes("A", "gray"):
+                with self._lock:
+                    self.supervisor.stop("A-gray")
+                    self._start_instance("A", "gray")
+        on = [n for n, v in self.switchboard.snapshot().items() if v]
+        note = f"scenario {self.phases.current().name}"
+        return note + (f" | faults: {', '.join(on)}" if on else "")
+
+    # -- stop -----------------------------------------------------------------------------------
+    def reap(self) -> list[str]:
+        """Forget children that exited on their own; returns a note about each."""
+        with self._lock:
+            dead = self.supervisor.dead()
+            for child in dead:
+                self.supervisor.children.pop(child.name, None)
+        return [f"{c.name} exited ({c.popen.returncode}): {c.log_tail(5)}" for c in dead]
+
+    def stop(self, keep_run_dir: bool = False) -> None:
+        """Stop traffic and every child process, free every port, remove the run directory."""
+        if self.traffic is not None:
+            self.traffic.stop()
+        self.switchboard.unsubscribe_all()
+        while not self._actions.empty():  # release anyone waiting on a queued change
+            self._actions.get_nowait()[1].set()
+        with self._lock:
+            self.supervisor.stop_all(timeout_s=8.0, first=MESH_STOP_ORDER)
+        self.control.stop()
+        if self.opts.run_file:
+            _remove_if_ours(Path(self.opts.run_file))
+        if not keep_run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _remove_if_ours(path: Path) -> None:
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
