@@ -1,4 +1,4 @@
-"""Test helpers shipped for users: a recording OTLP/HTTP receiver and flat records.
+"""Test helpers shipped for users: a recording OTLP/HTTP receiver, a header sink, flat records.
 
 :class:`OTLPRecorder` listens on a loopback port, accepts OTLP/HTTP exports
 (``/v1/traces``, ``/v1/metrics``; protobuf or JSON; gzip; ``Content-Length`` or
@@ -83,6 +83,38 @@ def _hex_ids_to_base64(obj: Any) -> Any:
     return obj
 
 
+class HeaderSink:
+    """An uninstrumented HTTP server on ``127.0.0.1`` that records each request's headers (lower-case keys).
+
+    Put it at the end of a chain to see what a service really sends:
+    ``x-mse-tag``, ``baggage``, pass-through headers.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.requests: list[dict[str, str]] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                sink.requests.append({k.lower(): v for k, v in self.headers.items()})
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://{host}:{self._server.server_port}"
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 class OTLPRecorder:
     """A minimal OTLP/HTTP receiver on ``127.0.0.1`` that records what it gets."""
 
@@ -93,7 +125,8 @@ class OTLPRecorder:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-recorder", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        name="otlp-recorder", daemon=True)
 
     @property
     def url(self) -> str:
