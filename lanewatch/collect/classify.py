@@ -8,6 +8,7 @@ off their expected lane and not base traffic (the rare rows).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -15,42 +16,41 @@ import numpy.typing as npt
 from lanewatch import lane as L
 from lanewatch.config import Rule
 
-IsLive = Callable[[str, str, float], bool]
+IsLive = Callable[[Any, Any, float], bool]
 NOT_A_HOP = -1
 
 
-def expected_lanes(service: npt.NDArray[np.object_], request_lane: Sequence[str],
+def expected_lanes(service: npt.NDArray[Any], request_lane: npt.NDArray[Any],
                    is_hop: npt.NDArray[np.bool_], extra: Mapping[str, Sequence[str]],
-                   rules: Sequence[Rule]) -> npt.NDArray[np.object_]:
+                   rules: Mapping[Any, Sequence[tuple[Rule, Any]]]) -> npt.NDArray[Any]:
     """The expected lane per span: the first matching rule of the span's service
-    (hops only), else the request lane."""
-    expected = np.asarray(request_lane, dtype=object)
+    (hops only), else the request lane. ``rules`` maps a service (name or code, as
+    in ``service``) to its rules, each with the lane value to use (name or code)."""
+    expected = np.array(request_lane, copy=True)
     if not rules:
         return expected
-    by_service: dict[str, list[Rule]] = {}
-    for r in rules:
-        by_service.setdefault(r.service, []).append(r)
-    ruled = np.flatnonzero(is_hop & np.isin(service, list(by_service)))
-    for i in ruled:
+    ruled = np.flatnonzero(is_hop & np.isin(service, list(rules)))
+    for i in ruled.tolist():
         attrs = {k: v[i] for k, v in extra.items()}
-        for rule in by_service[service[i]]:
+        for rule, lane in rules[service[i]]:
             if rule.matches(attrs):
-                expected[i] = rule.lane
+                expected[i] = lane
                 break
     return expected
 
 
-def hop_verdicts(service: npt.NDArray[np.object_], instance_lane: npt.NDArray[np.object_],
-                 expected: npt.NDArray[np.object_], is_hop: npt.NDArray[np.bool_],
-                 t_s: npt.NDArray[np.float64], is_live: IsLive) -> npt.NDArray[np.int8]:
-    """Verdict code per span (:data:`NOT_A_HOP` for non-hops)."""
+def hop_verdicts(service: npt.NDArray[Any], instance_lane: npt.NDArray[Any],
+                 expected: npt.NDArray[Any], is_hop: npt.NDArray[np.bool_],
+                 t_s: npt.NDArray[np.float64], is_live: IsLive, base: Any = L.BASE) -> npt.NDArray[np.int8]:
+    """Verdict code per span (:data:`NOT_A_HOP` for non-hops). Lanes and services may be
+    names or integer codes (then ``base`` is the code of base and ``is_live`` takes codes)."""
     v = np.full(len(is_hop), NOT_A_HOP, dtype=np.int8)
     same = instance_lane == expected
-    exp_base = expected == L.BASE
+    exp_base = expected == base
     v[is_hop & same] = L.Verdict.IN_LANE
     v[is_hop & ~same & exp_base] = L.Verdict.INTRUSION
-    for i in np.flatnonzero(is_hop & ~same & ~exp_base):
-        served_by_base = instance_lane[i] == L.BASE
+    for i in np.flatnonzero(is_hop & ~same & ~exp_base).tolist():
+        served_by_base = instance_lane[i] == base
         live = is_live(service[i], expected[i], float(t_s[i])) if served_by_base else True
         v[i] = L.Verdict.FALLBACK if served_by_base and not live else L.Verdict.LEAK
     return v

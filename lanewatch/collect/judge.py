@@ -1,6 +1,8 @@
 """Judge one assembled trace: edges, tag_lost, entry lane, lane path, stayed.
 
-Pure. A hop's *client* is its parent span when that is a CLIENT/PRODUCER
+Pure, plain and per trace: the reference for :mod:`.bulk` (which judges many
+traces column-wise) and the source of lane paths and violation records for
+the traces that need them. A hop's *client* is its parent span when that is a CLIENT/PRODUCER
 span; its *hop parent* is the nearest SERVER/CONSUMER ancestor (through
 INTERNAL and CLIENT spans). ``tag_lost`` in transit: the lane a client sent
 differs from the lane its hop received. ``tag_lost`` inside a service: a
@@ -9,12 +11,26 @@ client sent another lane than the hop above it in the same service carried.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from lanewatch import lane as L
 
-if TYPE_CHECKING:
-    from lanewatch.collect.traces import Finalised, Row
+
+class Row(NamedTuple):
+    """One span as the reference judge sees it."""
+
+    span_id: bytes
+    parent_id: bytes
+    kind: int
+    service: str
+    instance_lane: str
+    request_lane: str  # lane the span carried (sent, for CLIENT/PRODUCER)
+    received_lane: str  # lane the hop received (request lane unless dyed)
+    expected: str
+    verdict: int  # -1 for non-hops
+    start_ns: int
+    error: bool
 
 _HOP = frozenset((L.SpanKind.SERVER, L.SpanKind.CONSUMER))
 _SEND = frozenset((L.SpanKind.CLIENT, L.SpanKind.PRODUCER))
@@ -41,37 +57,35 @@ class Judgement:
         self.counters[name] = self.counters.get(name, 0) + 1
 
     def report(self, out: Finalised, prev: Judgement | None = None) -> None:
-        """Add to ``out`` what this judgement adds to ``prev`` (everything when None)."""
-        self._emit(out, 1.0)
-        seen: set[tuple[str, str]] = set()
-        if prev is not None:
-            prev._emit(out, -1.0)
-            seen = {(v["kind"], v["span_id"]) for v in prev.violations}
+        """Add to ``out`` the violations and kept trace that ``prev`` did not have."""
+        seen = {(v["kind"], v["span_id"]) for v in prev.violations} if prev else set()
         for v in self.violations:
             if (v["kind"], v["span_id"]) not in seen:
                 out.violations.append({**v, "late": prev is not None})
         if self.trace_row and (prev is None or prev.trace_row != self.trace_row):
             out.traces.append(self.trace_row)
 
-    def _emit(self, out: Finalised, sign: float) -> None:
-        acc = out.rollups
+    def contributions(self) -> dict[tuple[Any, ...], list[float]]:
+        """What this trace adds to the rollups, ``(table, *key) -> sums``, and its counters
+        as ``("counter", name) -> [n]``: the reference the bulk path is tested against."""
+        acc: dict[tuple[Any, ...], list[float]] = {}
         for key, values in self.edges:
-            a = acc.get(key)
-            if a is None:
-                acc[key] = [sign * x for x in values]
-            else:
-                for i, x in enumerate(values):
-                    a[i] += sign * x
+            a = acc.setdefault(key, [0.0] * len(values))
+            for i, x in enumerate(values):
+                a[i] += x
         if self.ts >= 0:
-            key = ("traces", self.ts, self.entry_lane)
-            a = acc.get(key)
-            if a is None:
-                acc[key] = [sign, sign * self.stayed]
-            else:
-                a[0] += sign
-                a[1] += sign * self.stayed
+            acc[("traces", self.ts, self.entry_lane)] = [1.0, float(self.stayed)]
         for name, n in self.counters.items():
-            out.counters[name] += int(sign) * n
+            acc[("counter", name)] = [float(n)]
+        return acc
+
+
+@dataclass
+class Finalised:
+    """Violations and kept traces found since the last flush."""
+
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    traces: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _hop_parent(spans: dict[bytes, Row], row: Row) -> Row | None:
@@ -93,6 +107,8 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
             sends.append(r)
     if not hops:
         j._count("traces_without_hops")
+        for _ in sends:
+            j._count("unpaired_client_spans")
         return j
     parent_of: dict[bytes, Row | None] = {}
     lost: set[bytes] = set()  # hops whose incoming edge lost the tag, or that lost it inside

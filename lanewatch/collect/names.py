@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from lanewatch import lane as L
 
 #: Raw values remembered; past this the cache is cleared (random junk cannot grow it).
@@ -50,3 +52,30 @@ class Names(dict[str, str]):
         if self._flagged:
             self.counters.update(filter(None, map(self._flagged.get, raws)))
         return out
+
+
+class Strings(dict[str, int]):
+    """Name -> small integer code (``base`` is 0), for columns of names as int arrays."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names: list[str] = []
+        self._array = np.empty(0, dtype=object)
+        self[L.BASE]  # code 0
+
+    def __missing__(self, name: str) -> int:
+        code = self[name] = len(self._names)
+        self._names.append(name)
+        return code
+
+    def codes(self, names: Sequence[str]) -> np.ndarray:
+        return np.fromiter(map(self.__getitem__, names), dtype=np.int32, count=len(names))
+
+    def names(self, codes: np.ndarray) -> list[str]:
+        """Names of a code array (C-speed take on an object array)."""
+        if len(self._array) != len(self._names):
+            self._array = np.asarray(self._names, dtype=object)
+        return self._array[codes].tolist()  # type: ignore[no-any-return]
+
+    def name(self, code: int) -> str:
+        return self._names[code]

@@ -14,24 +14,28 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from itertools import repeat
 
 import numpy as np
 
 from lanewatch import lane as L
-from lanewatch.collect import classify
+from lanewatch.collect import bulk, classify
+from lanewatch.collect.assembly import Assembly
 from lanewatch.collect.aggregate import Rollup
 from lanewatch.collect.decode import Keys, SpanColumns, decode_metrics, decode_traces
 from lanewatch.collect.ingest import Format, IngestResult, Signal
 from lanewatch.collect.liveness import Liveness
-from lanewatch.collect.names import Names
-from lanewatch.collect.traces import Row, TraceAssembler
+from lanewatch.collect.judge import Finalised, Row, judge
+from lanewatch.collect.names import Names, Strings
 from lanewatch.config import Settings
 from lanewatch.histogram import bucket_of
 from lanewatch.store.base import ROLLUPS, Batch, Store
 
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
+_NO_PARENT = bytes(8)
+#: Violating traces per flush whose lane paths and violation records are built; the
+#: rest are still counted in every rollup, and the excess is counted too.
+MAX_DETAILED_TRACES = 2000
 
 
 class Pipeline:
@@ -47,8 +51,13 @@ class Pipeline:
         self.lanes = Names(settings.max_lanes, L.normalize_lane, L.OVERFLOW_LANE, "lane", self.counters)
         self.services = Names(settings.max_services, _service_name, "_other", "service", self.counters)
         self.liveness = Liveness(settings.liveness_ttl_s, settings.topology, clock)
-        self.assembler = TraceAssembler(settings.trace_wait_s, settings.closed_trace_keep_s,
-                                        settings.max_pending_spans, settings.sample_ok_traces, clock)
+        self.assembly = Assembly(settings.trace_wait_s, settings.closed_trace_keep_s,
+                                 settings.max_pending_spans, clock)
+        self.strings = Strings()
+        self._rules = {self.strings[r.service]: [] for r in settings.rules}
+        for r in settings.rules:
+            self._rules[self.strings[r.service]].append((r, self.strings[r.lane]))
+        self._sample_cut = np.uint64(min(int(settings.sample_ok_traces * 2.0**64), 2**64 - 1))
         self.rollups = {t: Rollup(t) for t in ROLLUPS}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -83,9 +92,10 @@ class Pipeline:
         n = c.n
         if n == 0:
             return
+        S = self.strings
         res = np.asarray(c.resource, dtype=np.int64)
-        res_service = np.asarray(self.services.map([r.service for r in c.resources]), dtype=object)
-        res_lane = np.asarray(self.lanes.map([r.lane for r in c.resources]), dtype=object)
+        res_service = self.services.map([r.service for r in c.resources])
+        res_lane = self.lanes.map([r.lane for r in c.resources])
         start = np.asarray(c.start_ns, dtype=np.int64)
         end = np.asarray(c.end_ns, dtype=np.int64)
         last_end = np.zeros(len(c.resources), dtype=np.int64)
@@ -93,44 +103,107 @@ class Pipeline:
         for i, r in enumerate(c.resources):
             self.liveness.observe(res_service[i], res_lane[i], r.instance, float(last_end[i]) / _NS)
 
-        service, inst = res_service[res], res_lane[res]
-        req = self.lanes.map(c.request_lane)
+        svc = S.codes(res_service)[res]
+        inst = S.codes(res_lane)[res]
+        req = S.codes(self.lanes.map(c.request_lane))
         kind = np.asarray(c.kind, dtype=np.int8)
         is_hop = (kind == L.SpanKind.SERVER) | (kind == L.SpanKind.CONSUMER)
-        expected = classify.expected_lanes(service, req, is_hop, c.extra, self.settings.rules)
-        verdict = classify.hop_verdicts(service, inst, expected, is_hop, start / _NS, self.liveness.is_live)
-        error = np.asarray(c.status, dtype=np.int8) == 2
-        received = [L.BASE if d == "true" else r for d, r in zip(c.dyed, req)]
-        rows = list(map(tuple.__new__, repeat(Row), zip(
-            c.span_id, c.parent_id, c.kind, service.tolist(), inst.tolist(), req, received,
-            expected.tolist(), verdict.tolist(), c.start_ns, error.tolist())))
-        fresh = np.asarray(self.assembler.add(c.trace_id, rows), dtype=np.int64)
-        sel = fresh[is_hop[fresh]]
+        exp = classify.expected_lanes(svc, req, is_hop, c.extra, self._rules)
+        verdict = classify.hop_verdicts(svc, inst, exp, is_hop, start / _NS, self._is_live, base=0)
+        recv = req
+        if c.dyed.count("") != n:  # some spans were dyed: they received no lane
+            recv = np.where(np.asarray(c.dyed, dtype=object) == "true", 0, req).astype(np.int32)
+        ids = np.frombuffer(b"".join(c.trace_id), dtype=">u8").astype(np.uint64).reshape(-1, 2)
+        chunk = {
+            "thi": ids[:, 0], "tlo": ids[:, 1], "tkey": bulk.trace_key(ids[:, 0], ids[:, 1]),
+            "sid": np.frombuffer(b"".join(c.span_id), dtype=">u8").astype(np.uint64),
+            "pid": np.frombuffer(b"".join([p or _NO_PARENT for p in c.parent_id]), dtype=">u8").astype(np.uint64),
+            "kind": kind, "svc": svc, "inst": inst, "req": req, "recv": recv, "exp": exp,
+            "verdict": verdict, "start": start, "err": np.asarray(c.status, dtype=np.int8) == 2,
+        }
+        fresh = self.assembly.add(chunk)
+        sel = np.flatnonzero(fresh & is_hop)
         m = len(sel)
         if m == 0:
             return
         seconds = (start[sel] // _NS).tolist()
-        svc, lane_i = service[sel].tolist(), inst[sel].tolist()
-        lane_r = [req[i] for i in sel.tolist()]
+        svc_n, inst_n, req_n = S.names(svc[sel]), S.names(inst[sel]), S.names(req[sel])
         latency_ms = np.maximum(end[sel] - start[sel], 0) / 1e6
         self.rollups["hops"].add(
-            zip(seconds, svc, lane_i, lane_r, expected[sel].tolist(),
+            zip(seconds, svc_n, inst_n, req_n, S.names(exp[sel]),
                 map(L.VERDICT_NAMES.__getitem__, verdict[sel].tolist())),
-            m, [None, error[sel].astype(np.float64), latency_ms])
-        self.rollups["latency"].add(zip(seconds, svc, lane_i, lane_r, bucket_of(latency_ms).tolist()),
+            m, [None, chunk["err"][sel].astype(np.float64), latency_ms])
+        self.rollups["latency"].add(zip(seconds, svc_n, inst_n, req_n, bucket_of(latency_ms).tolist()),
                                     m, [None])
         self.counters["hops"] += m
+
+    def _is_live(self, svc: int, lane: int, t: float) -> bool:
+        return self.liveness.is_live(self.strings.name(svc), self.strings.name(lane), t)
+
+    def _judge(self, rows: bulk.Chunk, sign: float) -> bulk.Judged:
+        """Roll up edges and traces of complete traces (``sign`` -1 takes back a prior report)."""
+        S = self.strings
+        j = bulk.judge_bulk(rows)
+        sec, caller, callee, lane = j.edge_keys
+        v = j.edge_values * sign
+        self.rollups["edges"].add(zip(sec.tolist(), S.names(caller), S.names(callee), S.names(lane)),
+                                  len(sec), [v[:, i] for i in range(v.shape[1])])
+        ts, entry = j.trace_keys
+        self.rollups["traces"].add(zip(ts.tolist(), S.names(entry)), len(ts),
+                                   [np.full(len(ts), sign), j.trace_stayed * sign])
+        for name, k in j.counters.items():
+            self.counters[name] += int(sign) * k
+        return j
+
+    def _details(self, rows: bulk.Chunk, traces: np.ndarray, prev: bulk.Chunk | None) -> Finalised:
+        """Violations and kept traces, from the reference judge, for a few traces."""
+        out = Finalised()
+        if len(traces) > MAX_DETAILED_TRACES:
+            self.counters["violating_traces_not_detailed"] += len(traces) - MAX_DETAILED_TRACES
+            traces = traces[:MAX_DETAILED_TRACES]
+        before = self._as_rows(prev, traces) if prev is not None else {}
+        for tkey, (tid, spans) in self._as_rows(rows, traces).items():
+            sampled = tkey < self._sample_cut
+            old = before.get(tkey)
+            judge(tid, spans, sampled).report(out, judge(tid, old[1], sampled) if old else None)
+        return out
+
+    def _as_rows(self, rows: bulk.Chunk, traces: np.ndarray) -> dict[int, tuple[bytes, dict[bytes, Row]]]:
+        sub = bulk.take(rows, np.isin(rows["tkey"], traces))
+        S = self.strings
+        cols = (sub["tkey"].tolist(), sub["thi"].tolist(), sub["tlo"].tolist(), sub["sid"].tolist(),
+                sub["pid"].tolist(), sub["kind"].tolist(), S.names(sub["svc"]), S.names(sub["inst"]),
+                S.names(sub["req"]), S.names(sub["recv"]), S.names(sub["exp"]), sub["verdict"].tolist(),
+                sub["start"].tolist(), sub["err"].tolist())
+        out: dict[int, tuple[bytes, dict[bytes, Row]]] = {}
+        for tk, hi, lo, sid, pid, kind, svc, inst, req, recv, exp, verdict, start, err in zip(*cols):
+            entry = out.get(tk)
+            if entry is None:
+                entry = out[tk] = (hi.to_bytes(8, "big") + lo.to_bytes(8, "big"), {})
+            span = sid.to_bytes(8, "big")
+            entry[1][span] = Row(span, pid.to_bytes(8, "big") if pid else b"", kind, svc, inst, req, recv,
+                                 exp, verdict, start, err)
+        return out
 
     # --- flushing ------------------------------------------------------------------------
     def flush(self) -> Batch:
         """Finalise idle traces and hand everything accumulated to the store."""
         with self._lock:
-            fin = self.assembler.expire()
-            for (table, *key), values in fin.rollups.items():
-                self.rollups[table].add_one(tuple(key), values)
-            self.counters.update(fin.counters)
+            expired = self.assembly.expire()
+            details = Finalised()
+            if expired.rows is not None:
+                rows = expired.rows
+                if expired.prev is not None:
+                    self._judge(expired.prev, -1.0)
+                    rows = bulk.concat([rows, expired.prev])
+                j = self._judge(rows, 1.0)
+                pick = ~j.trace_stayed | (j.trace_tkey < self._sample_cut)
+                if pick.any():
+                    details = self._details(rows, j.trace_tkey[pick], expired.prev)
+            self.counters.update(self.assembly.counters)
+            self.assembly.counters.clear()
             batch = Batch(rollups={t: r.drain() for t, r in self.rollups.items()},
-                          violations=fin.violations, traces=fin.traces,
+                          violations=details.violations, traces=details.traces,
                           instances=self.liveness.take_changes(),
                           counters={k: v for k, v in self.counters.items() if v})
             self.counters.clear()

@@ -36,10 +36,10 @@ def test_column_wise_verdicts_agree_with_the_reference_rule() -> None:
 
 
 def test_rules_pick_the_expected_lane_for_their_service_only() -> None:
-    rules = [config.Rule("B", {"x-user-id": "100"}, "gray")]
+    rules = {"B": [(config.Rule("B", {"x-user-id": "100"}, "gray"), "gray")]}
     svc = np.asarray(["A", "B", "B", "B"], dtype=object)
-    got = classify.expected_lanes(svc, ["base", "base", "base", "canary"], np.asarray([True] * 4),
-                                  {"x-user-id": ["100", "100", "101", "100"]}, rules)
+    got = classify.expected_lanes(svc, np.asarray(["base", "base", "base", "canary"], dtype=object),
+                                  np.asarray([True] * 4), {"x-user-id": ["100", "100", "101", "100"]}, rules)
     assert got.tolist() == ["base", "gray", "base", "gray"]
 
 

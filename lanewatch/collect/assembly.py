@@ -1,0 +1,168 @@
+"""Trace assembly over column chunks: dedupe, finality, late spans. The pairing store.
+
+Spans of one trace arrive in any order, in separate requests, and twice.
+Each accepted batch is a *chunk* of columns (see :data:`bulk.COLUMNS`),
+stamped with its arrival time. A trace is final once no span of it arrived
+for ``wait_s``: :meth:`Assembly.expire` takes the chunks older than that,
+keeps back the rows of traces that are still receiving spans (the carry), and
+returns the rest, grouped, for :func:`bulk.judge_bulk`.
+
+* Duplicates: a set of (trace, span) keys seen in the last ``wait_s +
+  keep_s`` (bounded by ``max_spans``); a repeat is dropped and counted.
+* Late spans: a finalised trace's rows are kept ``keep_s``; a span that
+  arrives for it reopens the trace, and the next expiry returns the old rows
+  too (``prev``) so the caller can report only the difference.
+* Bounds: past ``max_spans`` open rows, the oldest chunks are finalised early;
+  kept rows are bounded by ``max_spans / 2``, oldest forgotten first; counted.
+
+The clock is injected; nothing here reads the time itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from lanewatch.collect.bulk import Chunk, concat, span_key, take
+
+
+@dataclass
+class Expired:
+    """Rows of traces that became final; ``prev``: earlier rows of reopened traces."""
+
+    rows: Chunk | None
+    prev: Chunk | None
+
+
+class Assembly:
+    def __init__(self, wait_s: float, keep_s: float, max_spans: int,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.wait_s, self.keep_s, self.max_spans, self.clock = wait_s, keep_s, max_spans, clock
+        self._open: deque[tuple[float, Chunk]] = deque()  # arrival time, rows
+        self._carry: list[Chunk] = []  # old rows of traces still open
+        self._last: dict[int, float] = {}  # open trace -> last arrival
+        self._kept: deque[tuple[float, Chunk]] = deque()  # finalised rows, for late spans
+        self._final_at: dict[int, float] = {}  # finalised trace -> when
+        self._reopened: set[int] = set()
+        self._seen: set[int] = set()
+        self._seen_gens: deque[tuple[float, list[int]]] = deque()
+        self.n_open = self.n_kept = 0
+        self.counters: Counter[str] = Counter()
+
+    def add(self, rows: Chunk) -> np.ndarray:
+        """Take a batch; return the mask of rows not seen before (those are kept)."""
+        now = self.clock()
+        keys = span_key(rows["tkey"], rows["sid"])
+        klist = keys.tolist()
+        seen = self._seen
+        fresh = np.fromiter((k not in seen for k in klist), dtype=bool, count=len(klist))
+        if len(klist) > 1:  # duplicates inside the batch itself
+            _, first = np.unique(keys, return_index=True)
+            once = np.zeros(len(klist), dtype=bool)
+            once[first] = True
+            fresh &= once
+        n_dup = len(klist) - int(fresh.sum())
+        if n_dup:
+            self.counters["duplicate_spans"] += n_dup
+            rows = take(rows, fresh)
+            klist = keys[fresh].tolist()
+        if not klist:
+            return fresh
+        seen.update(klist)
+        self._seen_gens.append((now, klist))
+        traces = np.unique(rows["tkey"]).tolist()
+        final_at = self._final_at
+        late = [t for t in traces if t in final_at]
+        if late:
+            late_set = set(late)
+            self.counters["late_spans"] += sum(1 for t in rows["tkey"].tolist() if t in late_set)
+            for t in late:
+                del final_at[t]
+            self._reopened.update(late)
+        self._last.update(zip(traces, [now] * len(traces)))
+        self._open.append((now, rows))
+        self.n_open += len(klist)
+        self._relieve_pressure()
+        return fresh
+
+    def expire(self) -> Expired:
+        """Rows of every trace idle for ``wait_s`` (with earlier rows of reopened ones).
+
+        Over the ``max_spans`` bound, the oldest chunks are finalised early (counted)."""
+        now = self.clock()
+        cutoff = now - self.wait_s
+        old: list[Chunk] = []
+        held = self.n_open
+        while self._open and (self._open[0][0] < cutoff or held > self.max_spans):
+            t, rows = self._open.popleft()
+            if t >= cutoff:
+                cutoff = t + 1e-9
+                self.counters["spans_finalised_early"] += len(rows["sid"])
+            held -= len(rows["sid"])
+            old.append(rows)
+        out = self._finalise(old + self._carry, cutoff, now)
+        self._forget_old(now)
+        return out
+
+    def _finalise(self, chunks: list[Chunk], cutoff: float, now: float) -> Expired:
+        self._carry = []
+        if not chunks:
+            return Expired(None, None)
+        rows = concat(chunks)
+        tk = rows["tkey"].tolist()
+        last = self._last
+        final = np.fromiter((last.get(t, 0.0) < cutoff for t in tk), dtype=bool, count=len(tk))
+        if not final.all():
+            self._carry = [take(rows, ~final)]
+            rows = take(rows, final)
+        self.n_open -= len(rows["sid"])
+        traces = np.unique(rows["tkey"])
+        tl = traces.tolist()
+        for t in tl:
+            last.pop(t, None)
+        self._final_at.update(zip(tl, [now] * len(tl)))
+        prev = None
+        if self._reopened:
+            back = self._reopened.intersection(tl)
+            if back:
+                self._reopened -= back
+                prev = self._kept_rows(np.fromiter(back, dtype=np.uint64, count=len(back)))
+        self._kept.append((now, rows))
+        self.n_kept += len(rows["sid"])
+        self._relieve_pressure()
+        return Expired(rows, prev)
+
+    def _kept_rows(self, traces: np.ndarray) -> Chunk | None:
+        """Kept rows of ``traces`` (each span once)."""
+        parts = [take(c, np.isin(c["tkey"], traces)) for _, c in self._kept]
+        parts = [p for p in parts if len(p["sid"])]
+        if not parts:
+            return None
+        rows = concat(parts)
+        _, first = np.unique(span_key(rows["tkey"], rows["sid"]), return_index=True)
+        return take(rows, np.sort(first))
+
+    def _forget_old(self, now: float) -> None:
+        while self._kept and self._kept[0][0] < now - self.keep_s:
+            self._drop_kept()
+        horizon = now - self.wait_s - self.keep_s
+        while self._seen_gens and (self._seen_gens[0][0] < horizon or len(self._seen) > self.max_spans):
+            self._seen.difference_update(self._seen_gens.popleft()[1])
+
+    def _drop_kept(self) -> None:
+        """Forget the oldest kept rows; their traces can no longer be reopened."""
+        when, rows = self._kept.popleft()
+        self.n_kept -= len(rows["sid"])
+        final_at = self._final_at
+        for t in np.unique(rows["tkey"]).tolist():
+            if final_at.get(t) == when:
+                del final_at[t]
+
+    def _relieve_pressure(self) -> None:
+        while self._kept and self.n_kept > self.max_spans // 2:
+            self._drop_kept()
+            self.counters["kept_chunks_forgotten"] += 1
