@@ -93,7 +93,9 @@ class ControlClient:
     # -- polling -------------------------------------------------------------------
     def refresh(self) -> None:
         """Fetch ``/state`` once (renewing this process's registration)."""
-        query = f"?instance={self.me.id}" if self.me is not None else ""
+        with self._lock:
+            seen = int(self._state.get("version", -1))
+        query = f"?instance={self.me.id}&seen={seen}" if self.me is not None else ""
         state = web.get_json(f"{self.url}/state{query}", timeout=2.0)
         instances = [Instance.from_json(raw) for raw in state.get("instances", [])]
         with self._lock:

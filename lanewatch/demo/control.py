@@ -4,9 +4,11 @@ It runs inside the ``lanewatch demo`` process. Endpoints (JSON in and out):
 
 * ``GET  /faults``              -> ``{name: bool}`` for every fault
 * ``GET  /faults/info``         -> ``[{name, on, description, expect}]``
-* ``POST /faults/{name}``       with ``{"on": bool}`` -> ``{name: bool}`` (404 unknown, 400 bad body)
-* ``GET  /state?instance=ID``   what a mesh process needs: live instances, faults, ingress
-  rules; renews ``ID`` in the registry (``"known": false`` asks it to register again)
+* ``POST /faults/{name}``       with ``{"on": bool}`` -> ``{name: bool}`` (404 unknown, 400 bad body),
+  answered once every registered process has seen the change
+* ``GET  /state?instance=ID&seen=V``   what a mesh process needs: live instances, faults,
+  ingress rules and the state ``version``; renews ``ID`` in the registry and notes that it
+  has applied version ``V`` (``"known": false`` asks it to register again)
 * ``POST /registry``            register ``{id, service, lane, addr, role, pid}``
 * ``DELETE /registry/{id}``     deregister (a graceful leave)
 * ``GET  /registry``            every live registered process
@@ -56,9 +58,14 @@ class ControlApp:
         if parts == ["state"] and method == "GET":
             query = parse_qs(environ.get("QUERY_STRING", ""))
             ident = (query.get("instance") or [""])[0]
-            known = self.registry.renew(ident) if ident else False
+            try:
+                seen = int((query.get("seen") or ["-1"])[0])
+            except ValueError:
+                seen = -1
+            known = self.registry.renew(ident, seen) if ident else False
+            version, faults = self.switchboard.versioned()
             return web.json_response(reply, 200, {
-                "known": known, "faults": self.switchboard.snapshot(), "ingress": self._ingress(),
+                "known": known, "version": version, "faults": faults, "ingress": self._ingress(),
                 "instances": [i.to_json() for i in self.registry.live()]})
         if parts and parts[0] == "faults":
             return self._faults(method, parts[1:], environ, reply)
@@ -91,6 +98,8 @@ class ControlApp:
             except KeyError:
                 return web.json_response(reply, 404, {"error": f"unknown fault {rest[0]!r}",
                                                       "faults": sorted(self.switchboard.snapshot())})
+            # answer once every process has applied the change: the fault is then in effect
+            self.registry.wait_all_seen(self.switchboard.versioned()[0], timeout_s=3.0)
             return web.json_response(reply, 200, {rest[0]: on})
         return web.json_response(reply, 404, {"error": "GET /faults, GET /faults/info, POST /faults/NAME"})
 

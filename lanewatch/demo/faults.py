@@ -66,6 +66,7 @@ class Switchboard:
         self._lock = threading.Lock()
         self._on = dict.fromkeys(FAULT_NAMES, False)
         self._listeners: list[Listener] = []
+        self.version = 0  # bumped on every change
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(name, on)`` after each change (never while holding the lock)."""
@@ -81,6 +82,7 @@ class Switchboard:
         with self._lock:
             changed = self._on[name] != on
             self._on[name] = on
+            self.version += changed
         if changed:
             log.info("fault %s %s", name, "on" if on else "off")
             for listener in self._listeners:
@@ -94,6 +96,11 @@ class Switchboard:
         """``{name: on}`` for every fault."""
         with self._lock:
             return dict(self._on)
+
+    def versioned(self) -> tuple[int, dict[str, bool]]:
+        """(version, ``{name: on}``) read together."""
+        with self._lock:
+            return self.version, dict(self._on)
 
     def info(self) -> list[dict[str, object]]:
         """Every fault with its state, description and expected verdict (for the dashboard)."""

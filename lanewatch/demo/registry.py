@@ -63,28 +63,54 @@ class Registry:
     def __init__(self, ttl_s: float = 3.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_s
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._entries: dict[str, tuple[Instance, float]] = {}
+        self._seen: dict[str, int] = {}  # state version each entry has applied
 
     def register(self, inst: Instance) -> None:
         """Add or replace ``inst``; it is live from now for ``ttl_s``."""
         with self._lock:
             self._entries[inst.id] = (inst, self._clock())
+            self._seen.setdefault(inst.id, -1)
 
-    def renew(self, instance_id: str) -> bool:
-        """Extend an entry's life; False when it is unknown (expired or never registered)."""
+    def renew(self, instance_id: str, seen: int = -1) -> bool:
+        """Extend an entry's life and note the state ``seen`` (version) it has applied.
+
+        False when the entry is unknown (expired or never registered).
+        """
         with self._lock:
             self._expire()
             entry = self._entries.get(instance_id)
             if entry is None:
                 return False
             self._entries[instance_id] = (entry[0], self._clock())
+            self._seen[instance_id] = max(self._seen.get(instance_id, -1), seen)
+            self._lock.notify_all()
             return True
 
     def deregister(self, instance_id: str) -> bool:
         """Remove an entry now; False when it was not there."""
         with self._lock:
-            return self._entries.pop(instance_id, None) is not None
+            self._seen.pop(instance_id, None)
+            gone = self._entries.pop(instance_id, None) is not None
+            self._lock.notify_all()
+            return gone
+
+    def wait_all_seen(self, version: int, timeout_s: float) -> bool:
+        """Block until every live entry has applied state ``version`` (or a later one).
+
+        Uses the real time for the timeout; False when some entry did not catch up in time.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while True:
+                self._expire()
+                if all(self._seen.get(key, -1) >= version for key in self._entries):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
 
     def live(self, role: str | None = MESH_ROLE) -> list[Instance]:
         """Live instances (of ``role``, or all when None), sorted by service, lane, id."""
@@ -97,3 +123,4 @@ class Registry:
         now = self._clock()
         for key in [k for k, (_, seen) in self._entries.items() if now - seen > self._ttl]:
             del self._entries[key]
+            self._seen.pop(key, None)

@@ -1,0 +1,101 @@
+"""The mesh on its own (``--no-collector``): the write-up's answers, the faults' effects, clean-up.
+
+These check the services' own answers (``Agray[...] -> Bgray[...] -> C[...]``),
+which need no collector; the verdicts are checked in ``test_demo_verdicts.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from conftest import RunningDemo
+
+Runner = Callable[..., AbstractContextManager[RunningDemo]]
+BASE = "A[base] -> B[base] -> C[base]"
+GRAY = "A[gray] -> B[gray] -> C[gray]"
+MESH = ("--no-collector", "--no-traffic")
+
+
+def paths(demo: RunningDemo, host: str, headers: dict[str, str] | None = None, n: int = 20) -> Counter[str]:
+    return Counter(demo.path(host, headers) for _ in range(n))
+
+
+def test_scenario_1_dyeing_and_weight_canary(demo_runner: Runner) -> None:
+    with demo_runner("--scenario", "1", *MESH) as demo:
+        assert paths(demo, "www.gray.com") == {GRAY: 20}
+        base = paths(demo, "www.base.com", n=100)
+        assert set(base) <= {BASE, GRAY} and base[BASE] >= 85  # 2% canary, dyed by A-gray
+
+
+def test_scenario_2_headers_at_the_edge(demo_runner: Runner) -> None:
+    with demo_runner("--scenario", "2", *MESH) as demo:
+        assert demo.path("www.demo.com") == BASE
+        assert demo.path("www.demo.com", {"x-mse-tag": "gray"}) == GRAY
+        assert demo.path("www.demo.com", {"x-user-id": "100"}) == GRAY
+        assert demo.path("www.demo.com", {"x-user-id": "101"}) == BASE
+
+
+def test_scenario_3_per_service_rules(demo_runner: Runner) -> None:
+    with demo_runner("--scenario", "3", *MESH) as demo:
+        assert paths(demo, "www.base.com", {"x-user-id": "100"}, 5) == {"A[gray] -> B[gray] -> C[base]": 5}
+        assert paths(demo, "www.base.com", {"x-user-id": "101"}, 5) == {BASE: 5}
+
+
+def test_scenario_3_without_canary(demo_runner: Runner) -> None:
+    with demo_runner("--scenario", "3", "--no-canary", *MESH) as demo:
+        assert paths(demo, "www.base.com", {"x-user-id": "100"}, 5) == {"A[base] -> B[gray] -> C[base]": 5}
+        assert paths(demo, "www.base.com", {"x-user-id": "101"}, 5) == {BASE: 5}
+
+
+def test_faults_change_the_answers(demo_runner: Runner) -> None:
+    with demo_runner("--scenario", "2", *MESH) as demo:
+        tag = {"x-mse-tag": "gray"}
+        demo.fault("b_gray_drops_tag", True)
+        assert demo.path("www.demo.com", tag) == "A[gray] -> B[gray] -> C[base]"
+        demo.fault("b_gray_drops_tag", False)
+
+        demo.fault("proxy_strips_tag", True)
+        assert demo.path("www.demo.com", tag) == "A[gray] -> B[gray] -> C[base]"
+        demo.fault("proxy_strips_tag", False)
+        assert demo.path("www.demo.com", tag) == GRAY
+
+        demo.fault("base_to_b_gray", True)
+        assert paths(demo, "www.demo.com", n=10) == {BASE: 5, "A[base] -> B[gray] -> C[base]": 5}
+        demo.fault("base_to_b_gray", False)
+
+        demo.fault("b_gray_errors", True)
+        statuses = Counter(demo.ask("www.demo.com", tag)[0] for _ in range(40))
+        assert statuses[502] >= 3 and statuses[200] >= 20
+        demo.fault("b_gray_errors", False)
+
+        demo.fault("b_gray_slow", True)
+        assert demo.ask("www.demo.com", tag)[2] >= 0.2
+        assert demo.ask("www.demo.com")[2] < 0.2
+        demo.fault("b_gray_slow", False)
+
+        demo.fault("dead_lane", True)
+        assert paths(demo, "www.demo.com", tag, 5) == {BASE: 5}
+        demo.fault("dead_lane", False)
+
+        c_gray = demo.info["children"]["C-gray"]
+        demo.fault("c_gray_down", True)  # returns once C-gray has left
+        assert "C-gray" not in {f"{r['service']}-{r['lane']}" for r in demo.registry()}
+        assert paths(demo, "www.demo.com", tag, 5) == {"A[gray] -> B[gray] -> C[base]": 5}
+        demo.fault("c_gray_down", False)
+        deadline = time.monotonic() + 15
+        while demo.path("www.demo.com", tag) != GRAY:
+            assert time.monotonic() < deadline, "C-gray did not come back"
+            time.sleep(0.2)
+        restarted = [r for r in demo.registry() if r["service"] == "C" and r["lane"] == "gray"]
+        assert restarted and restarted[0]["pid"] != c_gray
+        demo.info["children"]["C-gray-restarted"] = restarted[0]["pid"]  # checked at clean-up too
+
+
+def test_traffic_runs_and_duration_ends_the_demo(demo_runner: Runner) -> None:
+    with demo_runner("--scenario", "1", "--no-collector", "--rate", "30", "--duration", "3") as demo:
+        assert demo.proc.wait(30) == 0
+    text = demo.log.read_text()
+    assert "final" in text and "err 0" in text and "unexpected 0" in text
