@@ -1,0 +1,154 @@
+"""Pure figure builders: Query return values in, plotly figures out.
+
+No I/O and no Dash here: every builder takes the plain dicts and lists that
+:class:`lanewatch.query.Query` returns (see ``docs/design.md``) plus the
+theme, the viewer's time zone and the lane colours, and is unit-tested with
+hand-written inputs. Graph and Sankey builders live in :mod:`.flowfig`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from lanewatch.dashboard import theme as T
+from lanewatch.dashboard.timefmt import local_axis, zone_label
+
+#: metric key -> (axis title, hover format, tick format)
+METRICS: dict[str, tuple[str, str, str]] = {
+    "qps": ("requests per second", "%{y:,.2f} req/s", ""),
+    "error_rate": ("error rate", "%{y:.2%} errors", ".1%"),
+    "p50_ms": ("p50 latency (ms)", "p50 %{y:,.1f} ms", ""),
+    "p95_ms": ("p95 latency (ms)", "p95 %{y:,.1f} ms", ""),
+    "p99_ms": ("p99 latency (ms)", "p99 %{y:,.1f} ms", ""),
+}
+PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
+_PCT_DASH = {"p50_ms": "solid", "p95_ms": "dash", "p99_ms": "dot"}
+
+
+def empty_figure(message: str, theme: str = "light") -> go.Figure:
+    """A blank figure that says, in one sentence, what to do next."""
+    c = T.theme_colours(theme)
+    layout = T.base_layout(theme, xaxis={"visible": False}, yaxis={"visible": False},
+                           annotations=[{"text": message, "showarrow": False, "x": 0.5, "y": 0.5,
+                                         "xref": "paper", "yref": "paper",
+                                         "font": {"size": 14, "color": c["muted"]}}])
+    return go.Figure(layout=layout)
+
+
+#: Seconds at the live edge withheld from charts: spans for them are still arriving
+#: (SDK export batches, the collector's flush), so drawing them dips every refresh.
+SETTLE_S = 3
+
+
+def complete_steps(series: Mapping[str, Any], settle_s: int = SETTLE_S) -> dict[str, Any]:
+    """``series`` without the steps that end within ``settle_s`` of its ``to``.
+
+    The headline numbers still count those seconds; only the lines stop short
+    of the live edge, so they do not dip at the right on every refresh.
+    """
+    step = int(series.get("step_s") or 1)
+    lanes: dict[str, Any] = {}
+    for lane, data in (series.get("lanes") or {}).items():
+        ts = list(data.get("ts") or [])
+        end = series.get("to") or (ts[-1] + step if ts else 0)
+        keep = sum(1 for t in ts if t + step <= end - settle_s)
+        lanes[lane] = {k: list(v)[:keep] for k, v in data.items()}
+    return {**series, "lanes": lanes}
+
+
+def _hover(label: str, fmt: str) -> str:
+    return f"<b>{label}</b><br>%{{x|%H:%M:%S}} local<br>%{{customdata}} UTC<br>{fmt}<extra></extra>"
+
+
+def _time_layout(theme: str, tz: str | None, to: float | None, metric: str, title: str,
+                 uirevision: str) -> dict[str, Any]:
+    axis_title, _, tickformat = METRICS[metric]
+    layout = T.base_layout(theme, title={"text": title, "x": 0, "font": {"size": 14}},
+                           uirevision=uirevision, hovermode="x unified")
+    layout["xaxis"].update(title={"text": f"local time, {zone_label(tz, to)}"}, type="date")
+    layout["yaxis"].update(title={"text": axis_title}, tickformat=tickformat, rangemode="tozero")
+    return layout
+
+
+def lane_series_figure(series: Mapping[str, Any], metric: str, *, colours: Mapping[str, str],
+                       theme: str = "light", tz: str | None = None, title: str = "",
+                       uirevision: str = "live") -> go.Figure:
+    """One line per lane of ``series["lanes"][lane][metric]`` (from ``Query.series``).
+
+    Lines keep their lane's colour and dash, carry the lane name in the legend
+    and the hover, show local time on the axis and UTC on hover. ``uirevision``
+    keeps the viewer's zoom across refreshes.
+    """
+    lanes = series.get("lanes") or {}
+    if not lanes:
+        return empty_figure("No requests in this window yet.", theme)
+    traces = [lane_trace(lane, data, metric, colours, tz) for lane, data in
+              ((lane, lanes[lane]) for lane in T.order_lanes(lanes))]
+    return go.Figure(data=traces, layout=_time_layout(theme, tz, series.get("to"), metric,
+                                                      title, uirevision))
+
+
+def lane_trace(lane: str, data: Mapping[str, Any], metric: str, colours: Mapping[str, str],
+               tz: str | None) -> go.Scatter:
+    """The line of one lane for one metric (also used to patch a live figure)."""
+    x, utc = local_axis(data.get("ts") or [], tz)
+    y = np.asarray(data.get(metric) or [], dtype="float64")
+    colour = colours.get(lane, T.BASE_COLOUR)
+    return go.Scatter(x=x, y=y, customdata=utc, name=lane, mode="lines",
+                      line={"color": colour, "width": 2, "dash": T.lane_dash(lane, colours)},
+                      hovertemplate=_hover(lane, METRICS[metric][1]))
+
+
+def verdict_figure(hops: Mapping[str, int], tag_lost: int = 0, theme: str = "light",
+                   title: str = "") -> go.Figure:
+    """Horizontal bars of hop verdict counts plus lost tags, each labelled with its count."""
+    names = ["in_lane", "fallback", "leak", "intrusion", "tag_lost"]
+    counts = [int(hops.get(n, 0)) for n in names[:4]] + [int(tag_lost)]
+    if not any(counts):
+        return empty_figure("No hops in this window yet.", theme)
+    labels = [T.VERDICT_LABELS[n] for n in names]
+    bar = go.Bar(x=counts, y=labels, orientation="h", text=[f"{c:,}" for c in counts],
+                 textposition="auto", marker={"color": [T.verdict_colour(n) for n in names]},
+                 customdata=names, hovertemplate="%{y}: %{x:,}<extra></extra>")
+    layout = T.base_layout(theme, title={"text": title, "x": 0, "font": {"size": 14}},
+                           showlegend=False, bargap=0.3, uirevision="verdicts")
+    layout["yaxis"].update(autorange="reversed")
+    layout["xaxis"].update(title={"text": "hops (tag lost: edges)"}, type="log" if max(counts) >
+                           1000 * max(1, min(c for c in counts if c)) else "linear")
+    return go.Figure(data=[bar], layout=layout)
+
+
+def compare_figure(compare: Mapping[str, Any], metric: str, *, colours: Mapping[str, str],
+                   theme: str = "light", tz: str | None = None, uirevision: str = "compare"
+                   ) -> go.Figure:
+    """Lane vs base for one service (from ``Query.compare``).
+
+    ``metric`` is ``qps``, ``error_rate`` or ``latency`` (p50/p95/p99 in one
+    chart, told apart by dash and name, not by colour alone).
+    """
+    series = compare.get("series") or {}
+    lane, base = compare.get("lane", ""), compare.get("base", "base")
+    if not any((series.get(x) or {}).get("ts") for x in (lane, base)):
+        return empty_figure(f"No requests to {compare.get('service', 'this service')} "
+                            "in this window yet.", theme)
+    metrics = PERCENTILES if metric == "latency" else (metric,)
+    traces = []
+    for name in (base, lane):
+        data = series.get(name) or {}
+        for m in metrics:
+            tr = lane_trace(name, data, m, colours, tz)
+            label = f"{name} {m.removesuffix('_ms')}" if metric == "latency" else name
+            tr.update(name=label, hovertemplate=_hover(label, METRICS[m][1]))
+            if metric == "latency":
+                tr.line.dash = _PCT_DASH[m]
+            traces.append(tr)
+    title = {"qps": "Requests per second", "error_rate": "Error rate",
+             "latency": "Latency p50 / p95 / p99"}[metric]
+    layout = _time_layout(theme, tz, None, metrics[0], title, uirevision)
+    if metric == "latency":
+        layout["yaxis"]["title"] = {"text": "latency (ms)"}
+    return go.Figure(data=traces, layout=layout)

@@ -1,0 +1,100 @@
+"""Flow: the service graph per lane, the selected edge's violations, and a lane Sankey."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+from dash import Input, Output, dcc, html
+
+from lanewatch.dashboard import components as C
+from lanewatch.dashboard import figures as F
+from lanewatch.dashboard import flowfig, tables
+from lanewatch.dashboard.app import GRAPH_CONFIG, colours_for, get_query, get_settings, live_inputs
+from lanewatch.dashboard.state import ViewState
+from lanewatch.dashboard.timefmt import window_label
+
+dash.register_page(__name__, path="/flow", name="Flow", title="lanewatch: flow", order=1)
+
+
+def layout(**kwargs: Any) -> html.Div:
+    """Graph, the clicked edge's violations, and the Sankey."""
+    return html.Div([
+        html.Div([html.H2("Where does each lane flow?"),
+                  html.Span("Click an edge's marker to list its violations.", className="lw-sub")],
+                 className="lw-page-head"),
+        html.Div(dcc.Graph(id="flow-graph", config=GRAPH_CONFIG, style={"height": "460px"}),
+                 className="lw-card"),
+        html.Div([html.H3(id="flow-edge-title", children="Selected edge"),
+                  html.Div(id="flow-edge-violations")], className="lw-card"),
+        html.Div(dcc.Graph(id="flow-sankey", config=GRAPH_CONFIG, style={"height": "380px"}),
+                 className="lw-card"),
+        dcc.Store(id="flow-selected"),
+    ], className="lw-page")
+
+
+def _edges(rows: list[dict[str, Any]], service: str | None) -> list[dict[str, Any]]:
+    if not service:
+        return rows
+    return [r for r in rows if service in (r["caller"], r["callee"])]
+
+
+def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, _tz: str | None,
+            selected: list[str] | None) -> tuple[Any, Any]:
+    """(service graph, Sankey) for the window and filters."""
+    q, vs, theme = get_query(), ViewState.from_dict(state), theme or "light"
+    window = window_label(vs.window_s)
+    instances = q.instances()
+    live = tables.live_lanes(instances)
+    edges = _edges(q.edges(vs.window_s, lane=vs.lane), vs.service)
+    if not edges and not instances:
+        msg = C.no_spans(get_settings())
+        return F.empty_figure(msg, theme), F.empty_figure(msg, theme)
+    if vs.service:
+        live = {k: v for k, v in live.items()
+                if k == vs.service or any(k in (r["caller"], r["callee"]) for r in edges)}
+    graph = flowfig.flow_graph_figure(edges, live, theme=theme, selected=selected, window=window)
+    flows = q.flows(vs.window_s, service=vs.service)
+    if vs.lane:
+        flows = [r for r in flows if vs.lane in (r["expected_lane"], r["instance_lane"])]
+    sankey = flowfig.sankey_figure(flows, colours=colours_for(q, vs.window_s), theme=theme,
+                                   title=f"Expected lane → lane that served it, per hop, {window}")
+    return graph, sankey
+
+
+dash.callback(Output("flow-graph", "figure"), Output("flow-sankey", "figure"), *live_inputs(),
+              Input("flow-selected", "data"))(refresh)
+
+
+def select(click: dict[str, Any] | None) -> list[str] | None:
+    """The clicked edge marker's ``[caller, callee, lane]``, or None."""
+    for point in (click or {}).get("points", []):
+        data = point.get("customdata")
+        if isinstance(data, list) and len(data) == 3:
+            return [str(x) for x in data]
+    return None
+
+
+dash.callback(Output("flow-selected", "data"), Input("flow-graph", "clickData"))(select)
+
+
+def edge_violations(selected: list[str] | None, _tick: int | None, state: dict[str, Any] | None,
+                    tz: str | None) -> tuple[str, Any]:
+    """(title, table) of violations on the selected edge."""
+    if not selected:
+        return "Selected edge", C.empty_state("Click an edge's marker in the graph to list its "
+                                              "violations here.")
+    caller, callee, lane = selected
+    q, settings, vs = get_query(), get_settings(), ViewState.from_dict(state)
+    rows = [r for r in q.violations(vs.window_s, limit=2000)
+            if r.get("caller") == caller and callee in (r.get("callee"), r.get("service"))]
+    title = f"{caller} -> {callee}, lane {lane}: {len(rows):,} violations, {window_label(vs.window_s)}"
+    if not rows:
+        return title, C.empty_state("No violations on this edge in the window: it stayed in lane.")
+    return title, tables.violations_table(rows, template=settings.trace_url_template, tz=tz,
+                                          colours=colours_for(q, vs.window_s))
+
+
+dash.callback(Output("flow-edge-title", "children"), Output("flow-edge-violations", "children"),
+              Input("flow-selected", "data"), *live_inputs()[:2], Input("shell-tz", "data"))(
+    edge_violations)

@@ -1,0 +1,154 @@
+"""Overview: did gray stay gray, where did it escape, and the live lanes.
+
+Refreshes every second. Charts keep the viewer's zoom (``uirevision``) and,
+while the lanes, window and filters stay the same, only their data is sent
+(``Patch``), so nothing flickers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import dash
+from dash import Input, Output, Patch, State, ctx, dcc, html
+
+from lanewatch.dashboard import components as C
+from lanewatch.dashboard import demo_control
+from lanewatch.dashboard import figures as F
+from lanewatch.dashboard import tables
+from lanewatch.dashboard.app import GRAPH_CONFIG, colours_for, get_query, get_settings, live_inputs
+from lanewatch.dashboard.state import ViewState, step_for, to_search
+from lanewatch.dashboard.timefmt import local_time, window_label
+
+dash.register_page(__name__, path="/", name="Overview", title="lanewatch: overview", order=0)
+
+
+def layout(**kwargs: Any) -> html.Div:
+    """Headline per lane, alerts, verdicts, where it escaped, live QPS and errors."""
+    children: list[Any] = [
+        html.Div([html.H2("Did gray stay gray?"), html.Span(id="overview-window-note",
+                                                            className="lw-sub")],
+                 className="lw-page-head"),
+        html.Div(id="overview-headlines", className="lw-cards"),
+        html.Div([html.Div(id="overview-alerts"),
+                  html.Div(dcc.Graph(id="overview-verdicts", config=GRAPH_CONFIG,
+                                     style={"height": "240px"}), className="lw-card")],
+                 className="lw-grid-2"),
+        html.Div([html.H3("Where it escaped"), html.Div(id="overview-escapes")],
+                 className="lw-card"),
+        html.Div([dcc.Graph(id="overview-qps", config=GRAPH_CONFIG, style={"height": "300px"}),
+                  dcc.Graph(id="overview-errors", config=GRAPH_CONFIG,
+                            style={"height": "300px"})], className="lw-grid-2 lw-charts"),
+        html.Div(id="overview-counters"),
+        dcc.Store(id="overview-figkey"),
+    ]
+    demo_url = get_settings().demo_control_url
+    children.append(html.Div([
+        html.H3("Demo faults"),
+        html.Div("Switch a fault on and watch it show up above within seconds.", className="lw-sub"),
+        dcc.Checklist(id="overview-faults", options=[], value=[], className="lw-faults"),
+        html.Div(id="overview-faults-status", className="lw-sub"),
+        dcc.Interval(id="overview-faults-poll", interval=3000, disabled=not demo_url),
+        dcc.Store(id="overview-faults-known"),
+    ], className="lw-card lw-demo", hidden=not demo_url))
+    return html.Div(children, className="lw-page")
+
+
+def _patch(series: dict[str, Any], lanes: list[str], metric: str, colours: dict[str, str],
+           tz: str | None) -> Patch:
+    patch = Patch()
+    for i, lane in enumerate(lanes):
+        trace = F.lane_trace(lane, series["lanes"][lane], metric, colours, tz)
+        patch["data"][i]["x"] = trace.x
+        patch["data"][i]["y"] = trace.y
+        patch["data"][i]["customdata"] = trace.customdata
+    return patch
+
+
+def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, tz: str | None,
+            figkey: str | None) -> tuple[Any, ...]:
+    """Everything on the page for the current window and filters.
+
+    Returns (window note, headline cards, alerts, verdict figure, escapes,
+    QPS figure, error figure, counters, figure key).
+    """
+    q, settings, vs, theme = get_query(), get_settings(), ViewState.from_dict(state), theme or "light"
+    window = window_label(vs.window_s)
+    summary = q.summary(vs.window_s, service=vs.service, lane=vs.lane)
+    step = step_for(vs.window_s)
+    series = F.complete_steps(q.series(vs.window_s, service=vs.service, lane=vs.lane, step_s=step))
+    colours = colours_for(q, vs.window_s)
+    note = f"{window}, up to {local_time(summary['to'], tz)}"
+    note += f"; charts end {F.SETTLE_S} s back while spans arrive"
+    if step > 1:
+        note += f", in {step} s steps"
+    if not summary.get("lanes") and not q.instances():
+        empty = C.empty_state(C.no_spans(settings), id="overview-empty")
+        fig = F.empty_figure(C.no_spans(settings), theme)
+        return (note, [empty], None, fig, None, fig, fig, None, None)
+    violations_href = "/violations" + to_search(vs)
+    viols = q.violations(vs.window_s, service=vs.service, lane=vs.lane, limit=500)
+    escapes = (tables.escapes_table(viols, window_s=vs.window_s, colours=colours,
+                                    template=settings.trace_url_template)
+               if viols else C.empty_state("Nothing escaped: every hop and edge stayed in its "
+                                           f"lane, {window}."))
+    verdicts = F.verdict_figure(summary.get("hops") or {}, (summary.get("edges") or {})
+                                .get("tag_lost", 0), theme, title=f"Hop verdicts, {window}")
+    lanes = list((series.get("lanes") or {}))
+    lanes = [x for x in colours if x in lanes] + [x for x in lanes if x not in colours]
+    key = json.dumps([lanes, vs.to_dict(), step, theme, tz])
+    if key == figkey and lanes:
+        qps: Any = _patch(series, lanes, "qps", colours, tz)
+        errors: Any = _patch(series, lanes, "error_rate", colours, tz)
+    else:
+        qps = F.lane_series_figure(series, "qps", colours=colours, theme=theme, tz=tz,
+                                   title=f"Requests per second by instance lane, {window}")
+        errors = F.lane_series_figure(series, "error_rate", colours=colours, theme=theme, tz=tz,
+                                      title=f"Error rate by instance lane, {window}")
+    return (note, C.headline_cards(summary, colours, window),
+            C.alerts_card(summary, window, violations_href), verdicts, escapes, qps, errors,
+            C.counters_line(summary), key)
+
+
+dash.callback(Output("overview-window-note", "children"), Output("overview-headlines", "children"),
+              Output("overview-alerts", "children"), Output("overview-verdicts", "figure"),
+              Output("overview-escapes", "children"), Output("overview-qps", "figure"),
+              Output("overview-errors", "figure"), Output("overview-counters", "children"),
+              Output("overview-figkey", "data"), *live_inputs(),
+              State("overview-figkey", "data"))(refresh)
+
+
+def faults(_n: int | None, value: list[str] | None, known: dict[str, bool] | None,
+           trigger: str | None = None) -> tuple[Any, Any, str, Any]:
+    """Poll the demo's faults; when the checklist changed, switch the faults that differ.
+
+    Returns (options, checked names, status line, known state).
+    """
+    url = get_settings().demo_control_url
+    if not url:
+        return dash.no_update, dash.no_update, "", dash.no_update
+    try:
+        if trigger == "overview-faults" and known is not None:
+            on_now = {k for k, v in known.items() if v}
+            for name in sorted(set(value or []) ^ on_now):
+                demo_control.set_fault(url, name, name in (value or []))
+        current = demo_control.list_faults(url)
+    except demo_control.DemoControlError as e:
+        return (dash.no_update, dash.no_update, f"Demo control at {url} does not answer ({e}): "
+                "is `lanewatch demo` still running?", dash.no_update)
+    options = [{"label": name, "value": name} for name in sorted(current)]
+    on = sorted(k for k, v in current.items() if v)
+    status = f"{len(on)} of {len(current)} faults on." if current else "The demo has no faults."
+    return options, on, status, current
+
+
+def _faults_cb(n: int | None, value: list[str] | None, known: dict[str, bool] | None
+               ) -> tuple[Any, Any, str, Any]:
+    return faults(n, value, known, ctx.triggered_id)
+
+
+dash.callback(Output("overview-faults", "options"), Output("overview-faults", "value"),
+              Output("overview-faults-status", "children"), Output("overview-faults-known", "data"),
+              Input("overview-faults-poll", "n_intervals"), Input("overview-faults", "value"),
+              State("overview-faults-known", "data"))(_faults_cb)

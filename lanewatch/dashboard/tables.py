@@ -1,0 +1,178 @@
+"""Pure table builders: violations, lanes x services, instances, compare totals.
+
+Plain ``html.Table`` (not DataTable) so that links, badges and the UTC
+tooltip on every time stay simple, and every cell is text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dash import html
+
+from lanewatch.dashboard import components as C
+from lanewatch.dashboard import theme as T
+from lanewatch.dashboard.timefmt import ago, local_time, utc_time
+
+_TRACE_ID = re.compile(r"^[0-9a-fA-F]{1,64}$")
+
+
+def trace_link(trace_id: str, template: str) -> html.Code | html.A:
+    """The trace id, linked through ``trace_url_template`` when one is set."""
+    short = trace_id[:16] + ("…" if len(trace_id) > 16 else "")
+    if not template or "{trace_id}" not in template or not _TRACE_ID.match(trace_id or ""):
+        return html.Code(short, title=trace_id)
+    return html.A(html.Code(short), href=template.replace("{trace_id}", trace_id), target="_blank",
+                  rel="noopener noreferrer", title=f"open trace {trace_id}")
+
+
+def time_cell(ts: float, tz: str | None, with_date: bool = False) -> html.Td:
+    """Local time with zone; the UTC time on hover."""
+    return html.Td(local_time(ts, tz, with_date), title=utc_time(ts), className="lw-time")
+
+
+def where_text(row: Mapping[str, Any]) -> str:
+    """``A -> B`` for an edge, the service for a hop."""
+    caller, callee = row.get("caller") or "", row.get("callee") or ""
+    if caller and callee:
+        return f"{caller} -> {callee}"
+    return str(row.get("service") or callee or caller or "?")
+
+
+def _th(*names: str) -> html.Thead:
+    return html.Thead(html.Tr([html.Th(n) for n in names]))
+
+
+def violations_table(rows: Sequence[Mapping[str, Any]], *, template: str, tz: str | None,
+                     colours: Mapping[str, str]) -> html.Table:
+    """Newest first: time, kind, service or edge, lanes, lane path, trace link."""
+    body = []
+    for r in rows:
+        lanes = html.Span([C.lane_chip(r.get("request_lane") or "base", colours), " served by ",
+                           C.lane_chip(r.get("instance_lane") or "base", colours)])
+        kind = [C.verdict_badge(r.get("kind", "")), " late" if r.get("late") else ""]
+        body.append(html.Tr([
+            time_cell(float(r["ts"]), tz), html.Td(kind), html.Td(where_text(r), className="lw-svc"),
+            html.Td(lanes), html.Td(C.lane_path(r.get("lane_path") or "")),
+            html.Td(trace_link(str(r.get("trace_id") or ""), template)),
+        ], className=f"lw-row-{r.get('kind', '')}"))
+    return html.Table([_th("time", "kind", "service / edge", "lanes (request, instance)",
+                           "lane path", "trace"), html.Tbody(body)], className="lw-table")
+
+
+def live_lanes(instances: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """service -> lanes with at least one live instance, base first."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for row in instances:
+        out[row["service"]]  # services with no live instance still appear
+        if row.get("live"):
+            out[row["service"]].add(row["lane"])
+    return {svc: T.order_lanes(lanes) for svc, lanes in sorted(out.items())}
+
+
+def lanes_matrix(instances: Sequence[Mapping[str, Any]], *, now: float, tz: str | None,
+                 colours: Mapping[str, str]) -> html.Table:
+    """Services x lanes: live instance count and when each lane was last seen."""
+    cells: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for row in instances:
+        cells[(row["service"], row["lane"])].append(row)
+    services = sorted({s for s, _ in cells})
+    lanes = T.order_lanes(x for _, x in cells)
+    body = []
+    for svc in services:
+        tds: list[html.Td] = [html.Td(svc, className="lw-svc")]
+        for lane in lanes:
+            rows = cells.get((svc, lane), [])
+            if not rows:
+                tds.append(html.Td("— none", className="lw-none"))
+                continue
+            live = [r for r in rows if r.get("live")]
+            last = max(float(r["last_seen"]) for r in rows)
+            text = (f"● live, {len(live)} instance{'s' * (len(live) != 1)}, seen {ago(now - last)}"
+                    if live else f"○ not live, last seen {ago(now - last)}")
+            tds.append(html.Td(text, title=f"last seen {local_time(last, tz, True)} "
+                               f"({utc_time(last)})", className="lw-live" if live else "lw-gone",
+                               **{"data-lane": lane}))
+        body.append(html.Tr(tds))
+    head = html.Thead(html.Tr([html.Th("service")] + [html.Th(C.lane_chip(x, colours))
+                                                       for x in lanes]))
+    return html.Table([head, html.Tbody(body)], className="lw-table lw-matrix")
+
+
+def instances_table(instances: Sequence[Mapping[str, Any]], *, now: float, tz: str | None,
+                    colours: Mapping[str, str]) -> html.Table:
+    """One row per instance, live ones first, then by service and lane."""
+    rows = sorted(instances, key=lambda r: (not r.get("live"), r["service"], r["lane"],
+                                            r["instance"]))
+    body = [html.Tr([
+        html.Td(r["service"], className="lw-svc"), html.Td(C.lane_chip(r["lane"], colours)),
+        html.Td(html.Code(r["instance"])), html.Td("live" if r.get("live") else "not live",
+                                                   className="lw-live" if r.get("live") else "lw-gone"),
+        html.Td(str(r.get("state") or "")), time_cell(float(r["first_seen"]), tz, True),
+        html.Td(ago(now - float(r["last_seen"])), title=utc_time(float(r["last_seen"]))),
+    ]) for r in rows]
+    return html.Table([_th("service", "lane", "instance", "live", "state", "first seen",
+                           "last seen"), html.Tbody(body)], className="lw-table")
+
+
+_TOTALS = (("requests", "requests", "{:,.0f}"), ("error_rate", "error rate", "pct"),
+           ("p50_ms", "p50 latency", "{:,.1f} ms"), ("p95_ms", "p95 latency", "{:,.1f} ms"),
+           ("p99_ms", "p99 latency", "{:,.1f} ms"))
+
+
+def _fmt(value: Any, fmt: str) -> str:
+    if value is None:
+        return "—"
+    return C.pct_text(float(value)) if fmt == "pct" else fmt.format(float(value))
+
+
+def compare_totals(compare: Mapping[str, Any], window_s: int,
+                   colours: Mapping[str, str]) -> html.Table:
+    """Window totals, lane beside base, with the lane's difference."""
+    lane, base = compare.get("lane", ""), compare.get("base", "base")
+    totals = compare.get("totals") or {}
+    a, b = totals.get(lane) or {}, totals.get(base) or {}
+    body = [html.Tr([html.Td("requests per second"),
+                     html.Td(C.rate_text((a.get("requests") or 0) / max(1, window_s), " req/s")),
+                     html.Td(C.rate_text((b.get("requests") or 0) / max(1, window_s), " req/s")),
+                     html.Td("")])]
+    for key, label, fmt in _TOTALS:
+        va, vb = a.get(key), b.get(key)
+        diff = ""
+        if va is not None and vb is not None and key != "requests":
+            d = float(va) - float(vb)
+            diff = (("+" if d >= 0 else "−") + _fmt(abs(d), fmt)) if fmt != "pct" else \
+                f"{'+' if d >= 0 else '−'}{100 * abs(d):.2f} pp"
+        body.append(html.Tr([html.Td(label), html.Td(_fmt(va, fmt)), html.Td(_fmt(vb, fmt)),
+                             html.Td(diff)]))
+    head = html.Thead(html.Tr([html.Th("over the window"), html.Th(C.lane_chip(lane, colours)),
+                               html.Th(C.lane_chip(base, colours)), html.Th(f"{lane} − {base}")]))
+    return html.Table([head, html.Tbody(body)], className="lw-table lw-compare")
+
+
+def escapes_table(rows: Sequence[Mapping[str, Any]], *, window_s: int, template: str,
+                  colours: Mapping[str, str], limit: int = 500) -> html.Div:
+    """Where traffic escaped: violations grouped by kind and service/edge, worst first.
+
+    Each group shows its count, its rate over the window and its newest
+    example's lane path and trace link. ``rows`` are newest first.
+    """
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(str(r.get("kind", "")), where_text(r))].append(r)
+    order = sorted(groups, key=lambda k: (-len(groups[k]), k))
+    capped = len(rows) >= limit
+    body = [html.Tr([
+        html.Td(C.verdict_badge(kind)), html.Td(where, className="lw-svc"),
+        html.Td(f"{'≥' if capped else ''}{len(groups[(kind, where)]):,}"),
+        html.Td(C.rate_text(len(groups[(kind, where)]) / max(1, window_s))),
+        html.Td(C.lane_path(groups[(kind, where)][0].get("lane_path") or "")),
+        html.Td(trace_link(str(groups[(kind, where)][0].get("trace_id") or ""), template)),
+    ]) for kind, where in order[:10]]
+    note = (f"Counted from the newest {limit:,} violations." if capped else "")
+    return html.Div([html.Table([_th("kind", "service / edge", "count", "rate",
+                                     "newest example lane path", "trace"), html.Tbody(body)],
+                                className="lw-table"), html.Div(note, className="lw-sub")])
