@@ -51,7 +51,7 @@ def layout(**kwargs: Any) -> html.Div:
         html.Div(id="overview-faults-status", className="lw-sub"),
         dcc.Interval(id="overview-faults-poll", interval=3000, disabled=not demo_url),
         dcc.Store(id="overview-faults-known"),
-    ], className="lw-card lw-demo", hidden=not demo_url))
+    ], className="lw-card lw-demo", id="overview-demo", hidden=not demo_url))
     return html.Div(children, className="lw-page")
 
 
