@@ -79,15 +79,20 @@ class Collector:
         return make_server(self.settings.host, self.settings.port, app, threaded=True)
 
     def start(self) -> Collector:
-        self.pipeline.start()
-        self.http.start()
-        if self.grpc is not None:
-            self.grpc.start()
-        if self._web_enabled:
-            self._web = self._build_web()
-            self._web_thread = threading.Thread(target=self._web.serve_forever, name="lanewatch-web",
-                                                daemon=True)
-            self._web_thread.start()
+        """Bind everything; on failure, release what was already bound and re-raise."""
+        try:
+            self.pipeline.start()
+            self.http.start()
+            if self.grpc is not None:
+                self.grpc.start()
+            if self._web_enabled:
+                self._web = self._build_web()
+                self._web_thread = threading.Thread(target=self._web.serve_forever,
+                                                    name="lanewatch-web", daemon=True)
+                self._web_thread.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def endpoints(self) -> dict[str, Any]:
@@ -139,6 +144,9 @@ def run_up(args: argparse.Namespace) -> int:
         collector = Collector(settings).start()
     except OSError as e:
         log.error("cannot start: %s (is another lanewatch running on these ports?)", e)
+        return 2
+    except Exception as e:  # e.g. the store file is locked by another lanewatch
+        log.error("cannot start: %s (data dir %s)", e, settings.data_dir)
         return 2
     ep = collector.endpoints()
     if args.ready_file:
