@@ -11,12 +11,10 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind
 
 from lanewatch import lane as L
-from lanewatch.instrument.propagator import DYED_KEY
+from lanewatch.instrument.propagator import DYED_KEY, valid_lane
 
 _log = logging.getLogger(__name__)
 _HOP_KINDS = (SpanKind.SERVER, SpanKind.CONSUMER)
-#: Lane names already checked, so the common case skips the regex (bounded).
-_VALID_CACHE: dict[str, bool] = {}
 
 
 class LaneSpanProcessor(SpanProcessor):
@@ -42,18 +40,17 @@ class LaneSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            entries = baggage.get_all(parent_context)
-            if not entries:
-                return
-            lane = entries.get(L.REQUEST_LANE_ATTR)
-            if isinstance(lane, str) and _valid(lane):
-                span.set_attribute(L.REQUEST_LANE_ATTR, lane)
+            lane = baggage.get_baggage(L.REQUEST_LANE_ATTR, parent_context)
+            if lane is not None and valid_lane(lane):
+                span.set_attribute(L.REQUEST_LANE_ATTR, lane)  # type: ignore[arg-type]
                 if span.kind in _HOP_KINDS and get_value(DYED_KEY, parent_context):
                     span.set_attribute(L.DYED_ATTR, True)
-            for key in self._passthrough:
-                value = entries.get(key)
-                if isinstance(value, str):
-                    span.set_attribute(key, value)
+            if self._passthrough:
+                entries = baggage.get_all(parent_context)
+                for key in self._passthrough:
+                    value = entries.get(key)
+                    if isinstance(value, str):
+                        span.set_attribute(key, value)
         except Exception:  # noqa: BLE001 - a hook must never break the traced code
             _log.debug("lane on_start failed", exc_info=True)
 
@@ -66,12 +63,3 @@ class LaneSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing is buffered."""
         return True
-
-
-def _valid(lane: str) -> bool:
-    ok = _VALID_CACHE.get(lane)
-    if ok is None:
-        ok = L.is_valid_lane(lane)
-        if len(_VALID_CACHE) < 1024:
-            _VALID_CACHE[lane] = ok
-    return ok

@@ -78,13 +78,13 @@ class LanePropagator(TextMapPropagator):
         ctx = get_current() if context is None else context
         try:
             lane = self._first_valid(carrier, getter, self._read)
-            if lane is not None:
+            if lane is not None and baggage.get_baggage(L.REQUEST_LANE_ATTR, ctx) != lane:
                 ctx = baggage.set_baggage(L.REQUEST_LANE_ATTR, lane, ctx)
             for name in self.passthrough_headers:
                 value = self._passthrough_value(carrier, getter, name)
                 if value is not None:
                     ctx = baggage.set_baggage(name, value, ctx)
-            if self.dye_lane is not None and not _valid(baggage.get_baggage(L.REQUEST_LANE_ATTR, ctx)):
+            if self.dye_lane is not None and not valid_lane(baggage.get_baggage(L.REQUEST_LANE_ATTR, ctx)):
                 ctx = baggage.set_baggage(L.REQUEST_LANE_ATTR, self.dye_lane, ctx)
                 ctx = set_value(DYED_KEY, True, ctx)
         except Exception:  # noqa: BLE001 - a propagator must never break the request
@@ -99,16 +99,15 @@ class LanePropagator(TextMapPropagator):
     ) -> None:
         """Write the request lane (if valid) and the pass-through entries as headers."""
         try:
-            entries = baggage.get_all(context)
-            if not entries:
-                return
-            lane = entries.get(L.REQUEST_LANE_ATTR)
-            if _valid(lane):
+            lane = baggage.get_baggage(L.REQUEST_LANE_ATTR, context)
+            if lane is not None and valid_lane(lane):
                 setter.set(carrier, self.lane_header, lane)  # type: ignore[arg-type]
-            for name in self.passthrough_headers:
-                value = entries.get(name)
-                if isinstance(value, str) and _safe_header_value(value):
-                    setter.set(carrier, name, value)
+            if self.passthrough_headers:
+                entries = baggage.get_all(context)
+                for name in self.passthrough_headers:
+                    value = entries.get(name)
+                    if isinstance(value, str) and _safe_header_value(value):
+                        setter.set(carrier, name, value)
         except Exception:  # noqa: BLE001 - never break the outgoing call
             _log.debug("lane inject failed", exc_info=True)
 
@@ -123,9 +122,10 @@ class LanePropagator(TextMapPropagator):
             if not values:
                 continue
             value = values[0].strip()
-            if L.is_valid_lane(value):
+            if valid_lane(value):
                 return value
-            self._reject(name, value)
+            if value:  # an empty header means no lane, not a bad one
+                self._reject(name, value)
         return None
 
     def _passthrough_value(self, carrier: CarrierT, getter: Getter[CarrierT], name: str) -> str | None:
@@ -144,8 +144,18 @@ class LanePropagator(TextMapPropagator):
             _log.warning("ignoring bad %s header value %r (%d bad values so far)", name, value[:80], self.rejected)
 
 
-def _valid(value: object) -> bool:
-    return isinstance(value, str) and L.is_valid_lane(value)
+_KNOWN_VALID: set[str] = set()
+
+
+def valid_lane(value: object) -> bool:
+    """:func:`lanewatch.lane.is_valid_lane` for any value, remembering up to 1024 valid names."""
+    if value in _KNOWN_VALID:
+        return True
+    if not isinstance(value, str) or not L.is_valid_lane(value):
+        return False
+    if len(_KNOWN_VALID) < 1024:
+        _KNOWN_VALID.add(value)
+    return True
 
 
 def _safe_header_value(value: str) -> bool:
