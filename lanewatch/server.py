@@ -69,6 +69,7 @@ class Collector:
 
         from lanewatch.api import register_api
 
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per API request
         app = flask.Flask("lanewatch")
         register_api(app, self.query)
         try:
