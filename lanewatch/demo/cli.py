@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phase-seconds", type=float, default=30.0, help="length of each phase of 'all'")
     parser.add_argument("--no-browser", action="store_true", help="do not open the dashboard")
     parser.add_argument("--no-collector", action="store_true", help="the mesh only, not instrumented")
+    parser.add_argument("--otlp-endpoint", default="",
+                        help="export to this running collector (OTLP/HTTP base URL) instead of starting one")
     parser.add_argument("--no-traffic", action="store_true", help="send no traffic (use curl)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="dashboard and API port (0 = free)")
@@ -73,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
                        phase_s=args.phase_seconds, host=args.host, port=args.port,
                        otlp_http_port=args.otlp_http_port, ingress_port=args.ingress_port,
                        control_port=args.control_port, collector=not args.no_collector,
+                       otlp_endpoint=args.otlp_endpoint,
                        traffic=not args.no_traffic, data_dir=args.data_dir,
                        run_file=args.run_file or str(default_run_file()), log_level=args.log_level)
     return run_until_stopped(opts, args.duration, open_browser=not args.no_browser)

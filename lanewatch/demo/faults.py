@@ -38,8 +38,8 @@ DEAD_LANE: Final = "dead_lane"
 FAULTS: Final[tuple[Fault, ...]] = (
     Fault(B_GRAY_DROPS_TAG, "B-gray drops the lane tag on its calls to C (context lost inside a service; "
           "the trace context survives)", "tag_lost inside B"),
-    Fault(PROXY_STRIPS_TAG, "the proxy between A and B strips the lane header (tag lost in transit)",
-          "tag_lost on the edge A -> B"),
+    Fault(PROXY_STRIPS_TAG, "the proxy between A and B strips the lane header and routes what is left "
+          "(tag lost in transit): gray requests continue in base", "tag_lost on the edge A -> B"),
     Fault(C_GRAY_DOWN, "C-gray is stopped gracefully (its heartbeat says 0): gray traffic falls back to "
           "C-base", "fallback at C, no violation"),
     Fault(BASE_TO_B_GRAY, "A's balancer ignores lanes for base traffic: about half of it reaches B-gray",

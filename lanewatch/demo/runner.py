@@ -64,6 +64,7 @@ class DemoOptions:
     ingress_port: int = 0
     control_port: int = 0
     collector: bool = True
+    otlp_endpoint: str = ""  # export to this running collector instead of starting one
     traffic: bool = True
     data_dir: str = ""
     run_file: str = ""
@@ -92,6 +93,9 @@ class Demo:
         self.proxy_port = web.free_port(opts.host)
         self.config_path = self.run_dir / "collector.yaml"
         self.collector_ready = self.run_dir / "collector-ready.json"
+        if opts.otlp_endpoint:
+            opts.collector = False
+        self.endpoint = opts.otlp_endpoint or (f"http://{opts.host}:{self.otlp_port}" if opts.collector else "")
         self.started_at = 0.0
 
     # -- urls ----------------------------------------------------------------------------
@@ -109,7 +113,7 @@ class Demo:
                 "control_url": self.control.url, "ingress_url": self.ingress_url,
                 "dashboard_url": self.dashboard_url if self.opts.collector else "",
                 "api_url": f"http://{self.opts.host}:{self.api_port}" if self.opts.collector else "",
-                "otlp_url": f"http://{self.opts.host}:{self.otlp_port}" if self.opts.collector else "",
+                "otlp_url": self.endpoint,
                 "config": str(self.config_path), "run_dir": str(self.run_dir),
                 "children": self.supervisor.pids(), "startup_s": round(self.started_at, 2)}
 
@@ -158,8 +162,8 @@ class Demo:
         sc = self.phases.current()
         argv = ["-m", "lanewatch.demo.service", "--service", svc, "--lane", lane,
                 "--rules", str(self.config_path)]
-        if self.opts.collector:
-            argv += ["--endpoint", f"http://{self.opts.host}:{self.otlp_port}"]
+        if self.endpoint:
+            argv += ["--endpoint", self.endpoint]
         if sc.dyes(svc, lane):
             argv.append("--dyeing")
         for header in self.phases.passthrough():

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 #: Who calls whom: A (cart) -> B (trade) -> C (stock).
 CALLEE = {"A": "B", "B": "C"}
 DOWNSTREAM_TIMEOUT_S = 5.0
+#: Response header with the trace id of the request (A's, as the ingress passes it on).
+TRACE_HEADER = "X-Trace-Id"
 
 
 class ServiceApp:
@@ -72,16 +74,18 @@ class ServiceApp:
         if environ.get("PATH_INFO") == "/healthz":
             return web.text_response(start_response, 200, "ok")
         headers = web.incoming_headers(environ)
+        trace_id = self.tel.trace_id()
+        extra = [(TRACE_HEADER, trace_id)] if trace_id else []
         if self.is_b_gray:
             if self.control.fault(F.B_GRAY_SLOW):
                 time.sleep(F.SLOW_S)
             if self.control.fault(F.B_GRAY_ERRORS) and self.rand() < F.ERROR_SHARE:
-                return web.text_response(start_response, 500, f"{self.name} failed (fault b_gray_errors)")
+                return web.text_response(start_response, 500, f"{self.name} failed (fault b_gray_errors)", extra)
         callee = CALLEE.get(self.me.service)
         if callee is None:
-            return web.text_response(start_response, 200, self.name)
+            return web.text_response(start_response, 200, self.name, extra)
         status, text = self._call(callee, headers)
-        return web.text_response(start_response, 200 if status < 400 else 502, f"{self.name} -> {text}")
+        return web.text_response(start_response, 200 if status < 400 else 502, f"{self.name} -> {text}", extra)
 
     def _call(self, callee: str, headers: dict[str, str]) -> tuple[int, str]:
         drop = self.is_b_gray and self.control.fault(F.B_GRAY_DROPS_TAG)

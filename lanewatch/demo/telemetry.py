@@ -97,6 +97,15 @@ class Telemetry:
         else:
             yield
 
+    def trace_id(self) -> str:
+        """The current trace id (32 hex digits), or "" when not traced."""
+        if not self.enabled:
+            return ""
+        from opentelemetry import trace
+
+        ctx = trace.get_current_span().get_span_context()
+        return f"{ctx.trace_id:032x}" if ctx.is_valid else ""
+
     def leaving(self) -> None:
         """Say goodbye to the collector now (heartbeat 0), while spans still export."""
         if self.enabled and self.handle.heartbeat is not None:
