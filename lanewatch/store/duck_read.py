@@ -1,0 +1,72 @@
+"""SQL for the store's reads (pure: text and parameters, no connection)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lanewatch.store.base import ROLLUPS
+from lanewatch.store.duck_schema import MINUTE, check_columns, plan, sum_expr
+
+
+def _filters(where: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (where or {}).items() if v is not None}
+
+
+def rollup_sql(table: str, t0: int, t1: int, keys: Sequence[str],
+               where: Mapping[str, Any] | None, bucket_s: int) -> tuple[str, list[Any]]:
+    """``SELECT`` summing ``table``'s metrics over ``t0 <= ts < t1`` by ``keys``.
+
+    ``res`` is never grouped on; ``ts`` (when a key) is floored to ``bucket_s``.
+    The scan is split over the physical tables by :func:`duck_schema.plan`.
+    """
+    if bucket_s < 1:
+        raise ValueError(f"bucket_s={bucket_s}: must be >= 1")
+    filters = _filters(where)
+    keys = [k for k in dict.fromkeys(keys) if k != "res"]
+    check_columns(table, keys)
+    check_columns(table, filters)
+    metrics = ROLLUPS[table][1]
+    by_ts = "ts" in keys
+    parts = plan(table, int(t0), int(t1), [k for k in keys if k != "ts"] + list(filters),
+                 bucket_s, by_ts)
+    cols = ", ".join(list(dict.fromkeys(keys + ["ts"])) + list(metrics))
+    cond = "".join(f" AND {k} = ?" for k in filters)
+    inner, params = [], []
+    for name, a, b in parts:
+        inner.append(f"SELECT {cols} FROM {name} WHERE ts >= ? AND ts < ?{cond}")
+        params += [a, b, *filters.values()]
+    outer_keys = [f"(ts // {int(bucket_s)}) * {int(bucket_s)} AS ts" if k == "ts" and bucket_s > 1
+                  else k for k in keys]
+    select = ", ".join(outer_keys + [sum_expr(m) for m in metrics])
+    sql = f"SELECT {select} FROM ({' UNION ALL '.join(inner)}) AS u"
+    if keys:
+        sql += f" GROUP BY ALL ORDER BY {', '.join(keys)}"
+    return sql, params
+
+
+def records_sql(table: str, columns: Sequence[str], t0: int, t1: int,
+                where: Mapping[str, Any] | None, limit: int) -> tuple[str, list[Any]]:
+    """Newest-first ``SELECT`` of violations or kept traces in ``t0 <= ts < t1``."""
+    filters = _filters(where)
+    bad = [k for k in filters if k not in columns]
+    if bad:
+        raise ValueError(f"{table}: unknown columns {bad}")
+    cond = "".join(f" AND {k} = ?" for k in filters)
+    sql = (f"SELECT {', '.join(columns)} FROM {table} WHERE ts >= ? AND ts < ?{cond} "
+           f"ORDER BY ts DESC, seq DESC LIMIT ?")
+    return sql, [int(t0), int(t1), *filters.values(), max(0, int(limit))]
+
+
+def cells_sql(t0: int, t1: int, where: Mapping[str, Any] | None,
+              minute_ok: bool) -> tuple[str, list[Any]]:
+    """Unsummed latency cells (``ts, lane_id, bucket, count``) over ``t0 <= ts < t1``."""
+    filters = _filters(where)
+    check_columns("latency", filters)
+    parts = plan("latency", int(t0), int(t1), list(filters), MINUTE if minute_ok else 1, True)
+    cond = "".join(f" AND {k} = ?" for k in filters)
+    inner, params = [], []
+    for name, a, b in parts:
+        inner.append(f"SELECT ts, lane_id, bucket, count FROM {name} WHERE ts >= ? AND ts < ?{cond}")
+        params += [a, b, *filters.values()]
+    return " UNION ALL ".join(inner), params

@@ -1,0 +1,158 @@
+"""DuckDB tables behind :class:`~lanewatch.store.duck.DuckStore`, and which one answers a read.
+
+Each logical rollup table ``T`` of :data:`~lanewatch.store.base.ROLLUPS` is kept
+three times, all mergeable (readers ``SUM``), all written in the same
+transaction:
+
+* ``r_T_s``: every key, per second (``res`` 1, downsampled to ``res`` 60 after
+  ``downsample_after_s``). The source of truth.
+* ``r_T_l``: without the per-service keys (``service``, ``caller``, ``callee``),
+  per second: lane-level charts over many services scan ~100x fewer rows.
+* ``r_T_m``: every key, per minute: long windows scan ~60x fewer rows.
+
+A read is planned over them (:func:`plan`): whole minutes from ``r_T_m``, the
+fringe seconds from the narrowest per-second table that has the columns. Rows
+are appended in time order and small batches are compacted once per minute,
+so DuckDB's per-row-group min/max on ``ts`` skips everything out of the window;
+compaction also sorts each minute by service, so a one-service read touches
+few vectors. The latency tables carry ``lane_id`` (a small integer per instance
+lane, from table ``lane_ids``) so that histograms can be read as plain integers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from lanewatch.store.base import ROLLUPS
+
+SCHEMA_VERSION = 1
+MINUTE = 60
+#: Keys dropped by the lane-level projection.
+SERVICE_KEYS = frozenset(("service", "caller", "callee"))
+_INT_KEYS = {"ts": "BIGINT", "res": "INTEGER", "bucket": "SMALLINT", "lane_id": "SMALLINT"}
+#: Extra (derived) key columns per rollup: ``lane_id`` is the code of ``instance_lane``.
+EXTRA_KEYS: dict[str, tuple[str, ...]] = {"latency": ("lane_id",)}
+_FLOAT_METRICS = frozenset(("latency_sum_ms",))
+
+
+@dataclass(frozen=True)
+class Physical:
+    """One physical table of a rollup."""
+
+    name: str
+    keys: tuple[str, ...]  # including ts, res and extra keys
+    metrics: tuple[str, ...]
+    minute: bool
+
+    @property
+    def order(self) -> str:
+        """Physical order of compacted rows: service keys first, then lanes, then time."""
+        rest = [k for k in self.keys if k not in ("ts", "res")]
+        return ", ".join(sorted(rest, key=lambda k: k not in SERVICE_KEYS) + ["ts"])
+
+
+def physical_tables(table: str) -> list[Physical]:
+    """The physical tables of rollup ``table``: per second, lane-level (if any), per minute."""
+    keys, metrics = ROLLUPS[table]
+    keys = keys + EXTRA_KEYS.get(table, ())
+    out = [Physical(f"r_{table}_s", keys, metrics, False)]
+    lane_keys = tuple(k for k in keys if k not in SERVICE_KEYS)
+    if lane_keys != keys:
+        out.append(Physical(f"r_{table}_l", lane_keys, metrics, False))
+    out.append(Physical(f"r_{table}_m", keys, metrics, True))
+    return out
+
+
+def all_physical() -> list[Physical]:
+    return [p for t in ROLLUPS for p in physical_tables(t)]
+
+
+def column_type(col: str) -> str:
+    if col in _INT_KEYS:
+        return _INT_KEYS[col]
+    if col in _FLOAT_METRICS:
+        return "DOUBLE"
+    return "VARCHAR"
+
+
+def metric_type(col: str) -> str:
+    return "DOUBLE" if col in _FLOAT_METRICS else "BIGINT"
+
+
+def ddl() -> list[str]:
+    """CREATE statements for every table (idempotent)."""
+    out = ["CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)"]
+    for p in all_physical():
+        cols = [f"{k} {column_type(k)} NOT NULL" if k in _INT_KEYS else f"{k} VARCHAR" for k in p.keys]
+        cols += [f"{m} {metric_type(m)} NOT NULL" for m in p.metrics]
+        out.append(f"CREATE TABLE IF NOT EXISTS {p.name} ({', '.join(cols)})")
+    out += [
+        "CREATE TABLE IF NOT EXISTS violations (seq BIGINT, ts BIGINT, kind VARCHAR, service VARCHAR,"
+        " caller VARCHAR, callee VARCHAR, request_lane VARCHAR, instance_lane VARCHAR,"
+        " entry_lane VARCHAR, trace_id VARCHAR, span_id VARCHAR, lane_path VARCHAR, late BOOLEAN)",
+        "CREATE TABLE IF NOT EXISTS kept_traces (seq BIGINT, trace_id VARCHAR, ts BIGINT,"
+        " entry_lane VARCHAR, stayed BOOLEAN, lane_path VARCHAR, hops VARCHAR)",
+        "CREATE TABLE IF NOT EXISTS instances (service VARCHAR, lane VARCHAR, instance VARCHAR,"
+        " first_seen DOUBLE, last_seen DOUBLE, state VARCHAR, PRIMARY KEY (service, lane, instance))",
+        "CREATE TABLE IF NOT EXISTS counters (name VARCHAR PRIMARY KEY, value BIGINT)",
+        "CREATE TABLE IF NOT EXISTS lane_ids (id SMALLINT PRIMARY KEY, name VARCHAR UNIQUE)",
+    ]
+    return out
+
+
+def sum_expr(metric: str) -> str:
+    """``SUM`` that keeps integer metrics integer (DuckDB widens to HUGEINT)."""
+    if metric in _FLOAT_METRICS:
+        return f"COALESCE(SUM({metric}), 0.0) AS {metric}"
+    return f"CAST(COALESCE(SUM({metric}), 0) AS BIGINT) AS {metric}"
+
+
+def aggregate_sql(p: Physical, source: str, where: str, *, ts_expr: str = "ts",
+                  res_expr: str = "res", keep_zero: bool = False) -> str:
+    """``SELECT`` of ``p``'s columns from ``source`` summed by key (for inserts and compaction)."""
+    keys = [f"{ts_expr} AS ts", f"{res_expr} AS res"] + [k for k in p.keys if k not in ("ts", "res")]
+    sql = (f"SELECT {', '.join(keys)}, {', '.join(sum_expr(m) for m in p.metrics)} "
+           f"FROM {source} WHERE {where} GROUP BY ALL")
+    if not keep_zero:
+        sql += " HAVING " + " OR ".join(f"SUM({m}) <> 0" for m in p.metrics)
+    return sql
+
+
+def plan(table: str, t0: int, t1: int, needed: Iterable[str],
+         bucket_s: int, by_ts: bool) -> list[tuple[str, int, int]]:
+    """``(physical table, from, to)`` ranges whose union is ``t0 <= ts < t1`` for a read.
+
+    ``needed`` are the non-time columns the read groups or filters on. The
+    per-minute table serves whole minutes when the result does not need
+    finer time than a minute; the fringes come from a per-second table.
+    """
+    if table not in ROLLUPS:
+        raise ValueError(f"unknown rollup table {table!r}")
+    tables = physical_tables(table)
+    fine = tables[0]
+    need = set(needed)
+    if len(tables) == 3 and not need & SERVICE_KEYS:
+        fine = tables[1]
+    if t1 <= t0:
+        return [(fine.name, t0, t0)]
+    m0 = -(-t0 // MINUTE) * MINUTE
+    m1 = t1 // MINUTE * MINUTE
+    if (by_ts and bucket_s % MINUTE) or m1 - m0 < 2 * MINUTE:
+        return [(fine.name, t0, t1)]
+    out = [(tables[-1].name, m0, m1)]
+    if t0 < m0:
+        out.append((fine.name, t0, m0))
+    if m1 < t1:
+        out.append((fine.name, m1, t1))
+    return out
+
+
+def check_columns(table: str, cols: Sequence[str] | Mapping[str, object]) -> None:
+    """Raise ValueError unless every name is a column of rollup ``table`` (names go into SQL)."""
+    if table not in ROLLUPS:
+        raise ValueError(f"unknown rollup table {table!r}")
+    keys, metrics = ROLLUPS[table]
+    bad = [c for c in cols if c not in keys and c not in metrics]
+    if bad:
+        raise ValueError(f"{table}: unknown columns {bad}")

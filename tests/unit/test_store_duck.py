@@ -1,0 +1,275 @@
+"""DuckStore against the real DuckDB: mergeable rollups, read planning, bounds, maintenance, restart."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lanewatch.config import Settings
+from lanewatch.histogram import quantiles
+from lanewatch.lane import Verdict
+from lanewatch.store import open_store
+from lanewatch.store.base import ROLLUPS, Batch
+from lanewatch.store.duck import DuckStore
+
+T0 = 1_767_225_600  # a whole minute (2026-01-01T00:00:00Z)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def hops(ts: list[int], service: list[str], lane: list[str], requests: list[int], errors: list[int] | None = None,
+         verdict: list[Any] | None = None, expected: list[str] | None = None) -> dict[str, list[Any]]:
+    n = len(ts)
+    return {"ts": ts, "service": service, "instance_lane": lane, "request_lane": expected or lane,
+            "expected_lane": expected or lane, "verdict": verdict or ["in_lane"] * n,
+            "requests": requests, "errors": errors or [0] * n, "latency_sum_ms": [float(r) for r in requests]}
+
+
+def random_rollups(rng: np.random.Generator, t0: int, seconds: int) -> dict[str, dict[str, Any]]:
+    """Random rows for every rollup table (a few services and lanes, some negative corrections)."""
+    n = seconds * 20
+    ts = rng.integers(t0, t0 + seconds, n)
+    svc = rng.choice(["A", "B", "C"], n)
+    lane = rng.choice(["base", "gray", "blue"], n)
+    out: dict[str, dict[str, Any]] = {}
+    for table, (keys, metrics) in ROLLUPS.items():
+        cols: dict[str, Any] = {"ts": ts, "res": np.ones(n, dtype=int)}
+        for k in keys[2:]:
+            cols[k] = {"service": svc, "caller": svc, "callee": svc[::-1], "bucket": rng.integers(20, 40, n),
+                       "verdict": rng.choice(["in_lane", "leak"], n)}.get(k, lane)
+        for m in metrics:
+            cols[m] = rng.integers(-1, 6, n) if m != "latency_sum_ms" else rng.random(n)
+        out[table] = cols
+    return out
+
+
+def reference(rows: list[dict[str, Any]], table: str, t0: int, t1: int, keys: list[str],
+              where: dict[str, str] | None = None, bucket_s: int = 1) -> pd.DataFrame:
+    df = pd.concat([pd.DataFrame(r) for r in rows], ignore_index=True)
+    df = df[(df.ts >= t0) & (df.ts < t1)].copy()
+    for k, v in (where or {}).items():
+        df = df[df[k] == v]
+    df["ts"] = df.ts // bucket_s * bucket_s
+    metrics = list(ROLLUPS[table][1])
+    got = df.groupby(keys)[metrics].sum().reset_index() if keys else df[metrics].sum().to_frame().T
+    return got.sort_values(keys).reset_index(drop=True) if keys else got
+
+
+def same(got: pd.DataFrame, want: pd.DataFrame, keys: list[str]) -> None:
+    metrics = [c for c in want.columns if c not in keys]
+    if keys:  # rows whose sums cancel out to zero may be dropped by compaction
+        nz = lambda d: d[(d[metrics].abs() > 1e-9).any(axis=1)].sort_values(keys).reset_index(drop=True)
+        got, want = nz(got), nz(want)
+    assert list(got[keys].astype(str).itertuples(index=False)) == list(want[keys].astype(str).itertuples(index=False))
+    for m in metrics:
+        np.testing.assert_allclose(got[m].to_numpy(dtype=float), want[m].to_numpy(dtype=float), atol=1e-6)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0 + 0.5)
+
+
+@pytest.fixture
+def store(clock: Clock) -> DuckStore:
+    s = DuckStore(":memory:", clock=clock)
+    yield s
+    s.close()
+
+
+def test_rows_written_in_pieces_are_summed_and_corrections_subtract(store: DuckStore) -> None:
+    store.write(Batch(rollups={"hops": hops([T0, T0], ["A", "A"], ["gray", "gray"], [2, 3], [1, 0])}))
+    store.write(Batch(rollups={"hops": hops([T0], ["A"], ["gray"], [-1])}))
+    df = store.rollup("hops", T0, T0 + 1, ["service", "instance_lane"])
+    assert df.to_dict("records") == [{"service": "A", "instance_lane": "gray", "requests": 4, "errors": 1,
+                                      "latency_sum_ms": 4.0}]
+    assert df.requests.dtype.kind == "i"
+
+
+def test_rollup_filters_ignore_none_floor_ts_and_reject_unknown_columns(store: DuckStore) -> None:
+    store.write(Batch(rollups={"hops": hops([T0 + 1, T0 + 7, T0 + 12], ["A", "B", "A"], ["base", "gray", "gray"],
+                                            [1, 2, 4], verdict=[Verdict.IN_LANE, 2, "in_lane"])}))
+    df = store.rollup("hops", T0, T0 + 60, ["ts", "verdict"], where={"service": "A", "instance_lane": None},
+                      bucket_s=10)
+    assert df[["ts", "verdict", "requests"]].values.tolist() == [[T0, "in_lane", 1], [T0 + 10, "in_lane", 4]]
+    assert store.rollup("hops", T0, T0 + 60, ["verdict"]).verdict.tolist() == ["in_lane", "leak"]
+    total = store.rollup("hops", T0, T0 + 60, [])
+    assert total.requests.tolist() == [7]
+    empty = store.rollup("hops", T0 + 100, T0 + 200, ["service"])
+    assert empty.empty and list(empty.columns) == ["service", "requests", "errors", "latency_sum_ms"]
+    with pytest.raises(ValueError):
+        store.rollup("hops", T0, T0 + 1, ["service; DROP TABLE x"])
+    with pytest.raises(ValueError):
+        store.rollup("hops", T0, T0 + 1, ["service"], where={"nope": "x"})
+    with pytest.raises(ValueError):
+        store.rollup("nope", T0, T0 + 1, [])
+
+
+@pytest.mark.parametrize("t0,t1,bucket", [(T0, T0 + 600, 1), (T0 + 17, T0 + 583, 1), (T0 + 17, T0 + 583, 60),
+                                          (T0 + 5, T0 + 65, 10), (T0 + 130, T0 + 131, 1)])
+def test_reads_over_minute_and_lane_tables_equal_the_raw_sums(clock: Clock, t0: int, t1: int, bucket: int) -> None:
+    """Whatever physical tables a read is planned over, it sums to the same as the raw rows."""
+    store = DuckStore(":memory:", clock=clock)
+    rng = np.random.default_rng(t0 + bucket)
+    written: dict[str, list[dict[str, Any]]] = {t: [] for t in ROLLUPS}
+    for start in range(T0, T0 + 600, 30):  # flushes; the clock passes minutes, so rows get compacted
+        clock.now = start + 31
+        batch = random_rollups(rng, start, 30)
+        store.write(Batch(rollups=batch))
+        for t, cols in batch.items():
+            written[t].append(cols)
+    cases = [("hops", ["instance_lane", "verdict"], None), ("hops", ["service"], {"instance_lane": "gray"}),
+             ("hops", ["ts", "instance_lane"], None), ("latency", ["instance_lane", "bucket"], {"service": "B"}),
+             ("edges", ["caller", "callee", "lane"], None), ("edges", ["lane"], None),
+             ("traces", ["ts", "entry_lane"], None), ("latency", [], None)]
+    for table, keys, where in cases:
+        got = store.rollup(table, t0, t1, keys, where=where, bucket_s=bucket)
+        same(got, reference(written[table], table, t0, t1, keys, where, bucket), keys)
+    store.close()
+
+
+def test_latency_cells_hold_the_same_histograms_as_rollup(store: DuckStore, clock: Clock) -> None:
+    rng = np.random.default_rng(3)
+    for start in range(T0, T0 + 180, 20):
+        clock.now = start + 21
+        store.write(Batch(rollups={"latency": random_rollups(rng, start, 20)["latency"]}))
+    names, cells = store.latency_cells(T0 + 3, T0 + 170, {"service": "A"}, minute_ok=True)
+    df = store.rollup("latency", T0 + 3, T0 + 170, ["instance_lane", "bucket"], where={"service": "A"})
+    got = pd.DataFrame({"lane": [names[c] for c in cells["lane"]], "bucket": cells["bucket"],
+                        "count": cells["count"]}).groupby(["lane", "bucket"])["count"].sum()
+    for lane in ("base", "gray", "blue"):
+        want = df[df.instance_lane == lane]
+        assert quantiles(got[lane].index, got[lane].values, [0.5, 0.99]) == \
+            quantiles(want.bucket, want["count"], [0.5, 0.99])
+        assert int(got[lane].sum()) == int(want["count"].sum())
+
+
+def test_violations_are_bounded_newest_first_and_filtered(clock: Clock) -> None:
+    store = DuckStore(":memory:", clock=clock, max_violations=5)
+    rows = [{"ts": T0 + i, "kind": "leak" if i % 2 else "intrusion", "service": "B", "trace_id": bytes([i]) * 16,
+             "span_id": f"{i:016X}", "lane_path": f"A[gray] -> B[base, leak] #{i}", "late": False} for i in range(8)]
+    store.write(Batch(violations=rows[:4]))
+    store.write(Batch(violations=rows[4:]))
+    got = store.violations(T0, T0 + 100)
+    assert got.ts.tolist() == [T0 + 7, T0 + 6, T0 + 5, T0 + 4, T0 + 3]
+    assert got.trace_id[0] == "07" * 16 and got.span_id[0] == "0000000000000007"
+    assert store.violations(T0, T0 + 100, {"kind": "leak", "service": None}, limit=2).ts.tolist() == [T0 + 7, T0 + 5]
+    assert store.violations(T0, T0 + 100, {"trace_id": "05" * 16}).lane_path.tolist() == [rows[5]["lane_path"]]
+    store.close()
+
+
+def test_kept_traces_replace_by_id_and_decode_hops(store: DuckStore) -> None:
+    hop = {"service": "A", "instance_lane": "gray", "verdict": "in_lane"}
+    store.write(Batch(traces=[{"trace_id": "AB" * 16, "ts": T0, "entry_lane": "gray", "stayed": True,
+                               "lane_path": "A[gray]", "hops": [hop]}]))
+    store.write(Batch(traces=[{"trace_id": "ab" * 16, "ts": T0, "entry_lane": "gray", "stayed": False,
+                               "lane_path": "A[gray] -> B[base, leak]", "hops": [hop, hop]}]))
+    assert len(store.traces(T0, T0 + 1)) == 1
+    got = store.trace("AB" * 16)
+    assert got is not None and got["stayed"] is False and got["hops"] == [hop, hop]
+    assert store.trace("cd" * 16) is None
+
+
+def test_instances_upsert_and_counters_accumulate(store: DuckStore) -> None:
+    inst = {"service": "C", "lane": "gray", "instance": "c-1"}
+    store.write(Batch(instances=[{**inst, "first_seen": T0 + 5, "last_seen": T0 + 9, "state": "up"}],
+                      counters={"dropped": 2}))
+    store.write(Batch(instances=[{**inst, "first_seen": T0 + 1, "last_seen": T0 + 8, "state": "left"},
+                                 {**inst, "first_seen": T0 + 7, "last_seen": T0 + 12, "state": "up"}],
+                      counters={"dropped": 3, "duplicates": 1}))
+    rows = store.instances().to_dict("records")
+    assert rows == [{**inst, "first_seen": T0 + 1.0, "last_seen": T0 + 12.0, "state": "up"}]
+    store.write(Batch(instances=[{**inst, "first_seen": T0 + 20, "last_seen": T0 + 20, "state": "left"}]))
+    assert store.instances().state.tolist() == ["left"]
+    assert store.counters() == {"dropped": 5, "duplicates": 1}
+
+
+def test_maintain_downsamples_whole_minutes_and_applies_retention(clock: Clock) -> None:
+    store = DuckStore(":memory:", clock=clock, retention_s=3 * 3600, downsample_after_s=3600)
+    ts = [T0 + 5, T0 + 65, T0 + 3599, T0 + 7000]
+    store.write(Batch(rollups={"hops": hops(ts, ["A"] * 4, ["gray"] * 4, [1, 2, 3, 4])},
+                      violations=[{"ts": T0, "kind": "leak"}, {"ts": T0 + 7000, "kind": "leak"}]))
+    store.maintain(T0 + 3600 + 90)  # minutes [T0, T0+60) done; [T0+60, ...) stays per second
+    raw = store._df("SELECT ts, res, requests FROM r_hops_s ORDER BY ts").values.tolist()
+    assert raw == [[T0, 60, 1], [T0 + 65, 1, 2], [T0 + 3599, 1, 3], [T0 + 7000, 1, 4]]
+    assert store.rollup("hops", T0, T0 + 8000, []).requests.tolist() == [10]
+    store.maintain(T0 + 3 * 3600 + 60)  # retention drops everything before T0+60, the rest is per minute
+    assert store.rollup("hops", 0, T0 + 8000, ["ts"]).ts.tolist() == [T0 + 60, T0 + 3540, T0 + 6960]
+    assert store.violations(0, T0 + 8000).ts.tolist() == [T0 + 7000]
+    store.close()
+
+
+def test_restart_on_the_same_file_keeps_all_history(tmp_path: Path, clock: Clock) -> None:
+    settings = Settings(data_dir=str(tmp_path / "data"))
+    store = open_store(settings)
+    store.write(Batch(rollups={"hops": hops([T0], ["A"], ["gray"], [5]),
+                               "latency": {"ts": [T0], "service": ["A"], "instance_lane": ["gray"],
+                                           "request_lane": ["gray"], "bucket": [30], "count": [5]}},
+                      violations=[{"ts": T0, "kind": "leak", "trace_id": "aa"}], counters={"dropped": 1},
+                      instances=[{"service": "A", "lane": "gray", "instance": "a", "first_seen": T0,
+                                  "last_seen": T0, "state": "up"}]))
+    store.close()
+    assert settings.db_path.exists()
+    again = DuckStore(settings.db_path, clock=clock)
+    again.write(Batch(rollups={"latency": {"ts": [T0], "service": ["A"], "instance_lane": ["blue"],
+                                           "request_lane": ["blue"], "bucket": [31], "count": [1]}},
+                      violations=[{"ts": T0, "kind": "intrusion", "trace_id": "bb"}], counters={"dropped": 1}))
+    assert again.rollup("hops", T0, T0 + 1, ["instance_lane"]).requests.tolist() == [5]
+    assert again.counters() == {"dropped": 2}
+    assert again.violations(T0, T0 + 1).kind.tolist() == ["intrusion", "leak"]  # arrival order survives
+    assert len(again.instances()) == 1
+    names, cells = again.latency_cells(T0, T0 + 1)
+    assert sorted((names[c], int(n)) for c, n in zip(cells["lane"], cells["count"])) == [("blue", 1), ("gray", 5)]
+    again.close()
+
+
+def test_concurrent_writers_and_readers(store: DuckStore) -> None:
+    errors: list[BaseException] = []
+
+    def writer(i: int) -> None:
+        try:
+            for j in range(20):
+                store.write(Batch(rollups={"hops": hops([T0 + j], [f"S{i}"], ["base"], [1])}, counters={"n": 1}))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    def reader() -> None:
+        try:
+            for _ in range(30):
+                store.rollup("hops", T0, T0 + 60, ["service"])
+                store.counters()
+        except BaseException as e:  # pragma: no cover
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)] + \
+        [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert store.rollup("hops", T0, T0 + 60, []).requests.tolist() == [60]
+    assert store.counters() == {"n": 60}
+
+
+def test_closed_store_refuses_and_bad_batches_roll_back(store: DuckStore) -> None:
+    bad = hops([T0], ["A"], ["gray"], [1])
+    del bad["service"]
+    with pytest.raises(ValueError, match="service"):
+        store.write(Batch(rollups={"hops": bad}, counters={"n": 1}))
+    assert store.counters() == {}
+    store.close()
+    store.close()
+    with pytest.raises(RuntimeError):
+        store.rollup("hops", T0, T0 + 1, [])
