@@ -1,0 +1,243 @@
+"""The read side shared by the API, the dashboard, the alerts and ``lanewatch check``.
+
+Pure over a :class:`~lanewatch.store.base.Store` and an injected clock. A
+window is the last ``window_s`` whole seconds up to ``clock()``, the current
+(partial) second included: ``from <= ts < to`` with ``to = floor(now) + 1``.
+Lanes mean the *instance lane* for requests, errors and latency (what code
+served it) and the *entry lane* for traces. Every method returns plain
+JSON-able values: no numpy scalars, no NaN (``None`` instead).
+
+Conventions chosen here (documented in ``docs/api.md``):
+
+* ``error_rate`` is ``None`` when there were no requests (in totals and per
+  series point); ``stayed_share`` is ``None`` when there were no traces.
+* ``lane=L`` filters requests by instance lane and traces by entry lane; hop
+  verdict counts and violations keep every hop that involves ``L`` (expected
+  or instance lane, and for violations the entry lane too), so that a gate on
+  ``gray`` sees both gray traffic leaking out and base traffic intruding.
+* ``service=S`` filters hops by service and edges/violations by caller or
+  callee; trace counts have no service and are not filtered by it.
+* ``violations`` in the summary = ``leak + intrusion + tag_lost``, counted
+  from the rollups (exact), not from the bounded list of kept violations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from lanewatch import lane as L
+from lanewatch.config import Settings
+from lanewatch.histogram import N_BUCKETS
+from lanewatch.query_parts import (HOP_LABELS, QS, clean, compare_verdict, cube_quantiles, hist_cube,
+                                   lane_order, records, series_arrays)
+from lanewatch.store.base import Store
+
+
+class LiveView(Protocol):
+    """What the running collector knows before it reaches the store (optional)."""
+
+    def instances(self) -> list[dict[str, Any]]:
+        """Instances as in the store's ``instances`` table, fresher."""
+        ...
+
+    def counters(self) -> dict[str, int]:
+        """Counts not yet flushed to the store; added to the stored ones."""
+        ...
+
+
+class Query:
+    """Read-side queries (see ``docs/design.md``) over ``store``; ``clock`` gives now."""
+
+    def __init__(self, store: Store, settings: Settings, clock: Callable[[], float] = time.time,
+                 live: LiveView | None = None) -> None:
+        self.store, self.settings, self.clock, self.live = store, settings, clock, live
+
+    def _window(self, window_s: int, step_s: int = 1) -> tuple[int, int]:
+        if window_s < 1 or step_s < 1:
+            raise ValueError("window_s and step_s must be >= 1")
+        t1 = int(math.floor(self.clock())) + 1
+        return (t1 - int(window_s)) // step_s * step_s, t1
+
+    def summary(self, window_s: int, service: str | None = None, lane: str | None = None) -> dict[str, Any]:
+        """Hop verdicts, tag losses and per-lane traffic and trace counts over the window."""
+        t0, t1 = self._window(window_s)
+        hops = self.store.rollup("hops", t0, t1, ["instance_lane", "expected_lane", "verdict"],
+                                 where={"service": service})
+        involved = hops if lane is None else hops[(hops.instance_lane == lane) | (hops.expected_lane == lane)]
+        by_verdict = involved.groupby("verdict")["requests"].sum()
+        hop_counts = {v: int(by_verdict.get(v, 0)) for v in HOP_LABELS}
+        edge_keys = ["caller", "callee", "lane"] if service else ["lane"]
+        edges = self.store.rollup("edges", t0, t1, edge_keys, where={"lane": lane})
+        if service:
+            edges = edges[(edges.caller == service) | (edges.callee == service)]
+        served = hops if lane is None else hops[hops.instance_lane == lane]
+        traffic = served.groupby("instance_lane")[["requests", "errors"]].sum()
+        traces = self.store.rollup("traces", t0, t1, ["entry_lane"], where={"entry_lane": lane})
+        traces = traces.set_index("entry_lane")
+        names = lane_order(set(traffic.index[traffic.requests != 0]) | set(traces.index[traces.traces != 0])
+                           | ({lane} if lane else set()))
+        lanes: dict[str, dict[str, Any]] = {}
+        for name in names:
+            n_tr = int(traces.traces.get(name, 0))
+            stayed = int(traces.stayed.get(name, 0))
+            req = int(traffic.requests.get(name, 0))
+            err = int(traffic.errors.get(name, 0))
+            lanes[name] = {"traces": n_tr, "stayed": stayed,
+                           "stayed_share": round(stayed / n_tr, 6) if n_tr > 0 else None,
+                           "requests": req, "errors": err,
+                           "error_rate": round(err / req, 6) if req > 0 else None,
+                           "qps": round(req / window_s, 3)}
+        tag_lost = int(edges.tag_lost.sum())
+        return {"window_s": int(window_s), "from": t0, "to": t1, "hops": hop_counts,
+                "edges": {"tag_lost": tag_lost, "calls": int(edges.calls.sum())},
+                "lanes": lanes, "violations": hop_counts["leak"] + hop_counts["intrusion"] + tag_lost,
+                "counters": self._counters(), "estimated": False}
+
+    def series(self, window_s: int, service: str | None = None, lane: str | None = None,
+               step_s: int = 1) -> dict[str, Any]:
+        """Per-step QPS, error rate and p50/p95/p99 per instance lane; one point per step."""
+        t0, t1 = self._window(window_s, step_s)
+        where = {"service": service, "instance_lane": lane}
+        hops = self.store.rollup("hops", t0, t1, ["ts", "instance_lane"], where=where, bucket_s=step_s)
+        ts = np.arange(t0, t1, step_s, dtype=np.int64)
+        hists = self._histograms(t0, t1, where, step_s, len(ts))
+        per_slot = cube_quantiles(*next(iter(hists.values()))[:2]) if hists else {}
+        qs = {name: {c: v[:, i] for c, v in per_slot.items()} for name, (_, _, i) in hists.items()}
+        served = hops.instance_lane[hops.requests != 0].unique()
+        names = lane_order(set(served) | set(qs) | ({lane} if lane else set()))
+        lanes = {name: series_arrays(ts, step_s, hops[hops.instance_lane == name], qs.get(name))
+                 for name in names}
+        return {"step_s": int(step_s), "from": t0, "to": t1, "lanes": lanes}
+
+    def _histograms(self, t0: int, t1: int, where: dict[str, str | None], step_s: int,
+                    n_steps: int) -> dict[str, tuple[npt.NDArray[np.float64], int, int]]:
+        """Latency histograms per instance lane: name -> (cube, bmin, slot of the lane in cube).
+
+        ``n_steps == 1`` means one histogram over the whole window.
+        """
+        cells_of = getattr(self.store, "latency_cells", None)
+        if cells_of is not None:  # DuckStore's fast path: integer cells, no SQL aggregation
+            names, cells = cells_of(t0, t1, where, minute_ok=n_steps == 1 or step_s % 60 == 0)
+        else:
+            df = self.store.rollup("latency", t0, t1, ["ts", "instance_lane", "bucket"], where=where,
+                                   bucket_s=step_s)
+            codes, uniques = pd.factorize(df["instance_lane"])
+            names = [str(u) for u in uniques]
+            cells = {"ts": df["ts"].to_numpy(), "lane": codes, "bucket": df["bucket"].to_numpy(),
+                     "count": df["count"].to_numpy()}
+        cube, present, bmin = hist_cube(cells, t0, step_s, n_steps)
+        return {names[int(code)]: (cube, bmin, i) for i, code in enumerate(present)}
+
+    def violations(self, window_s: int, kind: str | None = None, service: str | None = None,
+                   lane: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """Kept violations, newest first (see the module docstring for the filters)."""
+        t0, t1 = self._window(window_s)
+        svc = [{c: service} for c in ("service", "caller", "callee")] if service else [{}]
+        lanes = [{c: lane} for c in ("request_lane", "instance_lane", "entry_lane")] if lane else [{}]
+        frames = [self.store.violations(t0, t1, {"kind": kind, **s, **ln}, limit) for s in svc for ln in lanes]
+        frames = [f for f in frames if not f.empty]
+        if not frames:
+            return []
+        df = frames[0] if len(frames) == 1 else pd.concat(frames).drop_duplicates()
+        return records(df.sort_values("ts", ascending=False, kind="stable").head(limit))
+
+    def edges(self, window_s: int, lane: str | None = None) -> list[dict[str, Any]]:
+        """Per (caller, callee, lane sent): calls, rate (calls/s), errors, verdict counts."""
+        t0, t1 = self._window(window_s)
+        df = self.store.rollup("edges", t0, t1, ["caller", "callee", "lane"], where={"lane": lane})
+        df = df[df.calls != 0].copy()
+        df.insert(4, "rate", (df.calls / window_s).round(3))
+        return records(df)
+
+    def flows(self, window_s: int, service: str | None = None) -> list[dict[str, Any]]:
+        """Requests per (service, expected lane, instance lane, verdict), for a Sankey."""
+        t0, t1 = self._window(window_s)
+        df = self.store.rollup("hops", t0, t1, ["service", "expected_lane", "instance_lane", "verdict"],
+                               where={"service": service})
+        return records(df.loc[df.requests != 0, ["service", "expected_lane", "instance_lane", "verdict",
+                                                 "requests"]])
+
+    def instances(self) -> list[dict[str, Any]]:
+        """Every known instance; ``live`` when seen within ``liveness_ttl_s`` and not left."""
+        rows = {(r["service"], r["lane"], r["instance"]): r for r in records(self.store.instances())}
+        for r in self.live.instances() if self.live else []:
+            key = (r["service"], r["lane"], r["instance"])
+            old = rows.get(key)
+            if old is not None:
+                r = {**r, "first_seen": min(old["first_seen"], r["first_seen"])}
+                if old["last_seen"] > r["last_seen"]:
+                    r = {**r, "last_seen": old["last_seen"], "state": old["state"]}
+            rows[key] = clean(dict(r))
+        cutoff = self.clock() - self.settings.liveness_ttl_s
+        out = [{**r, "live": bool(r["last_seen"] >= cutoff and r["state"] != "left")}
+               for _, r in sorted(rows.items())]
+        return out
+
+    def compare(self, service: str, lane: str, window_s: int, base: str = L.BASE,
+                step_s: int = 1) -> dict[str, Any]:
+        """Instance lane ``lane`` vs ``base`` for one service: series, totals and a verdict."""
+        t0, t1 = self._window(window_s)
+        hops = self.store.rollup("hops", t0, t1, ["instance_lane"], where={"service": service})
+        hists = self._histograms(t0, t1, {"service": service}, t1 - t0, 1)
+        totals, dense = {}, {}
+        for name in (lane, base):
+            h = hops[hops.instance_lane == name]
+            req, err = int(h.requests.sum()), int(h.errors.sum())
+            dense[name] = np.zeros(N_BUCKETS)
+            p: list[float | None] = [None, None, None]
+            if name in hists:
+                cube, bmin, i = hists[name]
+                dense[name][bmin:bmin + cube.shape[2]] = cube[0, i]
+                q = cube_quantiles(cube[:, i:i + 1], bmin)
+                p = [clean(q[c][0, 0]) for c in ("p50_ms", "p95_ms", "p99_ms")]
+            totals[name] = {"requests": req, "errors": err,
+                            "error_rate": round(err / req, 6) if req else None,
+                            "p50_ms": p[0], "p95_ms": p[1], "p99_ms": p[2]}
+        series = {name: self.series(window_s, service, name, step_s)["lanes"][name] for name in (lane, base)}
+        verdict = compare_verdict(totals[lane], totals[base], dense[lane], dense[base], lane, base)
+        return {"service": service, "lane": lane, "base": base, "window_s": int(window_s),
+                "series": series, "totals": totals, "verdict": verdict}
+
+    def trace(self, trace_id_hex: str) -> dict[str, Any] | None:
+        """A kept trace (lane path, hops) with its violations; None when it was not kept."""
+        tid = trace_id_hex.strip().lower()
+        found = self.store.trace(tid)
+        if found is None:
+            return None
+        out = clean(dict(found))
+        out["violations"] = records(self.store.violations(0, 2**62, {"trace_id": tid}, 1000))
+        return out
+
+    def services(self, window_s: int) -> list[str]:
+        """Services that served or called anything in the window, sorted."""
+        t0, t1 = self._window(window_s)
+        hops = self.store.rollup("hops", t0, t1, ["service"])
+        edges = self.store.rollup("edges", t0, t1, ["caller", "callee"])
+        names = set(hops.service[hops.requests != 0]) | set(edges.caller[edges.calls != 0]) \
+            | set(edges.callee[edges.calls != 0])
+        return sorted(str(n) for n in names if n is not None)
+
+    def lanes(self, window_s: int) -> list[str]:
+        """Instance, expected and entry lanes seen in the window, base first."""
+        t0, t1 = self._window(window_s)
+        hops = self.store.rollup("hops", t0, t1, ["instance_lane", "expected_lane"])
+        hops = hops[hops.requests != 0]
+        traces = self.store.rollup("traces", t0, t1, ["entry_lane"])
+        return lane_order(set(hops.instance_lane) | set(hops.expected_lane)
+                          | set(traces.entry_lane[traces.traces != 0]))
+
+    def _counters(self) -> dict[str, int]:
+        out = dict(self.store.counters())
+        for k, v in (self.live.counters() if self.live else {}).items():
+            out[k] = out.get(k, 0) + int(v)
+        return dict(sorted(out.items()))
+
+
+__all__ = ["Query", "LiveView", "QS"]

@@ -1,0 +1,200 @@
+"""Pure helpers of :mod:`lanewatch.query`: JSON-clean values, vectorised quantiles, series, statistics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from lanewatch import lane as L
+from lanewatch.histogram import N_BUCKETS, bucket_mid_ms
+
+HOP_LABELS: tuple[str, ...] = tuple(v.label for v in L.HOP_VERDICTS)
+QS: tuple[float, ...] = (0.5, 0.95, 0.99)
+Q_COLUMNS = ("p50_ms", "p95_ms", "p99_ms")
+_MID_MS = np.array([round(bucket_mid_ms(b), 3) for b in range(N_BUCKETS)])
+#: compare(): fewer requests than this on either side gives no verdict.
+MIN_REQUESTS = 30
+#: compare(): significance level, and the smallest latency effect (P(lane slower) - 0.5) called worse.
+ALPHA = 0.01
+MIN_LATENCY_EFFECT = 0.05
+
+
+def clean(value: Any) -> Any:
+    """Plain JSON-able value: numpy scalars unwrapped, NaN/NA -> None, containers recursed."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def _column(s: pd.Series) -> list[Any]:
+    arr = s.to_numpy()
+    if arr.dtype.kind in "iub":
+        return list(arr.tolist())
+    if arr.dtype.kind == "f":
+        out = arr.astype(object)
+        out[~np.isfinite(arr)] = None
+        return list(out.tolist())
+    return [clean(v) if not (isinstance(v, float) and math.isnan(v)) else None for v in arr.tolist()]
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of ``df`` as JSON-able dicts (column-wise conversion, fast for thousands of rows)."""
+    cols = [str(c) for c in df.columns]
+    values = [_column(df[c]) for c in df.columns]
+    return [dict(zip(cols, row)) for row in zip(*values)]
+
+
+def lane_order(names: Iterable[Any]) -> list[str]:
+    """Lane names, base first, then sorted; missing values dropped."""
+    found = {str(n) for n in names if isinstance(n, str)}
+    return ([L.BASE] if L.BASE in found else []) + sorted(found - {L.BASE})
+
+
+def hist_cube(cells: dict[str, npt.NDArray[Any]], t0: int, step_s: int,
+              n_steps: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], int]:
+    """Sum latency cells into ``cube[step, lane slot, bucket - bmin]``.
+
+    Returns the cube, the lane codes of its slots and ``bmin``; only the bucket
+    range present is kept, so the cube stays small.
+    """
+    idx = cells["ts"].astype(np.int64) - t0
+    if step_s > 1:
+        idx //= step_s
+    lane, bucket, count = cells["lane"], cells["bucket"], cells["count"]
+    ok = (idx >= 0) & (idx < n_steps) & (count != 0)
+    if not ok.all():
+        idx, lane, bucket, count = idx[ok], lane[ok], bucket[ok], count[ok]
+    if not len(idx):
+        return np.zeros((n_steps, 0, 0)), np.zeros(0, dtype=np.int64), 0
+    bucket = np.clip(bucket, 0, N_BUCKETS - 1)
+    present = np.flatnonzero(np.bincount(lane))
+    slot = np.full(len(present) and int(present[-1]) + 1, -1, dtype=np.int64)
+    slot[present] = np.arange(len(present))
+    bmin = int(bucket.min())
+    nb = int(bucket.max()) - bmin + 1
+    key = idx * (len(present) * nb)
+    key += slot[lane] * nb
+    key += bucket
+    key -= bmin
+    cube = np.bincount(key, weights=count, minlength=n_steps * len(present) * nb)
+    return cube.reshape(n_steps, len(present), nb), present, bmin
+
+
+def cube_quantiles(cube: npt.NDArray[np.float64], bmin: int) -> dict[str, npt.NDArray[np.float64]]:
+    """p50/p95/p99 (ms) per ``[step, lane slot]``, NaN where empty.
+
+    Same rule as :func:`lanewatch.histogram.quantiles`: buckets summing to <= 0
+    are dropped, the rank is ``ceil(q * total)``, the value is its bucket's middle.
+    """
+    c = np.maximum(cube, 0.0)
+    cum = np.cumsum(c, axis=2)
+    total = cum[..., -1] if c.shape[2] else np.zeros(c.shape[:2])
+    out = {}
+    for q, col in zip(QS, Q_COLUMNS):
+        if not c.shape[2]:
+            out[col] = np.full(c.shape[:2], np.nan)
+            continue
+        rank = np.maximum(1.0, np.ceil(q * total))
+        first = np.argmax(cum >= rank[..., None], axis=2)
+        val = _MID_MS[first + bmin]
+        val[total <= 0] = np.nan
+        out[col] = val
+    return out
+
+
+def _floats(arr: npt.NDArray[np.float64], digits: int) -> list[float | None]:
+    out = np.round(arr, digits).astype(object)
+    out[np.isnan(arr)] = None
+    return list(out.tolist())
+
+
+def series_arrays(ts: npt.NDArray[np.int64], step_s: int, hops: pd.DataFrame,
+                  quantiles: dict[str, npt.NDArray[np.float64]] | None) -> dict[str, list[Any]]:
+    """One lane's series on the grid ``ts``: missing steps have qps 0, error_rate and quantiles None.
+
+    ``quantiles`` maps ``p50_ms``... to arrays aligned with ``ts`` (None: no latency data).
+    """
+    n = len(ts)
+    t0 = int(ts[0]) if n else 0
+    req, err = np.zeros(n), np.zeros(n)
+    idx = (hops["ts"].to_numpy(dtype=np.int64) - t0) // step_s
+    ok = (idx >= 0) & (idx < n)
+    np.add.at(req, idx[ok], hops["requests"].to_numpy(dtype=np.float64)[ok])
+    np.add.at(err, idx[ok], hops["errors"].to_numpy(dtype=np.float64)[ok])
+    rate = np.full(n, np.nan)
+    np.divide(err, req, out=rate, where=req > 0)
+    out: dict[str, list[Any]] = {"ts": list(ts.tolist()), "qps": _floats(req / step_s, 3),
+                                 "error_rate": _floats(rate, 6)}
+    for col in Q_COLUMNS:
+        out[col] = _floats(quantiles[col] if quantiles else np.full(n, np.nan), 3)
+    return out
+
+
+def _p_two_sided(z: float) -> float:
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def _error_test(lane: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """Two-proportion z-test on error rates."""
+    n1, n2, e1, e2 = lane["requests"], base["requests"], lane["errors"], base["errors"]
+    pooled = (e1 + e2) / (n1 + n2)
+    se = math.sqrt(max(pooled * (1 - pooled), 0.0) * (1 / n1 + 1 / n2))
+    z = (e1 / n1 - e2 / n2) / se if se > 0 else 0.0
+    return {"lane_rate": round(e1 / n1, 6), "base_rate": round(e2 / n2, 6), "z": round(z, 3),
+            "p_value": _p_two_sided(z)}
+
+
+def _latency_test(a: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> dict[str, Any] | None:
+    """Mann-Whitney U on two aligned latency histograms (ties within a bucket): P(lane slower)."""
+    a, c = np.maximum(a, 0.0), np.maximum(c, 0.0)
+    n1, n2 = float(a.sum()), float(c.sum())
+    if n1 < 1 or n2 < 1:
+        return None
+    below = np.cumsum(c) - c
+    u = float(np.sum(a * (below + 0.5 * c)))
+    t = a + c
+    n = n1 + n2
+    var = n1 * n2 / 12 * ((n + 1) - float(np.sum(t ** 3 - t)) / (n * (n - 1)))
+    z = (u - n1 * n2 / 2) / math.sqrt(var) if var > 0 else 0.0
+    return {"prob_slower": round(u / (n1 * n2), 4), "z": round(z, 3), "p_value": _p_two_sided(z)}
+
+
+def compare_verdict(lane_tot: dict[str, Any], base_tot: dict[str, Any], hist_lane: npt.NDArray[np.float64],
+                    hist_base: npt.NDArray[np.float64], lane: str, base: str) -> dict[str, Any] | None:
+    """Is ``lane`` worse than ``base``? None below :data:`MIN_REQUESTS` on either side.
+
+    ``worse`` when the error rate is higher with p < :data:`ALPHA`, or latency is
+    stochastically higher (P(lane slower) > 0.5 + :data:`MIN_LATENCY_EFFECT`, p < ALPHA).
+    ``confidence`` is 1 - the p-value behind the claim (or of the closest test when none holds).
+    """
+    if lane_tot["requests"] < MIN_REQUESTS or base_tot["requests"] < MIN_REQUESTS:
+        return None
+    errors = _error_test(lane_tot, base_tot)
+    latency = _latency_test(hist_lane, hist_base)
+    worse_err = errors["lane_rate"] > errors["base_rate"] and errors["p_value"] < ALPHA
+    worse_lat = bool(latency and latency["prob_slower"] > 0.5 + MIN_LATENCY_EFFECT
+                     and latency["p_value"] < ALPHA)
+    claims = ([errors["p_value"]] if worse_err else []) + ([latency["p_value"]] if worse_lat and latency else [])
+    p = min(claims) if claims else min([errors["p_value"]] + ([latency["p_value"]] if latency else []))
+    reasons = []
+    if worse_err:
+        reasons.append(f"error rate {errors['lane_rate']:.2%} vs {errors['base_rate']:.2%}")
+    if worse_lat and latency:
+        reasons.append(f"slower than {base} in {latency['prob_slower']:.0%} of pairs")
+    text = (f"{lane} is worse than {base}: " + "; ".join(reasons) if reasons
+            else f"no significant difference between {lane} and {base}")
+    return {"worse": bool(claims), "confidence": round(1 - p, 6), "text": text,
+            "errors": errors, "latency": latency, "alpha": ALPHA}
