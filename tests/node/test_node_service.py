@@ -7,9 +7,7 @@ with the reason, only when node or npm is missing.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import threading
 import urllib.request
@@ -20,6 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 import requests
+from node_helpers import node_service
 from opentelemetry.propagate import get_global_textmap, set_global_textmap
 
 from lanewatch import lane as L
@@ -46,32 +45,6 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
-class NodeService:
-    def __init__(self, recorder: OTLPRecorder, lane: str, downstream: str = "", **env: str) -> None:
-        full = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LANEWATCH_"))}
-        full.update({"OTEL_SERVICE_NAME": "node-svc", "OTEL_RESOURCE_ATTRIBUTES": f"service.lane={lane}",
-                     "OTEL_EXPORTER_OTLP_ENDPOINT": recorder.url, "OTEL_METRICS_EXPORTER": "none",
-                     "OTEL_LOGS_EXPORTER": "none", "LANEWATCH_HEARTBEAT_INTERVAL_MS": "300",
-                     "DOWNSTREAM_URL": downstream, **env})
-        self.proc = subprocess.Popen(["node", "service.js"], cwd=HERE, env=full, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        assert line.startswith("READY"), f"node service did not start: {line!r}"
-        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
-
-    def get(self, path: str, **headers: str) -> int:
-        with urllib.request.urlopen(urllib.request.Request(self.url + path, headers=headers), timeout=10) as r:
-            return int(r.status)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
-
-
 @pytest.fixture
 def recorder() -> Iterator[OTLPRecorder]:
     with OTLPRecorder() as rec:
@@ -95,7 +68,7 @@ def test_versions_are_pinned_exactly() -> None:
 
 def test_node_spans_carry_lane_from_header_and_baggage(node_modules: Path, recorder: OTLPRecorder,
                                                       sink: HeaderSink) -> None:
-    svc = NodeService(recorder, "gray", sink.url + "/end", LANEWATCH_PASSTHROUGH_HEADERS="x-user-id")
+    svc = node_service(recorder.url, "gray", downstream=sink.url + "/end", LANEWATCH_PASSTHROUGH_HEADERS="x-user-id")
     try:
         assert svc.get("/a", **{"x-mse-tag": "gray", "x-user-id": "100"}) == 200
         assert svc.get("/a", baggage="lane=blue") == 200
@@ -123,7 +96,7 @@ def test_python_dyes_node_follows(node_modules: Path, recorder: OTLPRecorder, si
     handle = configure(service_name="py-entry", lane="gray", dyeing=True, endpoint=recorder.url,
                        heartbeat_interval_s=0, export_delay_ms=50, handle_sigterm=False,
                        set_global_tracer_provider=False, environ={})
-    node = NodeService(recorder, "base", sink.url + "/end")
+    node = node_service(recorder.url, "base", downstream=sink.url + "/end")
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         requests.get(node.url + "/a", timeout=10)

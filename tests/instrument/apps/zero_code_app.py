@@ -1,8 +1,8 @@
 """A service with no lanewatch code at all: run it under `opentelemetry-instrument`.
 
 It serves WSGI through the standard OpenTelemetry WSGI middleware (what a
-framework instrumentation would add) and calls DOWNSTREAM_URL with requests
-(instrumented by opentelemetry-instrument) on every request.
+framework instrumentation would add) and, when DOWNSTREAM_URL is set, calls it
+with requests (instrumented by opentelemetry-instrument) on every request.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ class Quiet(WSGIRequestHandler):
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    requests.get(os.environ["DOWNSTREAM_URL"], timeout=5)
+    if os.environ.get("DOWNSTREAM_URL"):
+        requests.get(os.environ["DOWNSTREAM_URL"], timeout=5)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok"]
 
