@@ -1,0 +1,169 @@
+"""``/api/v1/*``: the query layer as JSON over HTTP, beside the dashboard on ``--port``.
+
+Every endpoint is a thin adapter over :class:`~lanewatch.query.Query`: parse
+and validate the parameters, call one method, return its value as JSON. Bad
+parameters (malformed, out of range, unknown names) give ``400 {"error": ...}``
+naming the parameter; unknown services or lanes simply give empty results.
+The responses are documented with examples in ``docs/api.md``: users script
+against them, so keep them stable.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import flask
+import orjson
+
+import lanewatch
+from lanewatch.query import Query
+
+log = logging.getLogger(__name__)
+
+#: Most points a series may return per lane (window / step).
+MAX_POINTS = 10_000
+MAX_LIMIT = 10_000
+VIOLATION_KINDS = ("leak", "intrusion", "tag_lost")
+_HEX = re.compile(r"[0-9a-fA-F]{1,64}")
+_NAME_MAX = 256
+
+
+class BadParameter(ValueError):
+    """A request parameter is wrong; the message names it."""
+
+
+def _json(value: Any, status: int = 200) -> flask.Response:
+    resp = flask.Response(orjson.dumps(value), status=status, mimetype="application/json")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+class _Params:
+    """Typed access to the query string, refusing names the endpoint does not know."""
+
+    def __init__(self, allowed: tuple[str, ...], retention_s: int) -> None:
+        args = flask.request.args
+        unknown = sorted(set(args) - set(allowed))
+        if unknown:
+            raise BadParameter(f"unknown parameter {unknown[0]!r} (this endpoint takes: "
+                               f"{', '.join(allowed) or 'none'})")
+        self.args, self.retention_s = args, retention_s
+
+    def int(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.args.get(name, "").strip()
+        if raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise BadParameter(f"{name}={raw!r}: expected a whole number") from None
+        if not low <= value <= high:
+            raise BadParameter(f"{name}={value}: must be between {low} and {high}")
+        return value
+
+    def window(self) -> int:
+        return self.int("window", 300, 1, self.retention_s)
+
+    def name(self, name: str, required: bool = False) -> str | None:
+        value = self.args.get(name, "").strip()
+        if not value:
+            if required:
+                raise BadParameter(f"{name} is required")
+            return None
+        if len(value) > _NAME_MAX:
+            raise BadParameter(f"{name}: longer than {_NAME_MAX} characters")
+        return value
+
+    def step(self, window: int) -> int:
+        step = self.int("step", 1, 1, window)
+        if -(-window // step) > MAX_POINTS:
+            raise BadParameter(f"step={step}: window/step gives more than {MAX_POINTS} points; "
+                               f"use step >= {-(-window // MAX_POINTS)}")
+        return step
+
+
+def register_api(server: flask.Flask, query: Query) -> None:
+    """Add the ``/api/v1/*`` routes of ``docs/api.md`` to ``server``, answering from ``query``."""
+    bp = flask.Blueprint("lanewatch_api", __name__, url_prefix="/api/v1")
+    retention = int(query.settings.retention_s)
+
+    def route(path: str, allowed: tuple[str, ...]) -> Callable[[Callable[..., Any]], Any]:
+        def wrap(fn: Callable[..., Any]) -> Any:
+            def view(**kwargs: Any) -> flask.Response:
+                try:
+                    result = fn(_Params(allowed, retention), **kwargs)
+                except BadParameter as e:
+                    return _json({"error": str(e)}, 400)
+                except ValueError as e:  # the query layer refusing an argument
+                    return _json({"error": str(e)}, 400)
+                except Exception:
+                    log.exception("GET %s failed", flask.request.full_path)
+                    return _json({"error": "internal error; see the lanewatch log"}, 500)
+                return result if isinstance(result, flask.Response) else _json(result)
+            bp.add_url_rule(path, fn.__name__, view, methods=["GET"])
+            return fn
+        return wrap
+
+    @route("/summary", ("window", "service", "lane"))
+    def summary(p: _Params) -> Any:
+        return query.summary(p.window(), service=p.name("service"), lane=p.name("lane"))
+
+    @route("/series", ("window", "service", "lane", "step"))
+    def series(p: _Params) -> Any:
+        w = p.window()
+        return query.series(w, service=p.name("service"), lane=p.name("lane"), step_s=p.step(w))
+
+    @route("/violations", ("window", "kind", "service", "lane", "limit"))
+    def violations(p: _Params) -> Any:
+        kind = p.name("kind")
+        if kind is not None and kind not in VIOLATION_KINDS:
+            raise BadParameter(f"kind={kind!r}: one of {', '.join(VIOLATION_KINDS)}")
+        return query.violations(p.window(), kind=kind, service=p.name("service"), lane=p.name("lane"),
+                                limit=p.int("limit", 500, 1, MAX_LIMIT))
+
+    @route("/edges", ("window", "lane"))
+    def edges(p: _Params) -> Any:
+        return query.edges(p.window(), lane=p.name("lane"))
+
+    @route("/flows", ("window", "service"))
+    def flows(p: _Params) -> Any:
+        return query.flows(p.window(), service=p.name("service"))
+
+    @route("/instances", ())
+    def instances(p: _Params) -> Any:
+        return query.instances()
+
+    @route("/compare", ("service", "lane", "base", "window", "step"))
+    def compare(p: _Params) -> Any:
+        service, lane = p.name("service", required=True), p.name("lane", required=True)
+        w = p.window()
+        assert service is not None and lane is not None
+        return query.compare(service, lane, w, base=p.name("base") or "base", step_s=p.step(w))
+
+    @route("/traces/<trace_id>", ())
+    def trace(p: _Params, trace_id: str) -> Any:
+        if not _HEX.fullmatch(trace_id):
+            raise BadParameter(f"trace_id={trace_id[:80]!r}: expected hex (up to 64 digits)")
+        found = query.trace(trace_id)
+        return _json({"error": f"trace {trace_id} was not kept"}, 404) if found is None else found
+
+    @route("/services", ("window",))
+    def services(p: _Params) -> Any:
+        return query.services(p.window())
+
+    @route("/lanes", ("window",))
+    def lanes(p: _Params) -> Any:
+        return query.lanes(p.window())
+
+    @route("/health", ())
+    def health(p: _Params) -> Any:
+        try:
+            query.store.counters()
+        except Exception as e:  # the store is closed or broken: say so, do not raise
+            return _json({"status": "error", "error": str(e)}, 503)
+        return {"status": "ok", "version": lanewatch.__version__, "time": query.clock()}
+
+    server.register_blueprint(bp)

@@ -1,0 +1,136 @@
+"""/api/v1/* over real HTTP: a Flask app served by werkzeug on a free loopback port."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import flask
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from lanewatch.api import register_api
+from lanewatch.config import Settings
+from lanewatch.query import Query
+from lanewatch.store.base import Batch
+from lanewatch.store.duck import DuckStore
+
+T = 1_767_225_600
+NOW = T + 0.5
+
+
+def demo_batch() -> Batch:
+    """Gray A -> B(base, fallback) -> C(gray), one leak at C and one tag lost on B -> C."""
+    hops = {"ts": [T - 3, T - 3, T - 3, T - 2], "service": ["A", "B", "C", "C"],
+            "instance_lane": ["gray", "base", "gray", "base"], "request_lane": ["gray"] * 4,
+            "expected_lane": ["gray"] * 4, "verdict": ["in_lane", "fallback", "in_lane", "leak"],
+            "requests": [10, 10, 9, 1], "errors": [0, 1, 0, 0], "latency_sum_ms": [50.0, 80.0, 20.0, 3.0]}
+    latency = {"ts": [T - 3, T - 3], "service": ["A", "C"], "instance_lane": ["gray", "gray"],
+               "request_lane": ["gray", "gray"], "bucket": [40, 35], "count": [10, 9]}
+    edges = {"ts": [T - 3, T - 3], "caller": ["A", "B"], "callee": ["B", "C"], "lane": ["gray", "gray"],
+             "calls": [10, 10], "errors": [1, 0], "in_lane": [0, 9], "fallback": [10, 0], "leak": [0, 1],
+             "intrusion": [0, 0], "tag_lost": [0, 1]}
+    traces = {"ts": [T - 3], "entry_lane": ["gray"], "traces": [10], "stayed": [8]}
+    tid = "4bf92f3577b34da6a3ce929d0e0e4736"
+    return Batch(
+        rollups={"hops": hops, "latency": latency, "edges": edges, "traces": traces},
+        violations=[{"ts": T - 2, "kind": "leak", "service": "C", "caller": "B", "callee": "C",
+                     "request_lane": "gray", "instance_lane": "base", "entry_lane": "gray", "trace_id": tid,
+                     "span_id": "00f067aa0ba902b7", "lane_path": "A[gray] -> B[base, fallback] -> C[base, leak]",
+                     "late": False}],
+        traces=[{"trace_id": tid, "ts": T - 2, "entry_lane": "gray", "stayed": False,
+                 "lane_path": "A[gray] -> B[base, fallback] -> C[base, leak]",
+                 "hops": [{"service": "A", "instance_lane": "gray", "verdict": "in_lane"}]}],
+        instances=[{"service": "C", "lane": "gray", "instance": "c-gray-1", "first_seen": T - 50,
+                    "last_seen": T - 1, "state": "up"}],
+        counters={"unpaired_client_spans": 2})
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[str]:
+    store = DuckStore(":memory:", clock=lambda: NOW)
+    store.write(demo_batch())
+    app = flask.Flask("test-api")
+    register_api(app, Query(store, Settings(retention_s=86400), clock=lambda: NOW))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/api/v1"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+    store.close()
+
+
+def get(api: str, path: str, status: int = 200, **params: Any) -> Any:
+    r = requests.get(api + path, params=params, timeout=10)
+    assert r.status_code == status, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    return r.json()
+
+
+def test_summary(api: str) -> None:
+    s = get(api, "/summary", window=60)
+    assert s["window_s"] == 60 and s["to"] == T + 1
+    assert s["hops"] == {"in_lane": 19, "fallback": 10, "leak": 1, "intrusion": 0}
+    assert s["edges"] == {"tag_lost": 1, "calls": 20}
+    assert s["lanes"]["gray"]["traces"] == 10 and s["lanes"]["gray"]["stayed"] == 8
+    assert s["lanes"]["gray"]["stayed_share"] == 0.8 and s["lanes"]["base"]["requests"] == 11
+    assert s["violations"] == 2 and s["counters"] == {"unpaired_client_spans": 2}
+    assert get(api, "/summary")["window_s"] == 300
+    assert get(api, "/summary", window=60, service="A", lane="gray")["hops"]["leak"] == 0
+    assert get(api, "/summary", window=60, lane="nope")["violations"] == 0
+
+
+def test_series_violations_edges_flows(api: str) -> None:
+    s = get(api, "/series", window=10, step=2)
+    assert s["step_s"] == 2 and len(s["lanes"]["gray"]["ts"]) == 6 and s["lanes"]["gray"]["p50_ms"][3] is not None
+    v = get(api, "/violations", window=60, kind="leak")
+    assert [x["trace_id"] for x in v] == ["4bf92f3577b34da6a3ce929d0e0e4736"]
+    assert get(api, "/violations", window=60, kind="intrusion") == []
+    assert get(api, "/violations", window=60, limit=1, service="C", lane="gray")[0]["service"] == "C"
+    e = get(api, "/edges", window=60, lane="gray")
+    assert [(x["caller"], x["callee"], x["tag_lost"]) for x in e] == [("A", "B", 0), ("B", "C", 1)]
+    f = get(api, "/flows", window=60, service="B")
+    assert f == [{"service": "B", "expected_lane": "gray", "instance_lane": "base", "verdict": "fallback",
+                  "requests": 10}]
+
+
+def test_instances_compare_trace_services_lanes_health(api: str) -> None:
+    assert get(api, "/instances") == [{"service": "C", "lane": "gray", "instance": "c-gray-1", "first_seen": T - 50,
+                                       "last_seen": T - 1, "state": "up", "live": True}]
+    c = get(api, "/compare", service="C", lane="gray", window=60, step=10)
+    assert c["totals"]["gray"]["requests"] == 9 and c["totals"]["base"]["requests"] == 1 and c["verdict"] is None
+    t = get(api, "/traces/4BF92F3577B34DA6A3CE929D0E0E4736")
+    assert t["stayed"] is False and t["violations"][0]["kind"] == "leak"
+    assert get(api, "/traces/abcdef", 404)["error"]
+    assert get(api, "/services", window=60) == ["A", "B", "C"]
+    assert get(api, "/lanes", window=60) == ["base", "gray"]
+    h = get(api, "/health")
+    assert h["status"] == "ok" and h["time"] == NOW
+
+
+@pytest.mark.parametrize("path,params,names", [
+    ("/summary", {"window": "abc"}, "window"),
+    ("/summary", {"window": "0"}, "window"),
+    ("/summary", {"window": str(86400 + 1)}, "window"),
+    ("/summary", {"windw": "60"}, "windw"),
+    ("/series", {"window": "3600", "step": "0"}, "step"),
+    ("/series", {"window": "86400", "step": "1"}, "step"),
+    ("/violations", {"kind": "fallback"}, "kind"),
+    ("/violations", {"limit": "-1"}, "limit"),
+    ("/compare", {"lane": "gray"}, "service"),
+    ("/compare", {"service": "C"}, "lane"),
+    ("/traces/not-hex", {}, "trace_id"),
+    ("/instances", {"window": "60"}, "window"),
+])
+def test_bad_parameters_give_400_naming_them(api: str, path: str, params: dict[str, str], names: str) -> None:
+    body = get(api, path, 400, **params)
+    assert set(body) == {"error"} and names in body["error"]
+
+
+def test_unknown_route_and_method(api: str) -> None:
+    assert requests.get(api + "/nope", timeout=10).status_code == 404
+    assert requests.post(api + "/summary", timeout=10).status_code == 405
