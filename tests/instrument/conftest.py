@@ -6,10 +6,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from instrument_helpers import Sink, StartProbe
+from instrument_helpers import Configured, Sink
 from opentelemetry.propagate import get_global_textmap, set_global_textmap
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lanewatch.instrument import Lanewatch, configure
 from lanewatch.instrument.testing import OTLPRecorder
@@ -26,25 +24,6 @@ def sink() -> Iterator[Sink]:
     s = Sink()
     yield s
     s.stop()
-
-
-class Configured:
-    """A configured process (one per test) plus what the test inspects."""
-
-    def __init__(self, handle: Lanewatch) -> None:
-        self.handle = handle
-        self.memory = InMemorySpanExporter()
-        self.probe = StartProbe()
-        handle.tracer_provider.add_span_processor(self.probe)
-        handle.tracer_provider.add_span_processor(SimpleSpanProcessor(self.memory))
-
-    @property
-    def tp(self) -> Any:
-        return self.handle.tracer_provider
-
-    def spans(self, kind: Any = None) -> list[Any]:
-        spans = self.memory.get_finished_spans()
-        return [s for s in spans if kind is None or s.kind == kind]
 
 
 @pytest.fixture

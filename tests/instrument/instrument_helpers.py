@@ -11,10 +11,13 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from lanewatch.instrument import Lanewatch
 from lanewatch.instrument.testing import HeaderSink as Sink
 
-__all__ = ["ASGIService", "Sink", "StartProbe", "WSGIService"]
+__all__ = ["ASGIService", "Configured", "Sink", "StartProbe", "WSGIService"]
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -127,3 +130,22 @@ class StartProbe(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         pass
+
+
+class Configured:
+    """A configured process (one per test) plus what the test inspects."""
+
+    def __init__(self, handle: Lanewatch) -> None:
+        self.handle = handle
+        self.memory = InMemorySpanExporter()
+        self.probe = StartProbe()
+        handle.tracer_provider.add_span_processor(self.probe)
+        handle.tracer_provider.add_span_processor(SimpleSpanProcessor(self.memory))
+
+    @property
+    def tp(self) -> Any:
+        return self.handle.tracer_provider
+
+    def spans(self, kind: Any = None) -> list[Any]:
+        spans = self.memory.get_finished_spans()
+        return [s for s in spans if kind is None or s.kind == kind]

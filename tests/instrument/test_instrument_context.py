@@ -10,8 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
-from conftest import Configured
-from instrument_helpers import Sink
+from instrument_helpers import Configured, Sink
 from opentelemetry.trace import SpanKind
 
 from lanewatch import lane as L

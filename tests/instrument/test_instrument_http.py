@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import requests
 import urllib3
-from conftest import Configured
-from instrument_helpers import ASGIService, Sink, WSGIService
+from instrument_helpers import ASGIService, Configured, Sink, WSGIService
 from opentelemetry.trace import SpanKind
 
 from lanewatch import lane as L

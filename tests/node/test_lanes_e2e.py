@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from node_helpers import LanewatchUp, Service, node_service, python_service
-from test_node_service import node_modules  # noqa: F401 - the session fixture that runs npm ci
 
 pytestmark = pytest.mark.node
 
@@ -36,7 +35,7 @@ def live(lw: LanewatchUp, service: str, lane: str) -> bool:
     return any(i["service"] == service and i["lane"] == lane and i["live"] for i in lw.get("/instances"))
 
 
-def test_python_and_node_hops_judged_by_lanewatch_up(node_modules: Path, up: LanewatchUp) -> None:  # noqa: F811
+def test_python_and_node_hops_judged_by_lanewatch_up(node_modules: Path, up: LanewatchUp) -> None:
     started: list[Service] = []
     try:
         c = python_service(up.otlp, "gray", "C")

@@ -7,8 +7,6 @@ with the reason, only when node or npm is missing.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import threading
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
@@ -27,17 +25,6 @@ from lanewatch.instrument.testing import HeaderSink, OTLPRecorder
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.node
-
-
-@pytest.fixture(scope="session")
-def node_modules() -> Path:
-    if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip("node and npm are needed for the Node.js service test")
-    stamp = HERE / "node_modules" / ".package-lock.json"
-    if not stamp.exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE, check=True,
-                       timeout=240, capture_output=True)
-    return HERE / "node_modules"
 
 
 class _Quiet(WSGIRequestHandler):
