@@ -22,6 +22,7 @@ import flask
 from dash import Input, dcc, html
 
 from lanewatch.config import Settings
+from lanewatch.dashboard import cache
 from lanewatch.dashboard import state as S
 from lanewatch.dashboard import theme as T
 
@@ -55,9 +56,15 @@ def set_context(query: Any, settings: Settings) -> None:
 
 
 def colours_for(query: Any, window_s: int) -> dict[str, str]:
-    """Lane colours from every lane the system knows (instances ever seen + the window)."""
-    lanes = {row["lane"] for row in query.instances()} | set(query.lanes(window_s))
-    return T.lane_colours(lanes)
+    """Lane colours from every lane the system knows (instances ever seen + the window).
+
+    Asked again at most every 5 s per window (lanes come and go slowly).
+    """
+    def known() -> dict[str, str]:
+        lanes = {row["lane"] for row in query.instances()} | set(query.lanes(window_s))
+        return T.lane_colours(lanes)
+
+    return cache.per_step(query, 5, ("colours", window_s), known)[0]
 
 
 def live_inputs() -> list[Input]:
@@ -116,6 +123,7 @@ def create_dash(server: flask.Flask, query: Any, settings: Settings) -> dash.Das
     that callbacks are not registered twice.
     """
     set_context(query, settings)
+    cache.clear()
     from dash import _callback  # the global registry Dash copies into an app on first request
 
     _callback.GLOBAL_CALLBACK_LIST.clear()

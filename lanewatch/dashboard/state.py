@@ -98,6 +98,6 @@ def window_from_picker(value: str | None, custom_minutes: float | None) -> int:
     return _window(value if value is not None else DEFAULT_WINDOW_S)
 
 
-def step_for(window_s: int, max_points: int = 720) -> int:
+def step_for(window_s: int, max_points: int = 360) -> int:
     """Series step in seconds: one point per second up to ``max_points`` points."""
     return max(1, -(-window_s // max_points))

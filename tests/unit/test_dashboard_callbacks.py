@@ -13,7 +13,8 @@ from typing import Any
 import flask
 import numpy as np
 import pytest
-from dash import Patch, html
+import plotly.graph_objects as go
+from dash import Patch, html, no_update
 
 from lanewatch.config import Settings
 from lanewatch.query import Query
@@ -159,11 +160,19 @@ def test_overview_headlines_match_the_summary(app_context: dict[str, Any]) -> No
 def test_overview_second_refresh_patches_the_charts(app_context: dict[str, Any]) -> None:
     from lanewatch.dashboard.pages import overview
 
+    clock = app_context["clock"]
     first = overview.refresh(1, STATE, "light", "UTC", None)
-    again = overview.refresh(2, STATE, "light", "UTC", first[-1])
-    assert isinstance(again[5], Patch) and isinstance(again[6], Patch)
-    changed = overview.refresh(3, STATE, "dark", "UTC", first[-1])  # theme changed: full figure
-    assert not isinstance(changed[5], Patch)
+    same_second = overview.refresh(2, STATE, "light", "UTC", first[-1])
+    assert same_second[5] is no_update and same_second[6] is no_update  # nothing new to draw
+    try:
+        clock.advance(1)
+        again = overview.refresh(3, STATE, "light", "UTC", first[-1])
+        assert isinstance(again[5], Patch) and isinstance(again[6], Patch)
+        assert again[-1] != first[-1]
+        changed = overview.refresh(4, STATE, "dark", "UTC", again[-1])  # new theme: new figure
+        assert isinstance(changed[5], go.Figure)
+    finally:
+        clock.t = NOW
 
 
 def test_overview_lane_filter_shows_one_lane(app_context: dict[str, Any]) -> None:
@@ -192,8 +201,10 @@ def test_overview_empty_store_says_where_to_send_spans(app_context: dict[str, An
 def test_violations_table_lists_the_leaks_with_trace_links(app_context: dict[str, Any]) -> None:
     from lanewatch.dashboard.pages import violations
 
-    note, table = violations.refresh(1, STATE, "light", "UTC")
+    note, table, more_hidden, drawn = violations.refresh(1, STATE, "light", "UTC")
     rows = find(table, html.Tr)[1:]
+    assert more_hidden  # all 6 fit on the first page
+    assert violations.refresh(2, STATE, "light", "UTC", 0, drawn)[1] is no_update  # same rows
     assert note.startswith("6 violations, last 1 min")
     assert len(rows) == 6
     assert all(PATH in text(r) for r in rows)
@@ -206,7 +217,7 @@ def test_violations_table_lists_the_leaks_with_trace_links(app_context: dict[str
 def test_violations_kind_filter_and_empty_state(app_context: dict[str, Any]) -> None:
     from lanewatch.dashboard.pages import violations
 
-    note, body = violations.refresh(1, {**STATE, "kind": "intrusion"}, "light", "UTC")
+    note, body, _, _ = violations.refresh(1, {**STATE, "kind": "intrusion"}, "light", "UTC")
     assert note == "no intrusion violations, last 1 min"
     assert "every hop and edge stayed in its lane" in text(body)
     assert violations.set_kind("leak", STATE) == "?window=60&kind=leak"

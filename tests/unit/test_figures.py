@@ -108,10 +108,11 @@ def test_window_picker() -> None:
     assert S.window_from_picker(S.CUSTOM, None) == S.DEFAULT_WINDOW_S
 
 
-def test_step_keeps_charts_near_720_points() -> None:
+def test_step_keeps_charts_near_360_points() -> None:
     assert S.step_for(300) == 1
-    assert S.step_for(3600) == 5
-    assert S.step_for(86400) == 120
+    assert S.step_for(900) == 3
+    assert S.step_for(3600) == 10
+    assert S.step_for(86400) == 240
 
 
 # ---- times -----------------------------------------------------------------------------------
@@ -225,10 +226,11 @@ def test_flow_graph_marks_each_edge_with_its_worst_verdict() -> None:
     assert list(markers["leak"].customdata[0]) == ["B", "C", "gray"]
     assert markers["leak"].marker.symbol == T.VERDICT_SYMBOLS["leak"]
     assert "leak" in markers["leak"].text[0] and "gray" in markers["leak"].text[0]
-    lines = [t for t in fig.data if t.mode == "lines"]
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
     assert sorted(t.line.color for t in lines) == sorted(
         T.VERDICT_COLOURS[v] for v in ("fallback", "leak", "in_lane"))
-    assert len(fig.layout.annotations) == 3  # one arrow head per edge
+    heads = [s for t in lines for s in t.marker.size if s]
+    assert len(heads) == 3 and all(t.marker.symbol == "arrow" for t in lines)  # one per edge
     nodes = next(t for t in fig.data if t.name == "service")
     assert any("base · gray" in x for x in nodes.text)
 
@@ -246,6 +248,15 @@ def test_flow_graph_empty_and_selected() -> None:
     plain = flowfig.flow_graph_figure(edges, {})
     chosen = flowfig.flow_graph_figure(edges, {}, selected=["A", "B", "gray"])
     assert chosen.data[0].line.width > plain.data[0].line.width
+
+
+def test_flow_graph_draws_the_worst_edges_first_and_says_so() -> None:
+    edges = [edge(f"S{i}", f"T{i}", "base", in_lane=100 + i) for i in range(10)]
+    edges.append(edge("X", "Y", "gray", in_lane=1, leak=1))
+    fig = flowfig.flow_graph_figure(edges, {}, max_edges=3)
+    drawn = [list(p) for t in fig.data if t.name in ("leak", "in lane") for p in t.customdata]
+    assert sorted(drawn) == [["S8", "T8", "base"], ["S9", "T9", "base"], ["X", "Y", "gray"]]
+    assert "the 3 worst or busiest of 11 edges" in fig.layout.title.text
 
 
 def test_sankey_expected_to_served_lane_coloured_by_verdict() -> None:

@@ -12,6 +12,7 @@ import dash
 from dash import Output, dcc, html
 
 from lanewatch import lane as L
+from lanewatch.dashboard import cache
 from lanewatch.dashboard import components as C
 from lanewatch.dashboard import figures as F
 from lanewatch.dashboard import tables
@@ -93,7 +94,8 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None,
     """(title, note, verdict, totals, QPS, errors, latency) for the chosen service and lane."""
     q, vs, theme = get_query(), ViewState.from_dict(state), theme or "light"
     window = window_label(vs.window_s)
-    service, lane = pick(q.flows(vs.window_s), vs)
+    chosen = vs.service and vs.lane and vs.lane != L.BASE
+    service, lane = (vs.service, vs.lane) if chosen else pick(q.flows(vs.window_s), vs)
     if service is None or lane is None:
         if lane is not None or service is not None:
             msg = ("No lane besides base served requests in this window: start a gray instance "
@@ -106,7 +108,8 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None,
         return ("Is gray worse than base?", "", C.empty_state(msg, id="compare-empty"), None,
                 fig, fig, fig)
     step = step_for(vs.window_s)
-    cmp = q.compare(service, lane, vs.window_s, step_s=step)
+    cmp, _ = cache.per_step(q, step, ("compare", service, lane, vs.window_s),
+                            lambda: q.compare(service, lane, vs.window_s, step_s=step))
     cmp = {**cmp, "series": F.complete_steps({"lanes": cmp.get("series") or {}, "step_s": step})
            ["lanes"]}
     colours = colours_for(q, vs.window_s)

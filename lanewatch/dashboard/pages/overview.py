@@ -13,6 +13,7 @@ from typing import Any
 import dash
 from dash import Input, Output, Patch, State, ctx, dcc, html
 
+from lanewatch.dashboard import cache
 from lanewatch.dashboard import components as C
 from lanewatch.dashboard import demo_control
 from lanewatch.dashboard import figures as F
@@ -22,6 +23,9 @@ from lanewatch.dashboard.state import ViewState, step_for, to_search
 from lanewatch.dashboard.timefmt import local_time, window_label
 
 dash.register_page(__name__, path="/", name="Overview", title="lanewatch: overview", order=0)
+
+#: "Where it escaped" groups at most this many newest violations.
+ESCAPES_FROM = 200
 
 
 def layout(**kwargs: Any) -> html.Div:
@@ -70,14 +74,18 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
             figkey: str | None) -> tuple[Any, ...]:
     """Everything on the page for the current window and filters.
 
-    Returns (window note, headline cards, alerts, verdict figure, escapes,
-    QPS figure, error figure, counters, figure key).
+    Headline numbers are recomputed every tick; the charts are re-queried once
+    per step (:mod:`..cache`), patched when only their data moved, and left
+    alone within a step. Returns (window note, headline cards, alerts, verdict
+    figure, escapes, QPS figure, error figure, counters, figure key).
     """
     q, settings, vs, theme = get_query(), get_settings(), ViewState.from_dict(state), theme or "light"
     window = window_label(vs.window_s)
     summary = q.summary(vs.window_s, service=vs.service, lane=vs.lane)
     step = step_for(vs.window_s)
-    series = F.complete_steps(q.series(vs.window_s, service=vs.service, lane=vs.lane, step_s=step))
+    raw, data_slot = cache.per_step(q, step, ("series", vs.window_s, vs.service, vs.lane), lambda: q.series(
+        vs.window_s, service=vs.service, lane=vs.lane, step_s=step))
+    series = F.complete_steps(raw)
     colours = colours_for(q, vs.window_s)
     note = f"{window}, up to {local_time(summary['to'], tz)}"
     note += f"; charts end {F.SETTLE_S} s back while spans arrive"
@@ -87,28 +95,33 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
         empty = C.empty_state(C.no_spans(settings), id="overview-empty")
         fig = F.empty_figure(C.no_spans(settings), theme)
         return (note, [empty], None, fig, None, fig, fig, None, None)
-    violations_href = "/violations" + to_search(vs)
-    viols = q.violations(vs.window_s, service=vs.service, lane=vs.lane, limit=500)
+    viols = q.violations(vs.window_s, service=vs.service, lane=vs.lane, limit=ESCAPES_FROM)
     escapes = (tables.escapes_table(viols, window_s=vs.window_s, colours=colours,
-                                    template=settings.trace_url_template)
+                                    template=settings.trace_url_template, limit=ESCAPES_FROM)
                if viols else C.empty_state("Nothing escaped: every hop and edge stayed in its "
                                            f"lane, {window}."))
     verdicts = F.verdict_figure(summary.get("hops") or {}, (summary.get("edges") or {})
                                 .get("tag_lost", 0), theme, title=f"Hop verdicts, {window}")
     lanes = list((series.get("lanes") or {}))
     lanes = [x for x in colours if x in lanes] + [x for x in lanes if x not in colours]
-    key = json.dumps([lanes, vs.to_dict(), step, theme, tz])
-    if key == figkey and lanes:
-        qps: Any = _patch(series, lanes, "qps", colours, tz)
-        errors: Any = _patch(series, lanes, "error_rate", colours, tz)
+    layout_key = json.dumps([lanes, vs.to_dict(), step, theme, tz])
+    key = json.dumps([layout_key, data_slot])
+    old_layout, old_slot = json.loads(figkey) if figkey else (None, None)
+    qps: Any
+    errors: Any
+    if old_layout == layout_key and old_slot == data_slot:
+        qps = errors = dash.no_update
+    elif old_layout == layout_key and lanes:
+        qps = _patch(series, lanes, "qps", colours, tz)
+        errors = _patch(series, lanes, "error_rate", colours, tz)
     else:
         qps = F.lane_series_figure(series, "qps", colours=colours, theme=theme, tz=tz,
                                    title=f"Requests per second by instance lane, {window}")
         errors = F.lane_series_figure(series, "error_rate", colours=colours, theme=theme, tz=tz,
                                       title=f"Error rate by instance lane, {window}")
     return (note, C.headline_cards(summary, colours, window),
-            C.alerts_card(summary, window, violations_href), verdicts, escapes, qps, errors,
-            C.counters_line(summary), key)
+            C.alerts_card(summary, window, "/violations" + to_search(vs)), verdicts, escapes, qps,
+            errors, C.counters_line(summary), key)
 
 
 dash.callback(Output("overview-window-note", "children"), Output("overview-headlines", "children"),

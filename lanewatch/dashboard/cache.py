@@ -1,0 +1,53 @@
+"""A small memo for the live pages: one Query call per view and per time step.
+
+Pages refresh every second, but a series drawn in ``step_s``-second steps
+only gains a point once per step. :func:`per_step` answers repeated calls
+within the same step from memory, so a one-hour chart costs one query per
+step instead of one per second. Keys include the Query's identity, so two
+dashboards (or tests) never share entries.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+V = TypeVar("V")
+
+MAX_ENTRIES = 64
+_lock = threading.Lock()
+_memo: OrderedDict[Hashable, Any] = OrderedDict()
+
+
+def slot(query: Any, step_s: int) -> int:
+    """The current step number of ``query``'s clock."""
+    return int(query.clock()) // max(1, step_s)
+
+
+def per_step(query: Any, step_s: int, key: Hashable, compute: Callable[[], V]) -> tuple[V, int]:
+    """``compute()`` once per (query, key, step slot); returns (value, slot).
+
+    With ``step_s == 1`` every second is a new slot: nothing is saved, and
+    nothing is stale.
+    """
+    now_slot = slot(query, step_s)
+    full_key = (id(query), key, step_s, now_slot)
+    with _lock:
+        if full_key in _memo:
+            _memo.move_to_end(full_key)
+            value: V = _memo[full_key]
+            return value, now_slot
+    value = compute()
+    with _lock:
+        _memo[full_key] = value
+        while len(_memo) > MAX_ENTRIES:
+            _memo.popitem(last=False)
+    return value, now_slot
+
+
+def clear() -> None:
+    """Forget everything (a new dashboard, or tests)."""
+    with _lock:
+        _memo.clear()
