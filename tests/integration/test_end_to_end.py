@@ -1,0 +1,144 @@
+"""Real OpenTelemetry SDK exporters -> `lanewatch up` on loopback -> the query API.
+
+The collector runs as a real subprocess (``python -m lanewatch.cli up`` with
+free ports and a ready file); spans come from the real Python SDK through its
+OTLP/HTTP and OTLP/gRPC exporters; the verdicts are read back over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry import baggage, context, trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from lanewatch import lane as L
+from lanewatch.testing import heartbeat_request
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("lw")
+    cfg = tmp / "lanewatch.yaml"
+    cfg.write_text("trace_wait_s: 1.0\nflush_interval_s: 0.2\nliveness_ttl_s: 30\n"
+                   "rules:\n  - {service: B, match: {x-user-id: '100'}, lane: gray}\n")
+    ready = tmp / "ready.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lanewatch.cli", "up", "--otlp-http-port", "0", "--otlp-grpc-port", "0",
+         "--port", "0", "--data-dir", str(tmp / "data"), "--config", str(cfg), "--ready-file", str(ready)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while not ready.exists():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"lanewatch up did not start: {proc.stdout.read() if proc.stdout else ''}")
+        time.sleep(0.1)
+    ep = json.loads(ready.read_text())
+    yield ep
+    proc.terminate()
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+
+
+def get(ep: dict[str, Any], path: str) -> Any:
+    with urllib.request.urlopen(ep["url"] + path, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def post_metrics(ep: dict[str, Any], body: bytes) -> None:
+    req = urllib.request.Request(ep["otlp_http"] + "/v1/metrics", body,
+                                 {"Content-Type": "application/x-protobuf"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+
+
+def provider(service: str, lane: str, exporter: Any) -> TracerProvider:
+    attrs = {"service.name": service, L.INSTANCE_ID_ATTR: f"{service}-{lane}-e2e"}
+    if lane != "base":
+        attrs[L.INSTANCE_LANE_ATTR] = lane
+    tp = TracerProvider(resource=Resource.create(attrs))
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    return tp
+
+
+def call_chain(tps: list[TracerProvider], lanes: list[str], sent: list[str],
+               attrs: dict[str, str] | None = None) -> str:
+    """A -> B -> C through real SDK spans: each hop a SERVER span carrying the lane it
+    received, with a CLIENT span under it carrying the lane it sends."""
+    parent_ctx = context.get_current()
+    trace_id = ""
+    for i, tp in enumerate(tps):
+        tracer = tp.get_tracer("e2e")
+        a = dict(attrs or {})
+        if lanes[i] != "base":
+            a[L.REQUEST_LANE_ATTR] = lanes[i]
+        with tracer.start_as_current_span("serve", context=parent_ctx, kind=trace.SpanKind.SERVER,
+                                          attributes=a) as server:
+            trace_id = format(server.get_span_context().trace_id, "032x")
+            if i + 1 < len(tps):
+                ca = dict(attrs or {})
+                if sent[i] != "base":
+                    ca[L.REQUEST_LANE_ATTR] = sent[i]
+                with tracer.start_as_current_span("call", kind=trace.SpanKind.CLIENT, attributes=ca):
+                    parent_ctx = context.get_current()
+    return trace_id
+
+
+def wait_for(pred: Any, timeout: float = 15.0) -> Any:
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"condition not met in {timeout}s; last value {last!r}")
+
+
+def test_sdk_exporters_over_http_and_grpc_are_judged(collector: dict[str, Any]) -> None:
+    ep = collector
+    for svc in "ABC":
+        for lane in ("base", "gray"):
+            post_metrics(ep, heartbeat_request(svc, "" if lane == "base" else lane, f"{svc}-{lane}-e2e"))
+    http = lambda: HttpSpanExporter(endpoint=ep["otlp_http"] + "/v1/traces")  # noqa: E731
+    grpc = lambda: GrpcSpanExporter(endpoint=ep["otlp_grpc"], insecure=True)  # noqa: E731
+    a_gray, b_gray, c_gray = (provider(s, "gray", http()) for s in "ABC")
+    a_base, b_base, c_base = (provider(s, "base", grpc()) for s in "ABC")
+
+    for _ in range(3):  # gray stays gray end to end
+        call_chain([a_gray, b_gray, c_gray], ["gray"] * 3, ["gray"] * 3)
+    call_chain([a_base, b_base, c_base], ["base"] * 3, ["base"] * 3)  # base stays base
+    leak = call_chain([a_gray, b_base, c_gray], ["gray"] * 3, ["gray"] * 3)  # base B serves gray
+    intrusion = call_chain([a_base, b_gray, c_base], ["base"] * 3, ["base"] * 3)
+    lost = call_chain([a_gray, b_base, c_base], ["gray", "base", "base"], ["gray", "base", "base"])
+    rule = call_chain([a_base, b_gray, c_base], ["base"] * 3, ["base"] * 3, {"x-user-id": "100"})
+    for tp in (a_gray, b_gray, c_gray, a_base, b_base, c_base):
+        tp.shutdown()
+
+    summary = wait_for(lambda: (s := get(ep, "/api/v1/summary?window=300"))["lanes"].get("gray", {}).get(
+        "traces", 0) >= 5 and s)
+    assert summary["hops"] == {"in_lane": 22, "fallback": 0, "leak": 1, "intrusion": 1}
+    assert summary["edges"]["tag_lost"] == 1
+    assert summary["lanes"]["gray"]["traces"] == 5 and summary["lanes"]["gray"]["stayed"] == 3
+    assert summary["lanes"]["base"]["traces"] == 3 and summary["lanes"]["base"]["stayed"] == 2
+    violations = get(ep, "/api/v1/violations?window=300")
+    kinds = {(v["kind"], v["service"], v["trace_id"]) for v in violations}
+    assert kinds == {("leak", "B", leak), ("intrusion", "B", intrusion), ("tag_lost", "B", lost)}
+    paths = {v["trace_id"]: v["lane_path"] for v in violations}
+    assert paths[leak] == "A[gray] -> B[base, leak] -> C[gray]"
+    assert paths[intrusion] == "A[base] -> B[gray, intrusion] -> C[base]"
+    assert paths[lost] == "A[gray] -> B[base, tag_lost] -> C[base]"
+    assert rule not in paths  # B's rule sent user 100 to gray: in lane
