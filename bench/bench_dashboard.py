@@ -21,11 +21,11 @@ from typing import Any
 import flask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_query import T_END, fill, timed  # noqa: E402
+from bench_query import T_END, fill, timed
 
-from lanewatch.config import Settings  # noqa: E402
-from lanewatch.query import Query  # noqa: E402
-from lanewatch.store.duck import DuckStore  # noqa: E402
+from lanewatch.config import Settings
+from lanewatch.query import Query
+from lanewatch.store.duck import DuckStore
 
 log = logging.getLogger("bench_dashboard")
 

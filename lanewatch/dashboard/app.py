@@ -74,7 +74,7 @@ def live_inputs() -> list[Input]:
 
 
 #: dcc.Graph config shared by the pages.
-GRAPH_CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True,
+GRAPH_CONFIG: Any = {"displaylogo": False, "responsive": True,
                                 "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
@@ -128,9 +128,10 @@ def create_dash(server: flask.Flask, query: Any, settings: Settings) -> dash.Das
 
     _callback.GLOBAL_CALLBACK_LIST.clear()
     _callback.GLOBAL_CALLBACK_MAP.clear()
-    app = dash.Dash("lanewatch.dashboard", server=server, use_pages=True, pages_folder="pages",
-                    url_base_pathname="/", title="lanewatch", update_title=None,
-                    suppress_callback_exceptions=True)
+    options: dict[str, Any] = {"server": server, "update_title": None}  # typed narrower in dash
+    app = dash.Dash("lanewatch.dashboard", use_pages=True, pages_folder="pages",
+                    url_base_pathname="/", title="lanewatch", suppress_callback_exceptions=True,
+                    **options)
     app.layout = shell
     from lanewatch.dashboard import shell_callbacks
 

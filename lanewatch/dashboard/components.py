@@ -71,6 +71,11 @@ def pct_text(value: float | None) -> str:
     return f"{100 * value:.2f}%" if value < 0.1 else f"{100 * value:.1f}%"
 
 
+def _data(**attrs: str) -> dict[str, Any]:
+    """``data-*`` attributes for a component (``_data(lane="gray")``)."""
+    return {f"data-{k}": v for k, v in attrs.items()}
+
+
 def headline_card(lane: str, stats: Mapping[str, Any], colours: Mapping[str, str],
                   window: str) -> html.Div:
     """One lane's answer to "did it stay in lane?": share, count, and live rates."""
@@ -87,7 +92,7 @@ def headline_card(lane: str, stats: Mapping[str, Any], colours: Mapping[str, str
         html.Div(f"of {traces:,} {lane} traces stayed in lane, {window}", className="lw-sub"),
         html.Div(f"{rate_text(stats.get('qps'), ' req/s')} · {pct_text(stats.get('error_rate'))}"
                  f" errors · {int(stats.get('requests') or 0):,} requests", className="lw-sub"),
-    ], className=f"lw-card lw-headline lw-{state}", **{"data-lane": lane})
+    ], className=f"lw-card lw-headline lw-{state}", **_data(lane=lane))
 
 
 def headline_cards(summary: Mapping[str, Any], colours: Mapping[str, str], window: str
@@ -117,7 +122,7 @@ def alerts_card(summary: Mapping[str, Any], window: str, violations_href: str) -
                     "this card fires on any violation in the window.", className="lw-sub")
     return html.Div([html.H3("Alerts"), head, html.Div(body, className="lw-row"), note],
                     className="lw-card lw-alerts", id="overview-alert-state",
-                    **{"data-firing": "true" if total else "false"})
+                    **_data(firing="true" if total else "false"))
 
 
 def counters_line(summary: Mapping[str, Any]) -> html.Div:

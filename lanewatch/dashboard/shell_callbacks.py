@@ -116,8 +116,9 @@ def register(app: dash.Dash) -> None:
     def _nav(search: str | None, pathname: str | None) -> list[Any]:
         return nav(search, pathname)
 
-    app.clientside_callback(_THEME_JS, Output("shell-theme", "data"),
-                            Input("shell-theme-toggle", "n_clicks"), State("shell-theme", "data"))
-    app.clientside_callback(_APPLY_THEME_JS, Output("shell-theme-toggle", "children"),
-                            Input("shell-theme", "data"))
-    app.clientside_callback(_TZ_JS, Output("shell-tz", "data"), Input("shell-root", "id"))
+    clientside: Any = app.clientside_callback  # untyped in dash
+    clientside(_THEME_JS, Output("shell-theme", "data"), Input("shell-theme-toggle", "n_clicks"),
+               State("shell-theme", "data"))
+    clientside(_APPLY_THEME_JS, Output("shell-theme-toggle", "children"),
+               Input("shell-theme", "data"))
+    clientside(_TZ_JS, Output("shell-tz", "data"), Input("shell-root", "id"))

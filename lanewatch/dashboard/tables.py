@@ -95,7 +95,7 @@ def lanes_matrix(instances: Sequence[Mapping[str, Any]], *, now: float, tz: str 
                     if live else f"○ not live, last seen {ago(now - last)}")
             tds.append(html.Td(text, title=f"last seen {local_time(last, tz, True)} "
                                f"({utc_time(last)})", className="lw-live" if live else "lw-gone",
-                               **{"data-lane": lane}))
+                               **C._data(lane=lane)))
         body.append(html.Tr(tds))
     head = html.Thead(html.Tr([html.Th("service")] + [html.Th(C.lane_chip(x, colours))
                                                        for x in lanes]))

@@ -6,9 +6,9 @@ every builder takes that name. Unknown or missing zones fall back to UTC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -51,7 +51,7 @@ def local_time(ts: float, tz: str | None, with_date: bool = False) -> str:
 
 def utc_time(ts: float) -> str:
     """``2025-01-31 13:03:07 UTC``."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def ago(seconds: float) -> str:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from mesh import Mesh
 
 CHROMIUM = "/usr/bin/chromium"

@@ -12,8 +12,8 @@ from typing import Any
 
 import flask
 import numpy as np
-import pytest
 import plotly.graph_objects as go
+import pytest
 from dash import Patch, html, no_update
 
 from lanewatch.config import Settings
@@ -256,7 +256,7 @@ def test_compare_picks_the_busiest_gray_service_and_shows_its_verdict(
         app_context: dict[str, Any]) -> None:
     from lanewatch.dashboard.pages import compare
 
-    title, note, verdict, totals, qps, errors, latency = compare.refresh(1, STATE, "light", "UTC")
+    title, note, verdict, totals, qps, _, latency = compare.refresh(1, STATE, "light", "UTC")
     assert title == "A: gray vs base"
     assert "pick another service or lane" in note
     assert "gray is worse" in text(verdict) and "confidence" in text(verdict)

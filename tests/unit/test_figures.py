@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import plotly.graph_objects as go
@@ -11,11 +12,9 @@ from dash import html
 from lanewatch.config import Settings
 from lanewatch.dashboard import components as C
 from lanewatch.dashboard import figures as F
-from lanewatch.dashboard import flowfig
+from lanewatch.dashboard import flowfig, tables, timefmt
 from lanewatch.dashboard import state as S
-from lanewatch.dashboard import tables
 from lanewatch.dashboard import theme as T
-from lanewatch.dashboard import timefmt
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 T0 = 1_800_000_000  # 2027-01-15 08:00:00 UTC
@@ -162,7 +161,7 @@ def test_lane_series_one_line_per_lane_in_lane_colours() -> None:
 
 def test_lane_series_missing_points_are_gaps() -> None:
     fig = F.lane_series_figure(series({"base": [1.0, 2.0]}), "p99_ms", colours={}, tz=None)
-    assert all(v != v for v in fig.data[0].y)  # NaN: a gap, not zero
+    assert all(math.isnan(v) for v in fig.data[0].y)  # NaN: a gap, not zero
 
 
 def test_lane_series_empty_says_so() -> None:

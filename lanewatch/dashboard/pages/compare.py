@@ -12,22 +12,22 @@ import dash
 from dash import Output, dcc, html
 
 from lanewatch import lane as L
-from lanewatch.dashboard import cache
+from lanewatch.dashboard import cache, tables
 from lanewatch.dashboard import components as C
 from lanewatch.dashboard import figures as F
-from lanewatch.dashboard import tables
 from lanewatch.dashboard.app import GRAPH_CONFIG, colours_for, get_query, get_settings, live_inputs
 from lanewatch.dashboard.state import ViewState, step_for
 from lanewatch.dashboard.theme import order_lanes
 from lanewatch.dashboard.timefmt import window_label
 from lanewatch.query_parts import MIN_REQUESTS
 
-dash.register_page(__name__, path="/compare", name="Compare", title="lanewatch: compare", order=3)
+dash.register_page(  # type: ignore[no-untyped-call]
+    __name__, path="/compare", name="Compare", title="lanewatch: compare", order=3)
 
 
 def layout(**kwargs: Any) -> html.Div:
     """Heading, verdict, totals and the three series."""
-    graph = {"config": GRAPH_CONFIG, "style": {"height": "280px"}}
+    graph: dict[str, Any] = {"config": GRAPH_CONFIG, "style": {"height": "280px"}}
     return html.Div([
         html.Div([html.H2(id="compare-title", children="Is gray worse than base?"),
                   html.Span(id="compare-note", className="lw-sub")], className="lw-page-head"),

@@ -14,7 +14,8 @@ from lanewatch.dashboard.app import GRAPH_CONFIG, colours_for, get_query, get_se
 from lanewatch.dashboard.state import ViewState
 from lanewatch.dashboard.timefmt import window_label
 
-dash.register_page(__name__, path="/flow", name="Flow", title="lanewatch: flow", order=1)
+dash.register_page(  # type: ignore[no-untyped-call]
+    __name__, path="/flow", name="Flow", title="lanewatch: flow", order=1)
 
 
 def layout(**kwargs: Any) -> html.Div:

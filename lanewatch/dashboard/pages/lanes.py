@@ -18,7 +18,7 @@ from lanewatch.dashboard.app import colours_for, get_query, get_settings, live_i
 from lanewatch.dashboard.state import ViewState
 
 dash.register_page(__name__, path="/lanes", name="Lanes & instances",
-                   title="lanewatch: lanes and instances", order=4)
+                   title="lanewatch: lanes and instances", order=4)  # type: ignore[no-untyped-call]
 
 
 def layout(**kwargs: Any) -> html.Div:

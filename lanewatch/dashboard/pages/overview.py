@@ -13,16 +13,15 @@ from typing import Any
 import dash
 from dash import Input, Output, Patch, State, ctx, dcc, html
 
-from lanewatch.dashboard import cache
+from lanewatch.dashboard import cache, demo_control, tables
 from lanewatch.dashboard import components as C
-from lanewatch.dashboard import demo_control
 from lanewatch.dashboard import figures as F
-from lanewatch.dashboard import tables
 from lanewatch.dashboard.app import GRAPH_CONFIG, colours_for, get_query, get_settings, live_inputs
 from lanewatch.dashboard.state import ViewState, step_for, to_search
 from lanewatch.dashboard.timefmt import local_time, window_label
 
-dash.register_page(__name__, path="/", name="Overview", title="lanewatch: overview", order=0)
+dash.register_page(  # type: ignore[no-untyped-call]
+    __name__, path="/", name="Overview", title="lanewatch: overview", order=0)
 
 #: "Where it escaped" groups at most this many newest violations.
 ESCAPES_FROM = 200
@@ -102,7 +101,7 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
                                            f"lane, {window}."))
     verdicts = F.verdict_figure(summary.get("hops") or {}, (summary.get("edges") or {})
                                 .get("tag_lost", 0), theme, title=f"Hop verdicts, {window}")
-    lanes = list((series.get("lanes") or {}))
+    lanes = list(series.get("lanes") or {})
     lanes = [x for x in colours if x in lanes] + [x for x in lanes if x not in colours]
     layout_key = json.dumps([lanes, vs.to_dict(), step, theme, tz])
     key = json.dumps([layout_key, data_slot])
@@ -148,8 +147,9 @@ def faults(_n: int | None, value: list[str] | None, known: dict[str, bool] | Non
                 demo_control.set_fault(url, name, name in (value or []))
         current = demo_control.list_faults(url)
     except demo_control.DemoControlError as e:
-        return (dash.no_update, dash.no_update, f"Demo control at {url} does not answer ({e}): "
-                "is `lanewatch demo` still running?", dash.no_update)
+        status = (f"Demo control at {url} does not answer ({e}): "
+                  "is `lanewatch demo` still running?")
+        return dash.no_update, dash.no_update, status, dash.no_update
     options = [{"label": name, "value": name} for name in sorted(current)]
     on = sorted(k for k, v in current.items() if v)
     status = f"{len(on)} of {len(current)} faults on." if current else "The demo has no faults."

@@ -21,7 +21,7 @@ from lanewatch.dashboard.theme import VERDICT_LABELS
 from lanewatch.dashboard.timefmt import window_label
 
 dash.register_page(__name__, path="/violations", name="Violations",
-                   title="lanewatch: violations", order=2)
+                   title="lanewatch: violations", order=2)  # type: ignore[no-untyped-call]
 
 #: Rows drawn at first and per "show more"; the most ever asked for.
 PAGE = 50
