@@ -35,10 +35,13 @@ class ControlApp:
     """WSGI app over a :class:`Registry`, a :class:`Switchboard` and the current ingress rules."""
 
     def __init__(self, registry: Registry, switchboard: Switchboard,
-                 ingress: Callable[[], dict[str, Any]] = dict) -> None:
+                 ingress: Callable[[], dict[str, Any]] = dict,
+                 version: Callable[[], int] | None = None) -> None:
         self.registry = registry
         self.switchboard = switchboard
         self._ingress = ingress
+        #: The state version: grows with every change of faults or ingress rules.
+        self.version = version or (lambda: self.switchboard.version)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -63,10 +66,10 @@ class ControlApp:
             except ValueError:
                 seen = -1
             known = self.registry.renew(ident, seen) if ident else False
-            version, faults = self.switchboard.versioned()
+            version = self.version()  # read first: the state below is at least this new
             return web.json_response(reply, 200, {
-                "known": known, "version": version, "faults": faults, "ingress": self._ingress(),
-                "instances": [i.to_json() for i in self.registry.live()]})
+                "known": known, "version": version, "faults": self.switchboard.snapshot(),
+                "ingress": self._ingress(), "instances": [i.to_json() for i in self.registry.live()]})
         if parts and parts[0] == "faults":
             return self._faults(method, parts[1:], environ, reply)
         if parts == ["registry"] and method == "GET":
@@ -99,7 +102,7 @@ class ControlApp:
                 return web.json_response(reply, 404, {"error": f"unknown fault {rest[0]!r}",
                                                       "faults": sorted(self.switchboard.snapshot())})
             # answer once every process has applied the change: the fault is then in effect
-            self.registry.wait_all_seen(self.switchboard.versioned()[0], timeout_s=3.0)
+            self.registry.wait_all_seen(self.version(), timeout_s=3.0)
             return web.json_response(reply, 200, {rest[0]: on})
         return web.json_response(reply, 404, {"error": "GET /faults, GET /faults/info, POST /faults/NAME"})
 

@@ -97,11 +97,6 @@ class Switchboard:
         with self._lock:
             return dict(self._on)
 
-    def versioned(self) -> tuple[int, dict[str, bool]]:
-        """(version, ``{name: on}``) read together."""
-        with self._lock:
-            return self.version, dict(self._on)
-
     def info(self) -> list[dict[str, object]]:
         """Every fault with its state, description and expected verdict (for the dashboard)."""
         on = self.snapshot()

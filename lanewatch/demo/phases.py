@@ -31,6 +31,7 @@ class Phases:
         self._index = 0
         self._since = clock()
         self._lock = threading.Lock()
+        self.version = 0  # bumped on every change of scenario
 
     def all_scenarios(self) -> list[S.Scenario]:
         return list(self._scenarios)
@@ -55,12 +56,18 @@ class Phases:
         with self._lock:
             self._since = self._clock()
 
+    def due(self) -> bool:
+        """Whether the current phase is over (never, with a single scenario)."""
+        with self._lock:
+            return len(self._scenarios) > 1 and self._clock() - self._since >= self.phase_s
+
     def advance(self) -> tuple[S.Scenario, S.Scenario] | None:
         """Move to the next scenario when the phase is over; returns (old, new) on a change."""
+        if not self.due():
+            return None
         with self._lock:
-            if len(self._scenarios) < 2 or self._clock() - self._since < self.phase_s:
-                return None
             old = self._scenarios[self._index]
             self._index = (self._index + 1) % len(self._scenarios)
             self._since = self._clock()
+            self.version += 1
             return old, self._scenarios[self._index]

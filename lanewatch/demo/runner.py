@@ -81,8 +81,9 @@ class Demo:
         self.phases = Phases(opts.scenario, opts.canary, opts.phase_s)
         self.registry = Registry(ttl_s=3.0)
         self.switchboard = Switchboard()
-        self.control = ControlServer(ControlApp(self.registry, self.switchboard, self.phases.ingress_json),
-                                     opts.host, opts.control_port)
+        self.control_app = ControlApp(self.registry, self.switchboard, self.phases.ingress_json,
+                                      version=lambda: self.switchboard.version + self.phases.version)
+        self.control = ControlServer(self.control_app, opts.host, opts.control_port)
         self.supervisor = Supervisor(log_dir=self.run_dir)
         self.traffic: Traffic | None = None
         self._lock = threading.RLock()
@@ -230,19 +231,37 @@ class Demo:
 
         Main thread only: it may restart A-gray.
         """
-        change = self.phases.advance()
-        if change is not None:
-            old, new = change
-            log.info("scenario %s -> %s", old.name, new.name)
-            if self.traffic is not None:
-                self.traffic.set_kinds(new.traffic)
-            if old.dyes("A", "gray") != new.dyes("A", "gray"):
-                with self._lock:
-                    self.supervisor.stop("A-gray")
-                    self._start_instance("A", "gray")
+        if self.phases.due():
+            self._next_phase()
         on = [n for n, v in self.switchboard.snapshot().items() if v]
         note = f"scenario {self.phases.current().name}"
         return note + (f" | faults: {', '.join(on)}" if on else "")
+
+    def _next_phase(self) -> None:
+        """Switch scenario without a false alarm: no request may meet rules of the wrong phase.
+
+        Pause the traffic until nothing is in flight, switch the ingress rules,
+        wait until every process has them; if A-gray's dyeing changes, it
+        leaves (gracefully) before the new traffic starts and comes back after.
+        """
+        if self.traffic is not None:
+            self.traffic.pause()
+        change = self.phases.advance()
+        if change is None:
+            return
+        old, new = change
+        log.info("scenario %s -> %s", old.name, new.name)
+        self.registry.wait_all_seen(self.control_app.version(), timeout_s=3.0)
+        restart = old.dyes("A", "gray") != new.dyes("A", "gray")
+        if restart:
+            with self._lock:
+                self.supervisor.stop("A-gray")
+        if self.traffic is not None:
+            self.traffic.set_kinds(new.traffic)
+            self.traffic.resume()
+        if restart:
+            with self._lock:
+                self._start_instance("A", "gray")
 
     # -- stop -----------------------------------------------------------------------------------
     def reap(self) -> list[str]:

@@ -78,6 +78,7 @@ class Traffic:
         self._stats = Stats()
         self._pending = 0
         self._stop = threading.Event()
+        self._paused = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="traffic", daemon=True)
         self.started = 0.0
 
@@ -85,6 +86,21 @@ class Traffic:
         """Switch to another request mix (a new scenario phase)."""
         with self._lock:
             self._kinds = list(kinds)
+
+    def pause(self, timeout_s: float = 5.0) -> bool:
+        """Stop sending and wait (bounded) until no request is in flight; True when idle."""
+        self._paused.set()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._pending == 0:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def resume(self) -> None:
+        """Send again, at the same rate (the paused time is not made up)."""
+        self._paused.clear()
 
     def start(self) -> Traffic:
         self.started = time.monotonic()
@@ -115,6 +131,8 @@ class Traffic:
             next_at += interval
             if next_at < now - 1.0:  # fell far behind (suspended): do not burst
                 next_at = now
+            if self._paused.is_set():
+                continue
             with self._lock:
                 if self._pending >= 2 * self._workers:
                     self._stats.skipped += 1
