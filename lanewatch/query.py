@@ -104,17 +104,22 @@ class Query:
                step_s: int = 1) -> dict[str, Any]:
         """Per-step QPS, error rate and p50/p95/p99 per instance lane; one point per step."""
         t0, t1 = self._window(window_s, step_s)
-        where = {"service": service, "instance_lane": lane}
+        lanes = self._series(t0, t1, step_s, {"service": service, "instance_lane": lane},
+                             [lane] if lane else [])
+        return {"step_s": int(step_s), "from": t0, "to": t1, "lanes": lanes}
+
+    def _series(self, t0: int, t1: int, step_s: int, where: dict[str, str | None],
+                always: list[str]) -> dict[str, dict[str, list[Any]]]:
+        """Series per instance lane with data, plus the lanes in ``always`` (empty if no data)."""
         hops = self.store.rollup("hops", t0, t1, ["ts", "instance_lane"], where=where, bucket_s=step_s)
         ts = np.arange(t0, t1, step_s, dtype=np.int64)
         hists = self._histograms(t0, t1, where, step_s, len(ts))
         per_slot = cube_quantiles(*next(iter(hists.values()))[:2]) if hists else {}
         qs = {name: {c: v[:, i] for c, v in per_slot.items()} for name, (_, _, i) in hists.items()}
         served = hops.instance_lane[hops.requests != 0].unique()
-        names = lane_order(set(served) | set(qs) | ({lane} if lane else set()))
-        lanes = {name: series_arrays(ts, step_s, hops[hops.instance_lane == name], qs.get(name))
-                 for name in names}
-        return {"step_s": int(step_s), "from": t0, "to": t1, "lanes": lanes}
+        names = lane_order(set(served) | set(qs) | set(always))
+        return {name: series_arrays(ts, step_s, hops[hops.instance_lane == name], qs.get(name))
+                for name in names}
 
     def _histograms(self, t0: int, t1: int, where: dict[str, str | None], step_s: int,
                     n_steps: int) -> dict[str, tuple[npt.NDArray[np.float64], int, int]]:
@@ -124,7 +129,7 @@ class Query:
         """
         cells_of = getattr(self.store, "latency_cells", None)
         if cells_of is not None:  # DuckStore's fast path: integer cells, no SQL aggregation
-            names, cells = cells_of(t0, t1, where, minute_ok=n_steps == 1 or step_s % 60 == 0)
+            names, cells = cells_of(t0, t1, where, minute_ok=n_steps == 1 or step_s % 60 == 0, step_s=step_s)
         else:
             df = self.store.rollup("latency", t0, t1, ["ts", "instance_lane", "bucket"], where=where,
                                    bucket_s=step_s)
@@ -200,7 +205,9 @@ class Query:
             totals[name] = {"requests": req, "errors": err,
                             "error_rate": round(err / req, 6) if req else None,
                             "p50_ms": p[0], "p95_ms": p[1], "p99_ms": p[2]}
-        series = {name: self.series(window_s, service, name, step_s)["lanes"][name] for name in (lane, base)}
+        s0 = self._window(window_s, step_s)[0]
+        both = self._series(s0, t1, step_s, {"service": service}, [lane, base])
+        series = {name: both[name] for name in (lane, base)}
         verdict = compare_verdict(totals[lane], totals[base], dense[lane], dense[base], lane, base)
         return {"service": service, "lane": lane, "base": base, "window_s": int(window_s),
                 "series": series, "totals": totals, "verdict": verdict}

@@ -25,10 +25,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from lanewatch.store import duck_frames as F
+from lanewatch.store import duck_write as W
 from lanewatch.store.base import INSTANCE_COLUMNS, TRACE_COLUMNS, VIOLATION_COLUMNS, Batch
-from lanewatch.store.duck_read import cells_sql, records_sql, rollup_sql
-from lanewatch.store.duck_schema import (MINUTE, SCHEMA_VERSION, Physical, aggregate_sql,
-                                         all_physical, ddl, physical_tables)
+from lanewatch.store.duck_read import MAX_PACKED_LANES, cells_sql, records_sql, rollup_sql, unpack_cells
+from lanewatch.store.duck_schema import MINUTE, SCHEMA_VERSION, all_physical, ddl, physical_tables
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,7 @@ class DuckStore:
         for stmt in ddl():
             self._con.execute(stmt)
         self._check_version()
-        names = self._con.execute("SELECT name FROM lane_ids ORDER BY id").fetchall()
-        self._lane_names: list[str] = [str(n) for (n,) in names]
-        self._lane_ids: dict[str, int] = {n: i for i, n in enumerate(self._lane_names)}
+        self._lanes = W.LaneIds(self._con)
         self._seq = 1 + max(self._scalar(f"SELECT COALESCE(MAX(seq), 0) FROM {t}") for t in _BOUNDED)
         self._compacted_minute = int(clock()) // MINUTE * MINUTE
         self._dirty_from: int | None = None
@@ -75,72 +73,32 @@ class DuckStore:
         """Add a batch in one transaction: rollups appended, records bounded, instances upserted."""
         rollups = {t: F.rollup_frame(t, cols) for t, cols in batch.rollups.items()
                    if len(next(iter(cols.values()), ()))}
-        with self._lock, self._transaction() as con:
-            for table, frame in rollups.items():
-                if "lane_id" in physical_tables(table)[0].keys:
-                    frame["lane_id"] = self._lane_codes(con, frame["instance_lane"])
-                self._insert_rollup(con, table, frame)
-            if batch.violations:
-                self._insert_records(con, "violations", F.violation_frame(batch.violations, self._seq))
-            if batch.traces:
-                frame = F.trace_frame(batch.traces, self._seq)
-                con.register("_in", frame)
-                con.execute("DELETE FROM kept_traces WHERE trace_id IN (SELECT trace_id FROM _in)")
-                con.unregister("_in")
-                self._insert_records(con, "kept_traces", frame)
-            if batch.instances:
-                self._upsert_instances(con, F.instance_frame(batch.instances))
-            if batch.counters:
-                con.register("_in", F.counter_frame(batch.counters))
-                con.execute("INSERT INTO counters SELECT name, SUM(value) FROM _in GROUP BY name "
-                            "ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value")
-                con.unregister("_in")
-            self._maybe_compact(con)
+        with self._lock:
+            n_lanes = len(self._lanes.names)
+            try:
+                with self._transaction() as con:
+                    self._write(con, batch, rollups)
+            except BaseException:
+                self._lanes.truncate(n_lanes)
+                raise
 
-    def _insert_rollup(self, con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-        con.register("_in", frame)
-        try:
-            for p in physical_tables(table):
-                ts, res = ("ts // 60 * 60", "60") if p.minute else ("ts", "res")
-                con.execute(f"INSERT INTO {p.name} " + aggregate_sql(p, "_in", "TRUE", ts_expr=ts,
-                                                                     res_expr=res))
-        finally:
-            con.unregister("_in")
-        low = int(frame["ts"].min())
-        self._dirty_from = low if self._dirty_from is None else min(self._dirty_from, low)
-
-    def _lane_codes(self, con: duckdb.DuckDBPyConnection, lanes: pd.Series) -> npt.NDArray[np.int16]:
-        """Small integer per lane name, assigned on first sight and persisted (table ``lane_ids``)."""
-        new = [str(x) for x in pd.unique(lanes) if x not in self._lane_ids]
-        for name in new:
-            self._lane_ids[name] = len(self._lane_names)
-            self._lane_names.append(name)
-        if new:
-            con.register("_ids", pd.DataFrame({"id": [self._lane_ids[n] for n in new], "name": new}))
-            con.execute("INSERT INTO lane_ids SELECT CAST(id AS SMALLINT), name FROM _ids")
-            con.unregister("_ids")
-        return np.asarray(lanes.map(self._lane_ids).to_numpy(), dtype=np.int16)
-
-    def _insert_records(self, con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-        self._seq += len(frame)
-        con.register("_in", frame)
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _in")
-        con.unregister("_in")
-        if con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] > self.max_violations:
-            con.execute(f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} "
-                        f"ORDER BY ts DESC, seq DESC OFFSET {self.max_violations})")
-
-    def _upsert_instances(self, con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
-        con.register("_in", frame)
-        con.execute(
-            "INSERT INTO instances SELECT service, lane, instance, MIN(first_seen), MAX(last_seen),"
-            " arg_max(state, last_seen) FROM _in GROUP BY service, lane, instance "
-            "ON CONFLICT (service, lane, instance) DO UPDATE SET"
-            " first_seen = LEAST(instances.first_seen, excluded.first_seen),"
-            " state = CASE WHEN excluded.last_seen >= instances.last_seen"
-            " THEN excluded.state ELSE instances.state END,"
-            " last_seen = GREATEST(instances.last_seen, excluded.last_seen)")
-        con.unregister("_in")
+    def _write(self, con: duckdb.DuckDBPyConnection, batch: Batch, rollups: dict[str, pd.DataFrame]) -> None:
+        for table, frame in rollups.items():
+            if "lane_id" in physical_tables(table)[0].keys:
+                frame["lane_id"] = self._lanes.codes(con, frame["instance_lane"])
+            W.insert_rollup(con, table, frame)
+            low = int(frame["ts"].min())
+            self._dirty_from = low if self._dirty_from is None else min(self._dirty_from, low)
+        for table, rows, to_frame, key in (("violations", batch.violations, F.violation_frame, None),
+                                           ("kept_traces", batch.traces, F.trace_frame, "trace_id")):
+            if rows:
+                W.insert_records(con, table, to_frame(rows, self._seq), self.max_violations, key)
+                self._seq += len(rows)
+        if batch.instances:
+            W.upsert_instances(con, F.instance_frame(batch.instances))
+        if batch.counters:
+            W.add_counters(con, F.counter_frame(batch.counters))
+        self._maybe_compact(con)
 
     def _maybe_compact(self, con: duckdb.DuckDBPyConnection) -> None:
         """Once the clock passes a minute, merge the rows written in small batches since."""
@@ -150,19 +108,9 @@ class DuckStore:
         lo = max(self._dirty_from // MINUTE * MINUTE, minute - COMPACT_LOOKBACK_S)
         if lo < minute:
             for p in all_physical():
-                self._rewrite(con, p, f"ts >= {lo} AND ts < {minute}")
+                W.rewrite(con, p, f"ts >= {lo} AND ts < {minute}")
         self._compacted_minute = minute
         self._dirty_from = minute
-
-    @staticmethod
-    def _rewrite(con: duckdb.DuckDBPyConnection, p: Physical, cond: str, *,
-                 to_minutes: bool = False) -> None:
-        ts, res = ("ts // 60 * 60", "60") if to_minutes else ("ts", "res")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _merged AS "
-                    + aggregate_sql(p, p.name, cond, ts_expr=ts, res_expr=res))
-        con.execute(f"DELETE FROM {p.name} WHERE {cond}")
-        con.execute(f"INSERT INTO {p.name} SELECT * FROM _merged ORDER BY {p.order}")
-        con.execute("DROP TABLE _merged")
 
     def maintain(self, now: float) -> None:
         """Delete rows older than ``retention_s``; merge per-second rows older than
@@ -173,7 +121,7 @@ class DuckStore:
             for p in all_physical():
                 con.execute(f"DELETE FROM {p.name} WHERE ts < ?", [keep_from])
                 if not p.minute:
-                    self._rewrite(con, p, f"res = 1 AND ts < {minute_cut}", to_minutes=True)
+                    W.rewrite(con, p, f"res = 1 AND ts < {minute_cut}", to_minutes=True)
             for table in _BOUNDED:
                 con.execute(f"DELETE FROM {table} WHERE ts < ?", [keep_from])
             con.execute("DELETE FROM instances WHERE last_seen < ?", [keep_from])
@@ -243,20 +191,27 @@ class DuckStore:
         return out
 
     def latency_cells(self, t0: int, t1: int, where: Mapping[str, str | None] | None = None,
-                      minute_ok: bool = False) -> tuple[list[str], dict[str, npt.NDArray[Any]]]:
-        """Raw latency histogram cells ``ts, lane, bucket, count`` in ``t0 <= ts < t1`` as numpy
-        arrays, not summed (a cell may repeat); ``lane`` indexes the returned lane names.
+                      minute_ok: bool = False, step_s: int = 1) -> tuple[list[str], dict[str, npt.NDArray[Any]]]:
+        """Latency histogram cells ``ts, lane, bucket, count`` in ``t0 <= ts < t1`` as numpy
+        arrays; ``lane`` indexes the returned lane names. A cell may repeat (sum them).
 
-        A faster path than ``rollup("latency", ...)`` for quantile series: no SQL
-        aggregation, no strings. ``minute_ok`` lets whole minutes come from the
-        per-minute table (``ts`` then floored to the minute).
+        A faster path than ``rollup("latency", ...)`` for quantile series: no
+        strings, and with ``step_s > 1`` the cells are summed per step in SQL on one
+        integer key (``ts`` is then the step's start, steps counted from ``t0``).
+        ``minute_ok`` lets whole minutes come from the per-minute table (``ts``
+        floored to the minute).
         """
-        sql, params = cells_sql(t0, t1, where, minute_ok)
+        names = list(self._lanes.names)
+        packed = step_s > 1 and len(names) <= MAX_PACKED_LANES
+        sql, params = cells_sql(t0, t1, where, minute_ok, step_s if packed else 1)
         with self._cursor() as cur:
             cols = cur.execute(sql, params).fetchnumpy()
-        out = {k: np.asarray(cols[c]) for k, c in
-               (("ts", "ts"), ("lane", "lane_id"), ("bucket", "bucket"), ("count", "count"))}
-        return list(self._lane_names), out
+        if packed:
+            out = unpack_cells(np.asarray(cols["k"], dtype=np.int64), int(t0), int(step_s))
+            out["count"] = np.asarray(cols["count"])
+            return names, out
+        return names, {k: np.asarray(cols[c]) for k, c in
+                       (("ts", "ts"), ("lane", "lane_id"), ("bucket", "bucket"), ("count", "count"))}
 
     def instances(self) -> pd.DataFrame:
         return self._df(f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM instances "

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from lanewatch.store.base import ROLLUPS
 from lanewatch.store.duck_schema import MINUTE, check_columns, plan, sum_expr
 
@@ -58,9 +61,11 @@ def records_sql(table: str, columns: Sequence[str], t0: int, t1: int,
     return sql, [int(t0), int(t1), *filters.values(), max(0, int(limit))]
 
 
-def cells_sql(t0: int, t1: int, where: Mapping[str, Any] | None,
-              minute_ok: bool) -> tuple[str, list[Any]]:
-    """Unsummed latency cells (``ts, lane_id, bucket, count``) over ``t0 <= ts < t1``."""
+def cells_sql(t0: int, t1: int, where: Mapping[str, Any] | None, minute_ok: bool,
+              step_s: int = 1) -> tuple[str, list[Any]]:
+    """Latency cells over ``t0 <= ts < t1``: raw ``ts, lane_id, bucket, count`` rows when
+    ``step_s`` is 1, else summed per step into one packed key column ``k``
+    (:func:`unpack_cells`): grouping on one integer is what DuckDB does fastest."""
     filters = _filters(where)
     check_columns("latency", filters)
     parts = plan("latency", int(t0), int(t1), list(filters), MINUTE if minute_ok else 1, True)
@@ -69,4 +74,21 @@ def cells_sql(t0: int, t1: int, where: Mapping[str, Any] | None,
     for name, a, b in parts:
         inner.append(f"SELECT ts, lane_id, bucket, count FROM {name} WHERE ts >= ? AND ts < ?{cond}")
         params += [a, b, *filters.values()]
-    return " UNION ALL ".join(inner), params
+    sql = " UNION ALL ".join(inner)
+    if step_s <= 1:
+        return sql, params
+    key = (f"(((ts - {int(t0)}) // {int(step_s)}) * {_LANES} + lane_id) * {_BUCKETS}"
+           f" + LEAST(GREATEST(bucket, 0), {_BUCKETS - 1})")
+    return (f"SELECT {key} AS k, CAST(SUM(count) AS BIGINT) AS count FROM ({sql}) AS u "
+            f"GROUP BY k HAVING SUM(count) <> 0"), params
+
+
+#: Packing of cell keys: lane ids below _LANES, buckets below _BUCKETS.
+_LANES, _BUCKETS = 1024, 128
+MAX_PACKED_LANES = _LANES
+
+
+def unpack_cells(k: npt.NDArray[np.int64], t0: int, step_s: int) -> dict[str, npt.NDArray[np.int64]]:
+    """``ts`` (start of step), ``lane`` and ``bucket`` from packed keys of :func:`cells_sql`."""
+    return {"ts": (k // (_LANES * _BUCKETS)) * step_s + t0, "lane": (k // _BUCKETS) % _LANES,
+            "bucket": k % _BUCKETS}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(clock: Clock) -> DuckStore:
+def store(clock: Clock) -> Iterator[DuckStore]:
     s = DuckStore(":memory:", clock=clock)
     yield s
     s.close()
@@ -116,19 +117,29 @@ def test_rollup_filters_ignore_none_floor_ts_and_reject_unknown_columns(store: D
         store.rollup("nope", T0, T0 + 1, [])
 
 
-@pytest.mark.parametrize("t0,t1,bucket", [(T0, T0 + 600, 1), (T0 + 17, T0 + 583, 1), (T0 + 17, T0 + 583, 60),
-                                          (T0 + 5, T0 + 65, 10), (T0 + 130, T0 + 131, 1)])
-def test_reads_over_minute_and_lane_tables_equal_the_raw_sums(clock: Clock, t0: int, t1: int, bucket: int) -> None:
-    """Whatever physical tables a read is planned over, it sums to the same as the raw rows."""
+@pytest.fixture(scope="module")
+def filled() -> Iterator[tuple[DuckStore, dict[str, list[dict[str, Any]]]]]:
+    """Ten minutes of random rows written in 30 s flushes; the clock passes minutes, so rows get compacted."""
+    clock = Clock(T0)
     store = DuckStore(":memory:", clock=clock)
-    rng = np.random.default_rng(t0 + bucket)
+    rng = np.random.default_rng(42)
     written: dict[str, list[dict[str, Any]]] = {t: [] for t in ROLLUPS}
-    for start in range(T0, T0 + 600, 30):  # flushes; the clock passes minutes, so rows get compacted
+    for start in range(T0, T0 + 600, 30):
         clock.now = start + 31
         batch = random_rollups(rng, start, 30)
         store.write(Batch(rollups=batch))
         for t, cols in batch.items():
             written[t].append(cols)
+    yield store, written
+    store.close()
+
+
+@pytest.mark.parametrize("t0,t1,bucket", [(T0, T0 + 600, 1), (T0 + 17, T0 + 583, 1), (T0 + 17, T0 + 583, 60),
+                                          (T0 + 5, T0 + 65, 10), (T0 + 130, T0 + 131, 1)])
+def test_reads_over_minute_and_lane_tables_equal_the_raw_sums(
+        filled: tuple[DuckStore, dict[str, list[dict[str, Any]]]], t0: int, t1: int, bucket: int) -> None:
+    """Whatever physical tables a read is planned over, it sums to the same as the raw rows."""
+    store, written = filled
     cases = [("hops", ["instance_lane", "verdict"], None), ("hops", ["service"], {"instance_lane": "gray"}),
              ("hops", ["ts", "instance_lane"], None), ("latency", ["instance_lane", "bucket"], {"service": "B"}),
              ("edges", ["caller", "callee", "lane"], None), ("edges", ["lane"], None),
@@ -136,7 +147,6 @@ def test_reads_over_minute_and_lane_tables_equal_the_raw_sums(clock: Clock, t0: 
     for table, keys, where in cases:
         got = store.rollup(table, t0, t1, keys, where=where, bucket_s=bucket)
         same(got, reference(written[table], table, t0, t1, keys, where, bucket), keys)
-    store.close()
 
 
 def test_latency_cells_hold_the_same_histograms_as_rollup(store: DuckStore, clock: Clock) -> None:
@@ -273,3 +283,20 @@ def test_closed_store_refuses_and_bad_batches_roll_back(store: DuckStore) -> Non
     store.close()
     with pytest.raises(RuntimeError):
         store.rollup("hops", T0, T0 + 1, [])
+
+
+def test_lane_codes_of_a_rolled_back_batch_are_forgotten(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "lanes.duckdb"
+    store = DuckStore(path, clock=clock)
+
+    def lat(lane: str) -> dict[str, list[Any]]:
+        return {"ts": [T0], "service": ["A"], "instance_lane": [lane], "request_lane": [lane], "bucket": [30],
+                "count": [1]}
+    with pytest.raises(ValueError):
+        store.write(Batch(rollups={"latency": lat("blue")}, violations=[{"ts": "not a time", "kind": "leak"}]))
+    store.write(Batch(rollups={"latency": lat("green")}))
+    store.close()
+    again = DuckStore(path, clock=clock)
+    names, cells = again.latency_cells(T0, T0 + 1)
+    assert [names[c] for c in cells["lane"]] == ["green"]
+    again.close()

@@ -1,0 +1,105 @@
+"""The store's writes, as statements on a connection inside the caller's transaction."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from lanewatch.store.duck_schema import MINUTE, Physical, aggregate_sql, physical_tables
+
+
+def insert_rollup(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Append one rollup frame to each of the table's physical tables, summed by key."""
+    con.register("_in", frame)
+    try:
+        for p in physical_tables(table):
+            ts, res = (f"ts // {MINUTE} * {MINUTE}", str(MINUTE)) if p.minute else ("ts", "res")
+            con.execute(f"INSERT INTO {p.name} " + aggregate_sql(p, "_in", "TRUE", ts_expr=ts, res_expr=res))
+    finally:
+        con.unregister("_in")
+
+
+def insert_records(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, keep: int,
+                   replace_key: str | None = None) -> None:
+    """Append violation or kept-trace rows, then drop all but the newest ``keep`` (by ts, arrival).
+
+    With ``replace_key``, rows already stored with the same key value are deleted first.
+    """
+    con.register("_in", frame)
+    try:
+        if replace_key:
+            con.execute(f"DELETE FROM {table} WHERE {replace_key} IN (SELECT {replace_key} FROM _in)")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _in")
+    finally:
+        con.unregister("_in")
+    if con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] > keep:
+        con.execute(f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} "
+                    f"ORDER BY ts DESC, seq DESC OFFSET {int(keep)})")
+
+
+def upsert_instances(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
+    """One row per (service, lane, instance): min first_seen, max last_seen, the latest state."""
+    con.register("_in", frame)
+    try:
+        con.execute(
+            "INSERT INTO instances SELECT service, lane, instance, MIN(first_seen), MAX(last_seen),"
+            " arg_max(state, last_seen) FROM _in GROUP BY service, lane, instance "
+            "ON CONFLICT (service, lane, instance) DO UPDATE SET"
+            " first_seen = LEAST(instances.first_seen, excluded.first_seen),"
+            " state = CASE WHEN excluded.last_seen >= instances.last_seen"
+            " THEN excluded.state ELSE instances.state END,"
+            " last_seen = GREATEST(instances.last_seen, excluded.last_seen)")
+    finally:
+        con.unregister("_in")
+
+
+def add_counters(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
+    """Add the deltas in ``frame`` (name, value) to the cumulative counters."""
+    con.register("_in", frame)
+    try:
+        con.execute("INSERT INTO counters SELECT name, SUM(value) FROM _in GROUP BY name "
+                    "ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value")
+    finally:
+        con.unregister("_in")
+
+
+def rewrite(con: duckdb.DuckDBPyConnection, p: Physical, cond: str, *, to_minutes: bool = False) -> None:
+    """Replace the rows of ``p`` matching ``cond`` by their sums per key (per minute with
+    ``to_minutes``), sorted by :attr:`Physical.order`; rows summing to zero go."""
+    ts, res = (f"ts // {MINUTE} * {MINUTE}", str(MINUTE)) if to_minutes else ("ts", "res")
+    con.execute("CREATE OR REPLACE TEMP TABLE _merged AS "
+                + aggregate_sql(p, p.name, cond, ts_expr=ts, res_expr=res))
+    con.execute(f"DELETE FROM {p.name} WHERE {cond}")
+    con.execute(f"INSERT INTO {p.name} SELECT * FROM _merged ORDER BY {p.order}")
+    con.execute("DROP TABLE _merged")
+
+
+class LaneIds:
+    """Small integer per lane name, assigned on first sight and persisted (table ``lane_ids``)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        rows = con.execute("SELECT name FROM lane_ids ORDER BY id").fetchall()
+        self.names: list[str] = [str(n) for (n,) in rows]
+        self._ids = {n: i for i, n in enumerate(self.names)}
+
+    def codes(self, con: duckdb.DuckDBPyConnection, lanes: pd.Series) -> npt.NDArray[np.int16]:
+        """Codes of ``lanes``; new names are inserted with ``con`` (undo with :meth:`truncate`)."""
+        new = [str(x) for x in pd.unique(lanes) if x not in self._ids]
+        if new:
+            for name in new:
+                self._ids[name] = len(self.names)
+                self.names.append(name)
+            con.register("_ids", pd.DataFrame({"id": [self._ids[n] for n in new], "name": new}))
+            try:
+                con.execute("INSERT INTO lane_ids SELECT CAST(id AS SMALLINT), name FROM _ids")
+            finally:
+                con.unregister("_ids")
+        return np.asarray(lanes.map(self._ids).to_numpy(), dtype=np.int16)
+
+    def truncate(self, n: int) -> None:
+        """Forget names assigned after the first ``n`` (their transaction was rolled back)."""
+        for name in self.names[n:]:
+            del self._ids[name]
+        del self.names[n:]
