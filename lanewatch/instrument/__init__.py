@@ -16,7 +16,12 @@ environment variables (see :mod:`lanewatch.instrument.distro`). The parts:
 * :func:`wrap`, :class:`ContextExecutor`, :func:`use_lane`, :func:`current_lane`
   -- the lane across thread pools and in jobs;
 * :func:`inject_headers`, :func:`extract_context`, :func:`producer_span`,
-  :func:`consumer_span` -- the lane across message queues.
+  :func:`consumer_span` -- the lane across message queues;
+* :mod:`lanewatch.instrument.testing` -- a recording OTLP receiver and a header
+  sink for testing your own lane setup.
+
+Settings and their env vars: :mod:`lanewatch.instrument.options`; the full
+guide, with Node.js, Java and Go: ``docs/instrumentation.md``.
 """
 
 from __future__ import annotations

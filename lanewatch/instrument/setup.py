@@ -38,6 +38,8 @@ from lanewatch.instrument.processor import LaneSpanProcessor
 from lanewatch.instrument.propagator import LanePropagator, install
 
 _log = logging.getLogger(__name__)
+#: Handles not yet shut down, to warn about a second setup in one process.
+_ACTIVE: list[Lanewatch] = []
 
 
 def build_resource(opts: Options, environ: Mapping[str, str]) -> Resource:
@@ -89,6 +91,10 @@ class Lanewatch:
         self._instrumented = list(instrumented)
         self._lock = threading.Lock()
         self._done = False
+        if _ACTIVE:
+            _log.warning("lanewatch is already set up in this process (service %s); a second setup adds "
+                         "a second tracer provider and heartbeat", _ACTIVE[0].options.service_name)
+        _ACTIVE.append(self)
         atexit.register(self.shutdown)
         if options.handle_sigterm:
             _install_sigterm(self)
@@ -108,6 +114,8 @@ class Lanewatch:
                 return
             self._done = True
         atexit.unregister(self.shutdown)
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
         if self.heartbeat is not None:
             self.heartbeat.stop(timeout_s)
         try:
