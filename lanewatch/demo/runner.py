@@ -15,7 +15,6 @@ import logging
 import os
 import queue
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -31,6 +30,7 @@ from lanewatch.demo import scenarios as S
 from lanewatch.demo import web
 from lanewatch.demo.control import ControlApp, ControlServer
 from lanewatch.demo.faults import Switchboard
+from lanewatch.demo.launch import INSTANCES, MESH_NAMES, Launcher, NotReady
 from lanewatch.demo.phases import Phases
 from lanewatch.demo.registry import Registry
 from lanewatch.demo.supervisor import Supervisor
@@ -38,8 +38,6 @@ from lanewatch.demo.traffic import Traffic
 
 log = logging.getLogger(__name__)
 
-INSTANCES = tuple((svc, lane) for svc in S.CHAIN for lane in S.LANES)
-MESH_STOP_ORDER = ("ingress", *(f"{s}-{lane}" for s, lane in INSTANCES), "proxy")
 
 
 #: Two control polls: long enough for every process to see every registered instance.
@@ -98,6 +96,8 @@ class Demo:
             opts.collector = False
         self.endpoint = opts.otlp_endpoint or (f"http://{opts.host}:{self.otlp_port}" if opts.collector else "")
         self.started_at = 0.0
+        self.launch = Launcher(self.supervisor, opts.host, self.control.url, self.config_path, self.endpoint,
+                               self.proxy_port, self.ingress_port, opts.log_level)
 
     # -- urls ----------------------------------------------------------------------------
     @property
@@ -126,13 +126,19 @@ class Demo:
         self.switchboard.subscribe(self._on_fault)
         doc = S.collector_settings(self.phases.all_scenarios(), self.control.url)
         self.config_path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        if self.opts.collector:
-            self._start_collector()
-        self._start("proxy", ["-m", "lanewatch.demo.proxy", "--port", str(self.proxy_port)])
-        for svc, lane in INSTANCES:
-            self._start_instance(svc, lane)
-        self._start("ingress", ["-m", "lanewatch.demo.ingress", "--port", str(self.ingress_port)])
-        self._wait_ready(t0 + self.opts.start_timeout_s)
+        with self._lock:
+            if self.opts.collector:
+                self.launch.collector(self.api_port, self.otlp_port,
+                                      self.opts.data_dir or str(self.run_dir / "data"), self.collector_ready)
+            self.launch.proxy()
+            for svc, lane in INSTANCES:
+                self._start_instance(svc, lane)
+            self.launch.ingress()
+        try:
+            self.launch.wait_ready(self.registry, t0 + self.opts.start_timeout_s,
+                                   self.collector_ready if self.opts.collector else None)
+        except NotReady as e:
+            raise DemoError(str(e)) from None
         time.sleep(SETTLE_S)  # every process sees the whole registry before traffic starts
         self.started_at = time.monotonic() - t0
         self.phases.restart_clock()
@@ -142,52 +148,8 @@ class Demo:
             Path(self.opts.run_file).write_text(json.dumps(self.info(), indent=2))
         log.info("demo up in %.1f s", self.started_at)
 
-    def _python(self, argv: list[str]) -> list[str]:
-        return [sys.executable, *argv]
-
-    def _start(self, name: str, argv: list[str]) -> None:
-        with self._lock:
-            self.supervisor.start(name, self._python([*argv, "--control", self.control.url,
-                                                       "--log-level", self.opts.log_level]))
-
-    def _start_collector(self) -> None:
-        with self._lock:
-            self.supervisor.start("collector", self._python([
-                "-m", "lanewatch.cli", "up", "--host", self.opts.host, "--port", str(self.api_port),
-                "--otlp-http-port", str(self.otlp_port), "--otlp-grpc-port", "-1",
-                "--data-dir", self.opts.data_dir or str(self.run_dir / "data"),
-                "--config", str(self.config_path), "--ready-file", str(self.collector_ready),
-                "--log-level", self.opts.log_level]))
-
     def _start_instance(self, svc: str, lane: str) -> None:
-        sc = self.phases.current()
-        argv = ["-m", "lanewatch.demo.service", "--service", svc, "--lane", lane,
-                "--rules", str(self.config_path)]
-        if self.endpoint:
-            argv += ["--endpoint", self.endpoint]
-        if sc.dyes(svc, lane):
-            argv.append("--dyeing")
-        for header in self.phases.passthrough():
-            argv += ["--passthrough", header]
-        if svc == "A":
-            argv += ["--proxy", f"http://{self.opts.host}:{self.proxy_port}"]
-        self._start(f"{svc}-{lane}", argv)
-
-    def _wait_ready(self, deadline: float) -> None:
-        want = {"proxy", "ingress", *(f"{s}-{lane}" for s, lane in INSTANCES)}
-        collector_ok = not self.opts.collector
-        while True:
-            have = {i.service if i.role != "service" else f"{i.service}-{i.lane}"
-                    for i in self.registry.live(role=None)}
-            collector_ok = collector_ok or self.collector_ready.exists()
-            if want <= have and collector_ok:
-                return
-            dead = self.supervisor.dead()
-            if dead or time.monotonic() > deadline:
-                missing = sorted(want - have) + ([] if collector_ok else ["collector"])
-                why = "; ".join(f"{c.name} exited ({c.popen.returncode}):\n{c.log_tail()}" for c in dead)
-                raise DemoError(f"not ready: {', '.join(missing)} {why}".strip())
-            time.sleep(0.1)
+        self.launch.instance(svc, lane, self.phases.current().dyes(svc, lane), self.phases.passthrough())
 
     # -- while running ---------------------------------------------------------------------------
     def _on_fault(self, name: str, on: bool) -> None:
@@ -280,7 +242,7 @@ class Demo:
         while not self._actions.empty():  # release anyone waiting on a queued change
             self._actions.get_nowait()[1].set()
         with self._lock:
-            self.supervisor.stop_all(timeout_s=8.0, first=MESH_STOP_ORDER)
+            self.supervisor.stop_all(timeout_s=8.0, first=MESH_NAMES)
         self.control.stop()
         if self.opts.run_file:
             _remove_if_ours(Path(self.opts.run_file))
