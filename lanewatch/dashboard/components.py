@@ -21,9 +21,10 @@ _HOP_RE = re.compile(r"^(?P<service>.*)\[(?P<inside>[^\[\]]*)\]$", re.DOTALL)
 
 
 def otlp_hint(settings: Settings) -> str:
-    """Where to send spans, for the empty states."""
+    """Where to send spans, for the empty states (``PORT`` when it was picked at start)."""
     host = "HOST" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://{host}:{settings.otlp_http_port}"
+    port = settings.otlp_http_port or "PORT"
+    return f"http://{host}:{port}"
 
 
 def no_spans(settings: Settings) -> str:

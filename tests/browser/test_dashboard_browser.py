@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import HOSTILE, Browser, Running
+from dashboard_browser_support import HOSTILE, Browser, Running
 
 from lanewatch.dashboard.components import share_text
 
@@ -158,3 +158,19 @@ def test_zoom_survives_the_live_refresh(lanewatch_up: Running, browser: Browser)
     assert page.evaluate(f"{gd}.data[0].x[{gd}.data[0].x.length - 1]") != last_x  # it moved on
     assert page.evaluate(f"{gd}.layout.xaxis.range") == zoomed
     assert browser.errors == []
+
+
+def test_custom_window_goes_into_the_url(lanewatch_up: Running, browser: Browser) -> None:
+    page = browser.page
+    _open(browser, lanewatch_up.url + "/violations", PAGES["/violations"])
+    assert page.locator("#shell-custom-box").is_hidden()
+    page.locator("#shell-window").click()
+    page.get_by_text("custom…", exact=True).click()
+    page.locator("#shell-custom").fill("20")
+    page.locator("#shell-custom").press("Enter")
+    page.wait_for_url(re.compile(r".*/violations\?window=1200$"), timeout=3000)
+    page.wait_for_function("document.querySelector('#violations-note').innerText"
+                           ".includes('last 20 min')", timeout=3000)
+    page.reload()
+    page.wait_for_selector(PAGES["/violations"])
+    assert page.locator("#shell-custom").input_value() == "20"

@@ -298,6 +298,7 @@ def test_no_spans_hint_names_the_endpoint() -> None:
     assert C.no_spans(Settings()) == ("No spans yet: point OTEL_EXPORTER_OTLP_ENDPOINT at "
                                       "http://127.0.0.1:4318.")
     assert "http://HOST:4318" in C.no_spans(Settings(host="0.0.0.0"))
+    assert "http://127.0.0.1:PORT" in C.no_spans(Settings(otlp_http_port=0))  # picked at start
 
 
 def test_lane_path_reads_like_the_write_up() -> None:
