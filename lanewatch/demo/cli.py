@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -88,7 +89,7 @@ def run_until_stopped(opts: DemoOptions, duration: float = 0.0, open_browser: bo
     demo = Demo(opts)
     try:
         try:
-            demo.start()
+            demo.start(abort=stop)
         except DemoError as e:
             sys.stderr.write(f"lanewatch demo: {e}\n")
             return 1
@@ -130,10 +131,7 @@ def _progress(demo: Demo, stop: threading.Event, duration: float) -> None:
 
 
 def _columns() -> int:
-    try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
-    except OSError:
-        return 120
+    return shutil.get_terminal_size(fallback=(120, 24)).columns
 
 
 def _banner(demo: Demo) -> None:

@@ -9,6 +9,7 @@ lane, dyeing, pass-through headers, the rules file and the OTLP endpoint.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +74,11 @@ class Launcher:
             argv += ["--proxy", f"http://{self.host}:{self.proxy_port}"]
         self._start(f"{svc}-{lane}", argv)
 
-    def wait_ready(self, registry: Registry, deadline: float, collector_ready: Path | None) -> None:
+    def wait_ready(self, registry: Registry, deadline: float, collector_ready: Path | None,
+                   abort: threading.Event | None = None) -> None:
         """Wait until every child has registered (and the collector wrote its ready file).
 
-        Raises :class:`NotReady` when a child exits or the deadline passes.
+        Raises :class:`NotReady` when a child exits, the deadline passes or ``abort`` is set.
         """
         want = {"proxy", "ingress", *(f"{s}-{lane}" for s, lane in INSTANCES)}
         collector_ok = collector_ready is None
@@ -86,6 +88,8 @@ class Launcher:
             collector_ok = collector_ok or (collector_ready is not None and collector_ready.exists())
             if want <= have and collector_ok:
                 return
+            if abort is not None and abort.is_set():
+                raise NotReady("interrupted while starting")
             dead = self.supervisor.dead()
             if dead or time.monotonic() > deadline:
                 missing = sorted(want - have) + ([] if collector_ok else ["collector"])

@@ -119,8 +119,11 @@ class Demo:
                 "children": self.supervisor.pids(), "startup_s": round(self.started_at, 2)}
 
     # -- start -----------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start everything and wait until it is ready; raises :class:`DemoError`."""
+    def start(self, abort: threading.Event | None = None) -> None:
+        """Start everything and wait until it is ready; raises :class:`DemoError`.
+
+        ``abort`` (e.g. set by SIGTERM) ends the wait early with a :class:`DemoError`.
+        """
         t0 = time.monotonic()
         self.control.start()
         self.switchboard.subscribe(self._on_fault)
@@ -136,7 +139,7 @@ class Demo:
             self.launch.ingress()
         try:
             self.launch.wait_ready(self.registry, t0 + self.opts.start_timeout_s,
-                                   self.collector_ready if self.opts.collector else None)
+                                   self.collector_ready if self.opts.collector else None, abort)
         except NotReady as e:
             raise DemoError(str(e)) from None
         time.sleep(SETTLE_S)  # every process sees the whole registry before traffic starts

@@ -171,7 +171,7 @@ class Traffic:
         top = "  ".join(f"{p.replace(' -> ', '>')} {n}" for p, n in s.paths.most_common(3))
         head = (f"[{elapsed:5.0f}s] {s.sent / elapsed:5.1f} req/s  sent {s.sent}  err {s.errors}  "
                 f"unexpected {s.unexpected}  {mean_ms:4.0f} ms")
-        return f"{head} | {top}" + (f" | {note}" if note else "")
+        return f"{head} | " + (f"{note} | " if note else "") + top
 
 
 def main(argv: list[str] | None = None) -> int:
