@@ -64,6 +64,8 @@ class DuckStore:
             self._con.execute(stmt)
         self._check_version()
         self._lanes = W.LaneIds(self._con)
+        #: per-second rows before this were downsampled away; reads there use the minute table
+        self._minutes_before = int(self._scalar("SELECT value FROM meta WHERE key = 'minutes_before'") or 0)
         self._seq = 1 + max(self._scalar(f"SELECT COALESCE(MAX(seq), 0) FROM {t}") for t in _BOUNDED)
         self._compacted_minute = int(clock()) // MINUTE * MINUTE
         self._dirty_from: int | None = None
@@ -113,18 +115,25 @@ class DuckStore:
         self._dirty_from = minute
 
     def maintain(self, now: float) -> None:
-        """Delete rows older than ``retention_s``; merge per-second rows older than
-        ``downsample_after_s`` into per-minute rows (whole minutes only); one transaction."""
+        """Apply retention and downsampling, in one transaction.
+
+        Rows older than ``retention_s`` go from every table. Per-second rows
+        older than ``downsample_after_s`` (whole minutes) go from the per-second
+        tables: the per-minute table holds the same sums per minute, and reads
+        before that point are served from it (rows land in their minute).
+        """
         keep_from = int(now) - self.retention_s
-        minute_cut = (int(now) - self.downsample_after_s) // MINUTE * MINUTE
+        minute_cut = max(self._minutes_before, (int(now) - self.downsample_after_s) // MINUTE * MINUTE)
         with self._lock, self._transaction() as con:
             for p in all_physical():
-                con.execute(f"DELETE FROM {p.name} WHERE ts < ?", [keep_from])
-                if not p.minute:
-                    W.rewrite(con, p, f"res = 1 AND ts < {minute_cut}", to_minutes=True)
+                con.execute(f"DELETE FROM {p.name} WHERE ts < ?",
+                            [keep_from if p.minute else max(keep_from, minute_cut)])
             for table in _BOUNDED:
                 con.execute(f"DELETE FROM {table} WHERE ts < ?", [keep_from])
             con.execute("DELETE FROM instances WHERE last_seen < ?", [keep_from])
+            con.execute("INSERT INTO meta VALUES ('minutes_before', ?) ON CONFLICT (key) "
+                        "DO UPDATE SET value = excluded.value", [str(minute_cut)])
+        self._minutes_before = minute_cut
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -165,7 +174,7 @@ class DuckStore:
     def rollup(self, table: str, t0: int, t1: int, keys: Sequence[str],
                where: Mapping[str, str | None] | None = None, bucket_s: int = 1) -> pd.DataFrame:
         """Sum ``table``'s metrics over ``t0 <= ts < t1`` by ``keys`` (see the Store protocol)."""
-        return self._df(*rollup_sql(table, t0, t1, keys, where, bucket_s))
+        return self._df(*rollup_sql(table, t0, t1, keys, where, bucket_s, self._minutes_before))
 
     def violations(self, t0: int, t1: int, where: Mapping[str, str | None] | None = None,
                    limit: int = 500) -> pd.DataFrame:
@@ -203,7 +212,7 @@ class DuckStore:
         """
         names = list(self._lanes.names)
         packed = step_s > 1 and len(names) <= MAX_PACKED_LANES
-        sql, params = cells_sql(t0, t1, where, minute_ok, step_s if packed else 1)
+        sql, params = cells_sql(t0, t1, where, minute_ok, step_s if packed else 1, self._minutes_before)
         with self._cursor() as cur:
             cols = cur.execute(sql, params).fetchnumpy()
         if packed:

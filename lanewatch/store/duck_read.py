@@ -16,8 +16,8 @@ def _filters(where: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (where or {}).items() if v is not None}
 
 
-def rollup_sql(table: str, t0: int, t1: int, keys: Sequence[str],
-               where: Mapping[str, Any] | None, bucket_s: int) -> tuple[str, list[Any]]:
+def rollup_sql(table: str, t0: int, t1: int, keys: Sequence[str], where: Mapping[str, Any] | None,
+               bucket_s: int, minutes_before: int = 0) -> tuple[str, list[Any]]:
     """``SELECT`` summing ``table``'s metrics over ``t0 <= ts < t1`` by ``keys``.
 
     ``res`` is never grouped on; ``ts`` (when a key) is floored to ``bucket_s``.
@@ -32,7 +32,7 @@ def rollup_sql(table: str, t0: int, t1: int, keys: Sequence[str],
     metrics = ROLLUPS[table][1]
     by_ts = "ts" in keys
     parts = plan(table, int(t0), int(t1), [k for k in keys if k != "ts"] + list(filters),
-                 bucket_s, by_ts)
+                 bucket_s, by_ts, minutes_before)
     cols = ", ".join(list(dict.fromkeys(keys + ["ts"])) + list(metrics))
     cond = "".join(f" AND {k} = ?" for k in filters)
     inner, params = [], []
@@ -62,13 +62,14 @@ def records_sql(table: str, columns: Sequence[str], t0: int, t1: int,
 
 
 def cells_sql(t0: int, t1: int, where: Mapping[str, Any] | None, minute_ok: bool,
-              step_s: int = 1) -> tuple[str, list[Any]]:
+              step_s: int = 1, minutes_before: int = 0) -> tuple[str, list[Any]]:
     """Latency cells over ``t0 <= ts < t1``: raw ``ts, lane_id, bucket, count`` rows when
     ``step_s`` is 1, else summed per step into one packed key column ``k``
     (:func:`unpack_cells`): grouping on one integer is what DuckDB does fastest."""
     filters = _filters(where)
     check_columns("latency", filters)
-    parts = plan("latency", int(t0), int(t1), list(filters), MINUTE if minute_ok else 1, True)
+    parts = plan("latency", int(t0), int(t1), list(filters), MINUTE if minute_ok else 1, True,
+                 minutes_before)
     cond = "".join(f" AND {k} = ?" for k in filters)
     inner, params = [], []
     for name, a, b in parts:

@@ -4,11 +4,13 @@ Each logical rollup table ``T`` of :data:`~lanewatch.store.base.ROLLUPS` is kept
 three times, all mergeable (readers ``SUM``), all written in the same
 transaction:
 
-* ``r_T_s``: every key, per second (``res`` 1, downsampled to ``res`` 60 after
-  ``downsample_after_s``). The source of truth.
+* ``r_T_s``: every key, per second (``res`` 1), for the last ``downsample_after_s``.
 * ``r_T_l``: without the per-service keys (``service``, ``caller``, ``callee``),
   per second: lane-level charts over many services scan ~100x fewer rows.
-* ``r_T_m``: every key, per minute: long windows scan ~60x fewer rows.
+* ``r_T_m``: every key, per minute (``res`` 60), for the whole retention: long
+  windows scan ~60x fewer rows, and it *is* the downsampled history: once
+  per-second rows are older than ``downsample_after_s`` they are deleted from
+  the per-second tables and reads before that point go to this table.
 
 A read is planned over them (:func:`plan`): whole minutes from ``r_T_m``, the
 fringe seconds from the narrowest per-second table that has the columns. Rows
@@ -119,28 +121,33 @@ def aggregate_sql(p: Physical, source: str, where: str, *, ts_expr: str = "ts",
     return sql
 
 
-def plan(table: str, t0: int, t1: int, needed: Iterable[str],
-         bucket_s: int, by_ts: bool) -> list[tuple[str, int, int]]:
+def plan(table: str, t0: int, t1: int, needed: Iterable[str], bucket_s: int, by_ts: bool,
+         minutes_before: int = 0) -> list[tuple[str, int, int]]:
     """``(physical table, from, to)`` ranges whose union is ``t0 <= ts < t1`` for a read.
 
     ``needed`` are the non-time columns the read groups or filters on. The
     per-minute table serves whole minutes when the result does not need
-    finer time than a minute; the fringes come from a per-second table.
+    finer time than a minute, and everything before ``minutes_before`` (the
+    per-second rows there were downsampled away: they land in their minute);
+    the rest comes from the narrowest per-second table that has the columns.
     """
     if table not in ROLLUPS:
         raise ValueError(f"unknown rollup table {table!r}")
     tables = physical_tables(table)
-    fine = tables[0]
-    need = set(needed)
-    if len(tables) == 3 and not need & SERVICE_KEYS:
+    minute, fine = tables[-1], tables[0]
+    if len(tables) == 3 and not set(needed) & SERVICE_KEYS:
         fine = tables[1]
+    out: list[tuple[str, int, int]] = []
+    if t0 < minutes_before:
+        out.append((minute.name, t0, min(t1, minutes_before)))
+        t0 = minutes_before
     if t1 <= t0:
-        return [(fine.name, t0, t0)]
+        return out or [(fine.name, t0, t0)]
     m0 = -(-t0 // MINUTE) * MINUTE
     m1 = t1 // MINUTE * MINUTE
     if (by_ts and bucket_s % MINUTE) or m1 - m0 < 2 * MINUTE:
-        return [(fine.name, t0, t1)]
-    out = [(tables[-1].name, m0, m1)]
+        return out + [(fine.name, t0, t1)]
+    out.append((minute.name, m0, m1))
     if t0 < m0:
         out.append((fine.name, t0, m0))
     if m1 < t1:

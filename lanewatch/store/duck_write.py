@@ -65,12 +65,10 @@ def add_counters(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
         con.unregister("_in")
 
 
-def rewrite(con: duckdb.DuckDBPyConnection, p: Physical, cond: str, *, to_minutes: bool = False) -> None:
-    """Replace the rows of ``p`` matching ``cond`` by their sums per key (per minute with
-    ``to_minutes``), sorted by :attr:`Physical.order`; rows summing to zero go."""
-    ts, res = (f"ts // {MINUTE} * {MINUTE}", str(MINUTE)) if to_minutes else ("ts", "res")
-    con.execute("CREATE OR REPLACE TEMP TABLE _merged AS "
-                + aggregate_sql(p, p.name, cond, ts_expr=ts, res_expr=res))
+def rewrite(con: duckdb.DuckDBPyConnection, p: Physical, cond: str) -> None:
+    """Replace the rows of ``p`` matching ``cond`` by their sums per key, sorted by
+    :attr:`Physical.order`; rows summing to zero go."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _merged AS " + aggregate_sql(p, p.name, cond))
     con.execute(f"DELETE FROM {p.name} WHERE {cond}")
     con.execute(f"INSERT INTO {p.name} SELECT * FROM _merged ORDER BY {p.order}")
     con.execute("DROP TABLE _merged")

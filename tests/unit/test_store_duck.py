@@ -205,17 +205,24 @@ def test_instances_upsert_and_counters_accumulate(store: DuckStore) -> None:
     assert store.counters() == {"dropped": 5, "duplicates": 1}
 
 
-def test_maintain_downsamples_whole_minutes_and_applies_retention(clock: Clock) -> None:
-    store = DuckStore(":memory:", clock=clock, retention_s=3 * 3600, downsample_after_s=3600)
+def test_maintain_downsamples_whole_minutes_and_applies_retention(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "m.duckdb"
+    store = DuckStore(path, clock=clock, retention_s=3 * 3600, downsample_after_s=3600)
     ts = [T0 + 5, T0 + 65, T0 + 3599, T0 + 7000]
     store.write(Batch(rollups={"hops": hops(ts, ["A"] * 4, ["gray"] * 4, [1, 2, 3, 4])},
                       violations=[{"ts": T0, "kind": "leak"}, {"ts": T0 + 7000, "kind": "leak"}]))
-    store.maintain(T0 + 3600 + 90)  # minutes [T0, T0+60) done; [T0+60, ...) stays per second
-    raw = store._df("SELECT ts, res, requests FROM r_hops_s ORDER BY ts").values.tolist()
-    assert raw == [[T0, 60, 1], [T0 + 65, 1, 2], [T0 + 3599, 1, 3], [T0 + 7000, 1, 4]]
-    assert store.rollup("hops", T0, T0 + 8000, []).requests.tolist() == [10]
+    store.maintain(T0 + 3600 + 90)  # minute [T0, T0+60) is downsampled; [T0+60, ...) stays per second
+    assert store._df("SELECT ts FROM r_hops_s ORDER BY ts").ts.tolist() == [T0 + 65, T0 + 3599, T0 + 7000]
+    got = store.rollup("hops", T0, T0 + 8000, ["ts"])
+    assert got[["ts", "requests"]].values.tolist() == [[T0, 1], [T0 + 65, 2], [T0 + 3599, 3], [T0 + 7000, 4]]
+    assert store.rollup("hops", T0 + 3, T0 + 8000, [], where={"service": "A"}).requests.tolist() == [9]
+    store.close()
+    store = DuckStore(path, clock=clock, retention_s=3 * 3600, downsample_after_s=3600)
+    assert store.rollup("hops", T0, T0 + 8000, ["ts"]).ts.tolist() == [T0, T0 + 65, T0 + 3599, T0 + 7000]
     store.maintain(T0 + 3 * 3600 + 60)  # retention drops everything before T0+60, the rest is per minute
     assert store.rollup("hops", 0, T0 + 8000, ["ts"]).ts.tolist() == [T0 + 60, T0 + 3540, T0 + 6960]
+    assert store.rollup("hops", 0, T0 + 8000, []).requests.tolist() == [9]
+    assert store._df("SELECT count(*) AS n FROM r_hops_s").n.tolist() == [0]
     assert store.violations(0, T0 + 8000).ts.tolist() == [T0 + 7000]
     store.close()
 
