@@ -52,7 +52,7 @@ class _Params:
                                f"{', '.join(allowed) or 'none'})")
         self.args, self.retention_s = args, retention_s
 
-    def int(self, name: str, default: int, low: int, high: int) -> int:
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
         raw = self.args.get(name, "").strip()
         if raw == "":
             return default
@@ -65,7 +65,7 @@ class _Params:
         return value
 
     def window(self) -> int:
-        return self.int("window", 300, 1, self.retention_s)
+        return self.integer("window", 300, 1, self.retention_s)
 
     def name(self, name: str, required: bool = False) -> str | None:
         value = self.args.get(name, "").strip()
@@ -78,7 +78,7 @@ class _Params:
         return value
 
     def step(self, window: int) -> int:
-        step = self.int("step", 1, 1, window)
+        step = self.integer("step", 1, 1, window)
         if -(-window // step) > MAX_POINTS:
             raise BadParameter(f"step={step}: window/step gives more than {MAX_POINTS} points; "
                                f"use step >= {-(-window // MAX_POINTS)}")
@@ -122,7 +122,7 @@ def register_api(server: flask.Flask, query: Query) -> None:
         if kind is not None and kind not in VIOLATION_KINDS:
             raise BadParameter(f"kind={kind!r}: one of {', '.join(VIOLATION_KINDS)}")
         return query.violations(p.window(), kind=kind, service=p.name("service"), lane=p.name("lane"),
-                                limit=p.int("limit", 500, 1, MAX_LIMIT))
+                                limit=p.integer("limit", 500, 1, MAX_LIMIT))
 
     @route("/edges", ("window", "lane"))
     def edges(p: _Params) -> Any:
@@ -162,7 +162,7 @@ def register_api(server: flask.Flask, query: Query) -> None:
     def health(p: _Params) -> Any:
         try:
             query.store.counters()
-        except Exception as e:  # the store is closed or broken: say so, do not raise
+        except Exception as e:  # noqa: BLE001 - the store is closed or broken: say so, do not raise
             return _json({"status": "error", "error": str(e)}, 503)
         return {"status": "ok", "version": lanewatch.__version__, "time": query.clock()}
 

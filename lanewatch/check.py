@@ -15,7 +15,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 TIMEOUT_S = 10.0
@@ -102,7 +102,7 @@ def report(args: argparse.Namespace, summary: dict[str, Any], violations: list[d
     if violations:
         lines.append(f"  first violations (newest first, {len(violations)} shown):")
         for v in violations:
-            when = datetime.fromtimestamp(int(v.get("ts") or 0), timezone.utc).strftime("%H:%M:%SZ")
+            when = datetime.fromtimestamp(int(v.get("ts") or 0), UTC).strftime("%H:%M:%SZ")
             where = v.get("service") or f"{v.get('caller')} -> {v.get('callee')}"
             lines.append(f"    {when} {v.get('kind')} at {where} ({v.get('request_lane')} served by "
                          f"{v.get('instance_lane')}), trace {v.get('trace_id')}: {v.get('lane_path') or ''}")

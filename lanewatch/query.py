@@ -35,8 +35,17 @@ import pandas as pd
 from lanewatch import lane as L
 from lanewatch.config import Settings
 from lanewatch.histogram import N_BUCKETS
-from lanewatch.query_parts import (HOP_LABELS, QS, clean, compare_verdict, cube_quantiles, hist_cube,
-                                   lane_order, records, series_arrays)
+from lanewatch.query_parts import (
+    HOP_LABELS,
+    QS,
+    clean,
+    compare_verdict,
+    cube_quantiles,
+    hist_cube,
+    lane_order,
+    records,
+    series_arrays,
+)
 from lanewatch.store.base import Store
 
 
@@ -62,7 +71,7 @@ class Query:
     def _window(self, window_s: int, step_s: int = 1) -> tuple[int, int]:
         if window_s < 1 or step_s < 1:
             raise ValueError("window_s and step_s must be >= 1")
-        t1 = int(math.floor(self.clock())) + 1
+        t1 = math.floor(self.clock()) + 1
         return (t1 - int(window_s)) // step_s * step_s, t1
 
     def summary(self, window_s: int, service: str | None = None, lane: str | None = None) -> dict[str, Any]:
@@ -218,7 +227,7 @@ class Query:
         found = self.store.trace(tid)
         if found is None:
             return None
-        out = clean(dict(found))
+        out: dict[str, Any] = clean(dict(found))
         out["violations"] = records(self.store.violations(0, 2**62, {"trace_id": tid}, 1000))
         return out
 
@@ -247,4 +256,4 @@ class Query:
         return dict(sorted(out.items()))
 
 
-__all__ = ["Query", "LiveView", "QS"]
+__all__ = ["QS", "LiveView", "Query"]

@@ -64,7 +64,7 @@ def lane_order(names: Iterable[Any]) -> list[str]:
 
 
 def hist_cube(cells: dict[str, npt.NDArray[Any]], t0: int, step_s: int,
-              n_steps: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], int]:
+              n_steps: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp], int]:
     """Sum latency cells into ``cube[step, lane slot, bucket - bmin]``.
 
     Returns the cube, the lane codes of its slots and ``bmin``; only the bucket
@@ -78,7 +78,7 @@ def hist_cube(cells: dict[str, npt.NDArray[Any]], t0: int, step_s: int,
     if not ok.all():
         idx, lane, bucket, count = idx[ok], lane[ok], bucket[ok], count[ok]
     if not len(idx):
-        return np.zeros((n_steps, 0, 0)), np.zeros(0, dtype=np.int64), 0
+        return np.zeros((n_steps, 0, 0)), np.zeros(0, dtype=np.intp), 0
     bucket = np.clip(bucket, 0, N_BUCKETS - 1)
     present = np.flatnonzero(np.bincount(lane))
     slot = np.full(len(present) and int(present[-1]) + 1, -1, dtype=np.int64)
@@ -90,7 +90,7 @@ def hist_cube(cells: dict[str, npt.NDArray[Any]], t0: int, step_s: int,
     key += bucket
     key -= bmin
     cube = np.bincount(key, weights=count, minlength=n_steps * len(present) * nb)
-    return cube.reshape(n_steps, len(present), nb), present, bmin
+    return cube.reshape(n_steps, len(present), nb).astype(np.float64, copy=False), present, bmin
 
 
 def cube_quantiles(cube: npt.NDArray[np.float64], bmin: int) -> dict[str, npt.NDArray[np.float64]]:

@@ -79,7 +79,7 @@ def record_frame(rows: list[dict[str, Any]], columns: Sequence[str], seq0: int) 
     """Violation or kept-trace dicts as a frame; ``seq`` numbers them in arrival order."""
     data: dict[str, list[Any]] = {"seq": list(range(seq0, seq0 + len(rows)))}
     for col in columns:
-        values = [r.get(col) for r in rows]
+        values: list[Any] = [r.get(col) for r in rows]
         if col in ("trace_id", "span_id"):
             values = [_hex(v) for v in values]
         elif col == "hops":

@@ -90,13 +90,13 @@ def ddl() -> list[str]:
         cols += [f"{m} {metric_type(m)} NOT NULL" for m in p.metrics]
         out.append(f"CREATE TABLE IF NOT EXISTS {p.name} ({', '.join(cols)})")
     out += [
-        "CREATE TABLE IF NOT EXISTS violations (seq BIGINT, ts BIGINT, kind VARCHAR, service VARCHAR,"
-        " caller VARCHAR, callee VARCHAR, request_lane VARCHAR, instance_lane VARCHAR,"
-        " entry_lane VARCHAR, trace_id VARCHAR, span_id VARCHAR, lane_path VARCHAR, late BOOLEAN)",
-        "CREATE TABLE IF NOT EXISTS kept_traces (seq BIGINT, trace_id VARCHAR, ts BIGINT,"
-        " entry_lane VARCHAR, stayed BOOLEAN, lane_path VARCHAR, hops VARCHAR)",
-        "CREATE TABLE IF NOT EXISTS instances (service VARCHAR, lane VARCHAR, instance VARCHAR,"
-        " first_seen DOUBLE, last_seen DOUBLE, state VARCHAR, PRIMARY KEY (service, lane, instance))",
+        ("CREATE TABLE IF NOT EXISTS violations (seq BIGINT, ts BIGINT, kind VARCHAR, service VARCHAR,"
+         " caller VARCHAR, callee VARCHAR, request_lane VARCHAR, instance_lane VARCHAR,"
+         " entry_lane VARCHAR, trace_id VARCHAR, span_id VARCHAR, lane_path VARCHAR, late BOOLEAN)"),
+        ("CREATE TABLE IF NOT EXISTS kept_traces (seq BIGINT, trace_id VARCHAR, ts BIGINT,"
+         " entry_lane VARCHAR, stayed BOOLEAN, lane_path VARCHAR, hops VARCHAR)"),
+        ("CREATE TABLE IF NOT EXISTS instances (service VARCHAR, lane VARCHAR, instance VARCHAR,"
+         " first_seen DOUBLE, last_seen DOUBLE, state VARCHAR, PRIMARY KEY (service, lane, instance))"),
         "CREATE TABLE IF NOT EXISTS counters (name VARCHAR PRIMARY KEY, value BIGINT)",
         "CREATE TABLE IF NOT EXISTS lane_ids (id SMALLINT PRIMARY KEY, name VARCHAR UNIQUE)",
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import flask
@@ -23,16 +23,16 @@ NOW = T + 0.5
 
 def demo_batch() -> Batch:
     """Gray A -> B(base, fallback) -> C(gray), one leak at C and one tag lost on B -> C."""
-    hops = {"ts": [T - 3, T - 3, T - 3, T - 2], "service": ["A", "B", "C", "C"],
+    hops: dict[str, Sequence[Any]] = {"ts": [T - 3, T - 3, T - 3, T - 2], "service": ["A", "B", "C", "C"],
             "instance_lane": ["gray", "base", "gray", "base"], "request_lane": ["gray"] * 4,
             "expected_lane": ["gray"] * 4, "verdict": ["in_lane", "fallback", "in_lane", "leak"],
             "requests": [10, 10, 9, 1], "errors": [0, 1, 0, 0], "latency_sum_ms": [50.0, 80.0, 20.0, 3.0]}
-    latency = {"ts": [T - 3, T - 3], "service": ["A", "C"], "instance_lane": ["gray", "gray"],
+    latency: dict[str, Sequence[Any]] = {"ts": [T - 3, T - 3], "service": ["A", "C"], "instance_lane": ["gray", "gray"],
                "request_lane": ["gray", "gray"], "bucket": [40, 35], "count": [10, 9]}
-    edges = {"ts": [T - 3, T - 3], "caller": ["A", "B"], "callee": ["B", "C"], "lane": ["gray", "gray"],
+    edges: dict[str, Sequence[Any]] = {"ts": [T - 3, T - 3], "caller": ["A", "B"], "callee": ["B", "C"], "lane": ["gray", "gray"],
              "calls": [10, 10], "errors": [1, 0], "in_lane": [0, 9], "fallback": [10, 0], "leak": [0, 1],
              "intrusion": [0, 0], "tag_lost": [0, 1]}
-    traces = {"ts": [T - 3], "entry_lane": ["gray"], "traces": [10], "stayed": [8]}
+    traces: dict[str, Sequence[Any]] = {"ts": [T - 3], "entry_lane": ["gray"], "traces": [10], "stayed": [8]}
     tid = "4bf92f3577b34da6a3ce929d0e0e4736"
     return Batch(
         rollups={"hops": hops, "latency": latency, "edges": edges, "traces": traces},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,23 +20,23 @@ NOW = 1_767_225_600.25  # clock(); the window's last (partial) second is NOW's s
 T = 1_767_225_600
 
 
-def hop_rows(rows: list[tuple[int, str, str, str, str, int, int]]) -> dict[str, list[Any]]:
+def hop_rows(rows: list[tuple[int, str, str, str, str, int, int]]) -> dict[str, Sequence[Any]]:
     """(ts, service, instance lane, expected lane, verdict, requests, errors)"""
     cols = ("ts", "service", "instance_lane", "expected_lane", "verdict", "requests", "errors")
-    out: dict[str, list[Any]] = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
+    out: dict[str, Sequence[Any]] = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
     out["request_lane"] = out["expected_lane"]
     out["latency_sum_ms"] = [float(r[5]) for r in rows]
     return out
 
 
-def latency_rows(rows: list[tuple[int, str, str, float, int]]) -> dict[str, list[Any]]:
+def latency_rows(rows: list[tuple[int, str, str, float, int]]) -> dict[str, Sequence[Any]]:
     """(ts, service, instance lane, latency ms, count)"""
     return {"ts": [r[0] for r in rows], "service": [r[1] for r in rows], "instance_lane": [r[2] for r in rows],
             "request_lane": [r[2] for r in rows], "bucket": bucket_of([r[3] for r in rows]).tolist(),
             "count": [r[4] for r in rows]}
 
 
-def edge_rows(rows: list[tuple[int, str, str, str, int, int]]) -> dict[str, list[Any]]:
+def edge_rows(rows: list[tuple[int, str, str, str, int, int]]) -> dict[str, Sequence[Any]]:
     """(ts, caller, callee, lane, calls, tag_lost)"""
     z = [0] * len(rows)
     return {"ts": [r[0] for r in rows], "caller": [r[1] for r in rows], "callee": [r[2] for r in rows],
@@ -46,7 +46,7 @@ def edge_rows(rows: list[tuple[int, str, str, str, int, int]]) -> dict[str, list
 
 
 @pytest.fixture
-def store() -> DuckStore:
+def store() -> Iterator[DuckStore]:
     s = DuckStore(":memory:", clock=lambda: NOW)
     s.write(Batch(
         rollups={
@@ -166,7 +166,7 @@ def test_series_quantiles_match_histogram_quantiles_on_random_data() -> None:
     rows["bucket"] = bucket_of(rows.ms)
     for step in (1, 7, 60):
         fast = Query(store, Settings(), clock=lambda: NOW).series(300, service="A", step_s=step)
-        slow = Query(ProtocolOnly(store), Settings(), clock=lambda: NOW).series(300, service="A", step_s=step)  # type: ignore[arg-type]
+        slow = Query(ProtocolOnly(store), Settings(), clock=lambda: NOW).series(300, service="A", step_s=step)
         assert fast == slow
         gray = fast["lanes"]["gray"]
         for i in rng.integers(0, len(gray["ts"]), 5):
@@ -213,7 +213,7 @@ def test_instances_liveness_and_live_view(q: Query, store: DuckStore) -> None:
             return {"dropped_spans": 1, "pending": 7}
 
     q2 = Query(store, Settings(), clock=lambda: NOW, live=Live())
-    c0 = [i for i in q2.instances() if i["instance"] == "c0"][0]
+    c0 = next(i for i in q2.instances() if i["instance"] == "c0")
     assert c0 == {"service": "C", "lane": "base", "instance": "c0", "first_seen": T - 100, "last_seen": T,
                   "state": "up", "live": True}
     assert q2.summary(60)["counters"] == {"dropped_spans": 4, "pending": 7}
