@@ -27,7 +27,13 @@ import pandas as pd
 from lanewatch.store import duck_frames as F
 from lanewatch.store import duck_write as W
 from lanewatch.store.base import INSTANCE_COLUMNS, TRACE_COLUMNS, VIOLATION_COLUMNS, Batch
-from lanewatch.store.duck_read import MAX_PACKED_LANES, cells_sql, records_sql, rollup_sql, unpack_cells
+from lanewatch.store.duck_read import (
+    MAX_PACKED_LANES,
+    cells_sql,
+    records_sql,
+    rollup_sql,
+    unpack_cells,
+)
 from lanewatch.store.duck_schema import MINUTE, SCHEMA_VERSION, all_physical, ddl, physical_tables
 
 log = logging.getLogger(__name__)
