@@ -49,7 +49,8 @@ class RunningDemo:
         return list(web.get_json(self.info["control_url"] + "/registry"))
 
 
-def _gone(pid: int) -> bool:
+def gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (a zombie counts as gone)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
@@ -94,9 +95,9 @@ def running_demo(tmp: Path, *args: str, start_timeout_s: float = 120.0) -> Itera
     assert rc == 0, log.read_text()
     children = demo.info["children"].values()
     deadline = time.monotonic() + 10
-    while not all(_gone(pid) for pid in children) and time.monotonic() < deadline:
+    while not all(gone(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert [p for p in children if not _gone(p)] == [], "child processes left behind"
+    assert [p for p in children if not gone(p)] == [], "child processes left behind"
     busy = [p for p in _ports(demo.info, registry) if not web.port_is_free(p)]
     assert busy == [], f"ports still bound: {busy}"
     assert not Path(demo.info["run_dir"]).exists()

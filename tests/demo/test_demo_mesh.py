@@ -6,12 +6,19 @@ which need no collector; the verdicts are checked in ``test_demo_verdicts.py``.
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 
-from conftest import RunningDemo
+from conftest import RunningDemo, gone
+
+from lanewatch.demo import web
 
 Runner = Callable[..., AbstractContextManager[RunningDemo]]
 BASE = "A[base] -> B[base] -> C[base]"
@@ -99,3 +106,31 @@ def test_traffic_runs_and_duration_ends_the_demo(demo_runner: Runner) -> None:
         assert demo.proc.wait(30) == 0
     text = demo.log.read_text()
     assert "final" in text and "err 0" in text and "unexpected 0" in text
+
+
+def test_children_stop_when_the_demo_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves the demo no chance to clean up: its children must go by themselves."""
+    run_file = tmp_path / "run.json"
+    proc = subprocess.Popen([sys.executable, "-m", "lanewatch.cli", "demo", "--scenario", "1", "--no-browser",
+                             "--run-file", str(run_file)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not run_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(0.05)
+        info = json.loads(run_file.read_text())
+        ports = [int(info[k].rsplit(":", 1)[1]) for k in ("ingress_url", "api_url", "otlp_url")]
+    finally:
+        proc.kill()
+        proc.wait(10)
+    children = list(info["children"].values())
+    assert "collector" in info["children"]
+    deadline = time.monotonic() + 20
+    while not all(gone(p) for p in children):
+        assert time.monotonic() < deadline, [p for p in children if not gone(p)]
+        time.sleep(0.1)
+    assert all(web.port_is_free(p) for p in ports)
+    shutil.rmtree(info["run_dir"], ignore_errors=True)
+    run_file.unlink()
