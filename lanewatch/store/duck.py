@@ -74,7 +74,8 @@ class DuckStore:
         self._minutes_before = int(self._scalar("SELECT value FROM meta WHERE key = 'minutes_before'") or 0)
         self._seq = 1 + max(self._scalar(f"SELECT COALESCE(MAX(seq), 0) FROM {t}") for t in _BOUNDED)
         self._compacted_minute = int(clock()) // MINUTE * MINUTE
-        self._dirty_from: int | None = None
+        #: per rollup table, the oldest and newest ts written since its last compaction
+        self._dirty: dict[str, tuple[int, int]] = {}
 
     # ---- writes -------------------------------------------------------------------------
     def write(self, batch: Batch) -> None:
@@ -96,7 +97,9 @@ class DuckStore:
                 frame["lane_id"] = self._lanes.codes(con, frame["instance_lane"])
             W.insert_rollup(con, table, frame)
             low = int(frame["ts"].min())
-            self._dirty_from = low if self._dirty_from is None else min(self._dirty_from, low)
+            high = int(frame["ts"].max())
+            old = self._dirty.get(table, (low, high))
+            self._dirty[table] = (min(old[0], low), max(old[1], high))
         for table, rows, to_frame, key in (("violations", batch.violations, F.violation_frame, None),
                                            ("kept_traces", batch.traces, F.trace_frame, "trace_id")):
             if rows:
@@ -109,16 +112,18 @@ class DuckStore:
         self._maybe_compact(con)
 
     def _maybe_compact(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Once the clock passes a minute, merge the rows written in small batches since."""
+        """Once the clock passes a minute, merge the rows written in small batches since
+        (per table, back to its oldest row written, at most ``COMPACT_LOOKBACK_S``)."""
         minute = int(self._clock()) // MINUTE * MINUTE
-        if minute <= self._compacted_minute or self._dirty_from is None:
+        if minute <= self._compacted_minute:
             return
-        lo = max(self._dirty_from // MINUTE * MINUTE, minute - COMPACT_LOOKBACK_S)
-        if lo < minute:
-            for p in all_physical():
-                W.rewrite(con, p, f"ts >= {lo} AND ts < {minute}")
+        for table, (low, _) in self._dirty.items():
+            lo = max(low // MINUTE * MINUTE, minute - COMPACT_LOOKBACK_S)
+            if lo < minute:
+                for p in physical_tables(table):
+                    W.rewrite(con, p, f"ts >= {lo} AND ts < {minute}")
         self._compacted_minute = minute
-        self._dirty_from = minute
+        self._dirty = {t: (max(low, minute), high) for t, (low, high) in self._dirty.items() if high >= minute}
 
     def maintain(self, now: float) -> None:
         """Apply retention and downsampling, in one transaction.

@@ -308,3 +308,16 @@ def test_lane_codes_of_a_rolled_back_batch_are_forgotten(tmp_path: Path, clock: 
     names, cells = again.latency_cells(T0, T0 + 1)
     assert [names[c] for c in cells["lane"]] == ["green"]
     again.close()
+
+
+def test_closed_minutes_are_compacted_per_table(store: DuckStore, clock: Clock) -> None:
+    for _ in range(3):  # three flushes of the same second
+        store.write(Batch(rollups={"hops": hops([T0 + 1], ["A"], ["gray"], [1])}))
+    store.write(Batch(rollups={"hops": hops([T0 + 1], ["B"], ["gray"], [1])}))
+    assert store._df("SELECT count(*) AS n FROM r_hops_s").n.tolist() == [4]
+    clock.now = T0 + 61  # the minute closed: the next write compacts it
+    store.write(Batch(rollups={"hops": hops([T0 + 60], ["A"], ["gray"], [5])}))
+    rows = store._df("SELECT ts, service, requests FROM r_hops_s ORDER BY ts, service").values.tolist()
+    assert rows == [[T0 + 1, "A", 3], [T0 + 1, "B", 1], [T0 + 60, "A", 5]]
+    assert store._df("SELECT count(*) AS n FROM r_hops_m").n.tolist() == [3]
+    assert store.rollup("hops", T0, T0 + 120, ["service"]).requests.tolist() == [8, 1]
