@@ -1,7 +1,8 @@
 """``lanewatch demo``: the write-up's A (cart) -> B (trade) -> C (stock) mesh, live.
 
-Every part is a real process on loopback, started and stopped by the
-supervisor in :mod:`lanewatch.demo.runner`:
+Every part is a real process on loopback, started by :mod:`lanewatch.demo.launch`
+and stopped by :mod:`lanewatch.demo.supervisor`, orchestrated by
+:mod:`lanewatch.demo.runner` (scenario phases in :mod:`lanewatch.demo.phases`):
 
 * ``control``  (in the demo process): the registry (instances, lanes, liveness),
   the fault switchboard and the ingress rules, over HTTP;

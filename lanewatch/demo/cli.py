@@ -85,8 +85,12 @@ def run(args: argparse.Namespace) -> int:
 def run_until_stopped(opts: DemoOptions, duration: float = 0.0, open_browser: bool = False) -> int:
     """Start, show progress until Ctrl-C / SIGTERM / ``duration``, stop everything."""
     stop = threading.Event()
+    try:
+        demo = Demo(opts)
+    except OSError as e:  # a port given by a flag is taken
+        sys.stderr.write(f"lanewatch demo: {e}\n")
+        return 2
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    demo = Demo(opts)
     try:
         try:
             demo.start(abort=stop)

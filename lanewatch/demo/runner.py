@@ -38,8 +38,6 @@ from lanewatch.demo.traffic import Traffic
 
 log = logging.getLogger(__name__)
 
-
-
 #: Two control polls: long enough for every process to see every registered instance.
 SETTLE_S = 0.5
 
@@ -71,17 +69,25 @@ class DemoOptions:
 
 
 class Demo:
-    """One demo run. ``start()``, then ``stop()`` (always, also after a failed start)."""
+    """One demo run. ``start()``, then ``stop()`` (always, also after a failed start).
+
+    The constructor binds the control port and raises ``OSError`` when a port
+    given by a flag is taken.
+    """
 
     def __init__(self, opts: DemoOptions) -> None:
         self.opts = opts
-        self.run_dir = Path(tempfile.mkdtemp(prefix="lanewatch-demo-"))
+        for flag, port in (("--port", opts.port), ("--otlp-http-port", opts.otlp_http_port),
+                           ("--ingress-port", opts.ingress_port)):
+            if port and not web.port_is_free(port, opts.host):
+                raise OSError(f"{flag} {port}: the port is in use")
         self.phases = Phases(opts.scenario, opts.canary, opts.phase_s)
         self.registry = Registry(ttl_s=3.0)
         self.switchboard = Switchboard()
         self.control_app = ControlApp(self.registry, self.switchboard, self.phases.ingress_json,
                                       version=lambda: self.switchboard.version + self.phases.version)
         self.control = ControlServer(self.control_app, opts.host, opts.control_port)
+        self.run_dir = Path(tempfile.mkdtemp(prefix="lanewatch-demo-"))
         self.supervisor = Supervisor(log_dir=self.run_dir)
         self.traffic: Traffic | None = None
         self._lock = threading.RLock()
