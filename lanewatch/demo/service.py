@@ -150,8 +150,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     rules = lw_config.load(config_file=args.rules, environ={}).rules if args.rules else []
-    placeholder = web.make_server(args.host, args.port, lambda e, s: [])
-    port = int(placeholder.server_address[1])
+    server = web.make_server(args.host, args.port, lambda e, s: [])
+    port = int(server.server_address[1])
     ident = f"{args.service}-{args.lane}-{port}"
     me = Instance(id=ident, service=args.service, lane=args.lane, addr=f"{args.host}:{port}", pid=os.getpid())
     tel = Telemetry(args.service, args.lane, args.endpoint, dyeing=args.dyeing,
@@ -159,15 +159,15 @@ def run(args: argparse.Namespace) -> int:
     control = ControlClient(args.control, me)
     balancer = Balancer(control.instances, rules, refresh=control.refresh_quietly)
     app = InFlight(tel.wrap(ServiceApp(me, tel, control, balancer, args.proxy)))
-    placeholder.set_app(app)
-    thread = threading.Thread(target=placeholder.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    server.set_app(app)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     control.start()
     log.info("%s serving at %s (dyeing=%s, rules=%d)", me.label, me.addr, args.dyeing, len(rules))
     stop.wait()
     # Graceful leave: stop accepting, finish in-flight requests, goodbye, deregister, flush.
-    placeholder.shutdown()
-    placeholder.server_close()
+    server.shutdown()
+    server.server_close()
     app.wait_idle(3.0)
     tel.leaving()
     control.leave()
