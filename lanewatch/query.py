@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from lanewatch import lane as L
@@ -41,11 +40,11 @@ from lanewatch.query_parts import (
     clean,
     compare_verdict,
     cube_quantiles,
-    hist_cube,
     lane_order,
     records,
-    series_arrays,
+    series_json,
 )
+from lanewatch.query_series import SeriesReader, histograms
 from lanewatch.store.base import Store
 
 
@@ -67,6 +66,7 @@ class Query:
     def __init__(self, store: Store, settings: Settings, clock: Callable[[], float] = time.time,
                  live: LiveView | None = None) -> None:
         self.store, self.settings, self.clock, self.live = store, settings, clock, live
+        self._steps = SeriesReader(store)
 
     def _window(self, window_s: int, step_s: int = 1) -> tuple[int, int]:
         if window_s < 1 or step_s < 1:
@@ -119,35 +119,12 @@ class Query:
 
     def _series(self, t0: int, t1: int, step_s: int, where: dict[str, str | None],
                 always: list[str]) -> dict[str, dict[str, list[Any]]]:
-        """Series per instance lane with data, plus the lanes in ``always`` (empty if no data)."""
-        hops = self.store.rollup("hops", t0, t1, ["ts", "instance_lane"], where=where, bucket_s=step_s)
+        """Series per instance lane with data in the window, plus the lanes in ``always``."""
+        arrays = self._steps.read(t0, t1, step_s, where)
         ts = np.arange(t0, t1, step_s, dtype=np.int64)
-        hists = self._histograms(t0, t1, where, step_s, len(ts))
-        per_slot = cube_quantiles(*next(iter(hists.values()))[:2]) if hists else {}
-        qs = {name: {c: v[:, i] for c, v in per_slot.items()} for name, (_, _, i) in hists.items()}
-        served = hops.instance_lane[hops.requests != 0].unique()
-        names = lane_order(set(served) | set(qs) | set(always))
-        return {name: series_arrays(ts, step_s, hops[hops.instance_lane == name], qs.get(name))
-                for name in names}
-
-    def _histograms(self, t0: int, t1: int, where: dict[str, str | None], step_s: int,
-                    n_steps: int) -> dict[str, tuple[npt.NDArray[np.float64], int, int]]:
-        """Latency histograms per instance lane: name -> (cube, bmin, slot of the lane in cube).
-
-        ``n_steps == 1`` means one histogram over the whole window.
-        """
-        cells_of = getattr(self.store, "latency_cells", None)
-        if cells_of is not None:  # DuckStore's fast path: integer cells, no SQL aggregation
-            names, cells = cells_of(t0, t1, where, minute_ok=n_steps == 1 or step_s % 60 == 0, step_s=step_s)
-        else:
-            df = self.store.rollup("latency", t0, t1, ["ts", "instance_lane", "bucket"], where=where,
-                                   bucket_s=step_s)
-            codes, uniques = pd.factorize(df["instance_lane"])
-            names = [str(u) for u in uniques]
-            cells = {"ts": df["ts"].to_numpy(), "lane": codes, "bucket": df["bucket"].to_numpy(),
-                     "count": df["count"].to_numpy()}
-        cube, present, bmin = hist_cube(cells, t0, step_s, n_steps)
-        return {names[int(code)]: (cube, bmin, i) for i, code in enumerate(present)}
+        with_data = {name for name, a in arrays.items()
+                     if (a["req"] != 0).any() or np.isfinite(a["p50_ms"]).any()}
+        return {name: series_json(ts, step_s, arrays.get(name)) for name in lane_order(with_data | set(always))}
 
     def violations(self, window_s: int, kind: str | None = None, service: str | None = None,
                    lane: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
@@ -199,7 +176,7 @@ class Query:
         """Instance lane ``lane`` vs ``base`` for one service: series, totals and a verdict."""
         t0, t1 = self._window(window_s)
         hops = self.store.rollup("hops", t0, t1, ["instance_lane"], where={"service": service})
-        hists = self._histograms(t0, t1, {"service": service}, t1 - t0, 1)
+        hists = histograms(self.store, t0, t1, {"service": service}, t1 - t0, 1)
         totals, dense = {}, {}
         for name in (lane, base):
             h = hops[hops.instance_lane == name]

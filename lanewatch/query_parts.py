@@ -121,25 +121,21 @@ def _floats(arr: npt.NDArray[np.float64], digits: int) -> list[float | None]:
     return list(out.tolist())
 
 
-def series_arrays(ts: npt.NDArray[np.int64], step_s: int, hops: pd.DataFrame,
-                  quantiles: dict[str, npt.NDArray[np.float64]] | None) -> dict[str, list[Any]]:
-    """One lane's series on the grid ``ts``: missing steps have qps 0, error_rate and quantiles None.
+def series_json(ts: npt.NDArray[np.int64], step_s: int,
+                arrays: dict[str, npt.NDArray[np.float64]] | None) -> dict[str, list[Any]]:
+    """One lane's series as JSON lists: qps 0 on missing steps, error_rate and quantiles None.
 
-    ``quantiles`` maps ``p50_ms``... to arrays aligned with ``ts`` (None: no latency data).
+    ``arrays`` holds ``req`` and ``err`` per step and ``p50_ms``... (NaN: none), aligned with ``ts``.
     """
     n = len(ts)
-    t0 = int(ts[0]) if n else 0
-    req, err = np.zeros(n), np.zeros(n)
-    idx = (hops["ts"].to_numpy(dtype=np.int64) - t0) // step_s
-    ok = (idx >= 0) & (idx < n)
-    np.add.at(req, idx[ok], hops["requests"].to_numpy(dtype=np.float64)[ok])
-    np.add.at(err, idx[ok], hops["errors"].to_numpy(dtype=np.float64)[ok])
+    req = arrays["req"] if arrays else np.zeros(n)
     rate = np.full(n, np.nan)
-    np.divide(err, req, out=rate, where=req > 0)
+    if arrays:
+        np.divide(arrays["err"], req, out=rate, where=req > 0)
     out: dict[str, list[Any]] = {"ts": list(ts.tolist()), "qps": _floats(req / step_s, 3),
                                  "error_rate": _floats(rate, 6)}
     for col in Q_COLUMNS:
-        out[col] = _floats(quantiles[col] if quantiles else np.full(n, np.nan), 3)
+        out[col] = _floats(arrays[col] if arrays else np.full(n, np.nan), 3)
     return out
 
 

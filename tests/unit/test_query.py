@@ -150,7 +150,7 @@ class ProtocolOnly:
         return self._inner.rollup(table, t0, t1, keys, where, bucket_s)
 
     def __getattr__(self, name: str) -> Any:
-        if name == "latency_cells":
+        if name in ("latency_cells", "version", "changed_since"):
             raise AttributeError(name)
         return getattr(self._inner, name)
 
@@ -261,4 +261,31 @@ def test_empty_store_gives_empty_plain_answers() -> None:
     assert q.services(60) == [] and q.lanes(60) == []
     with pytest.raises(ValueError):
         q.summary(0)
+    store.close()
+
+
+def test_incremental_series_equal_full_reads_as_data_arrives() -> None:
+    """The live-dashboard pattern: the same windows every few seconds while rows (late ones,
+    corrections) arrive and maintain() downsamples; the cached reader must equal a full read."""
+    rng = np.random.default_rng(23)
+    now = [float(T - 300)]
+    store = DuckStore(":memory:", clock=lambda: now[0], downsample_after_s=120)
+    cached = Query(store, Settings(), clock=lambda: now[0])
+    full = Query(ProtocolOnly(store), Settings(), clock=lambda: now[0])
+    for i in range(60):
+        now[0] += float(rng.integers(1, 8)) + 0.25
+        t = int(now[0])
+        ts = [t - int(d) for d in rng.integers(0, 4, 6)] + ([t - 70] if i % 7 == 3 else [])
+        n = len(ts)
+        lanes = list(rng.choice(["base", "gray"], n))
+        store.write(Batch(rollups={
+            "hops": hop_rows([(x, "A", ln, ln, "in_lane", int(rng.integers(-1, 9)), int(rng.integers(0, 2)))
+                              for x, ln in zip(ts, lanes)]),
+            "latency": latency_rows([(x, str(rng.choice(["A", "B"])), ln, float(rng.lognormal(2, 1)),
+                                      int(rng.integers(1, 4))) for x, ln in zip(ts, lanes)])}))
+        if i % 15 == 14:
+            store.maintain(now[0])
+        for kwargs in ({"window_s": 120, "step_s": 1}, {"window_s": 200, "step_s": 5},
+                       {"window_s": 120, "step_s": 1, "lane": "gray"}, {"window_s": 90, "step_s": 3, "service": "B"}):
+            assert cached.series(**kwargs) == full.series(**kwargs), (i, kwargs)
     store.close()

@@ -321,3 +321,16 @@ def test_closed_minutes_are_compacted_per_table(store: DuckStore, clock: Clock) 
     assert rows == [[T0 + 1, "A", 3], [T0 + 1, "B", 1], [T0 + 60, "A", 5]]
     assert store._df("SELECT count(*) AS n FROM r_hops_m").n.tolist() == [3]
     assert store.rollup("hops", T0, T0 + 120, ["service"]).requests.tolist() == [8, 1]
+
+
+def test_version_and_changed_since_say_what_a_reader_must_re_read(store: DuckStore) -> None:
+    v0 = store.version()
+    assert store.changed_since(v0) is None
+    store.write(Batch(rollups={"hops": hops([T0 + 9, T0 + 4], ["A", "A"], ["gray", "gray"], [1, 1])}))
+    store.write(Batch(counters={"n": 1}))  # no rollup rows: nothing for series readers
+    v1 = store.version()
+    assert v1 == v0 + 1 and store.changed_since(v0) == T0 + 4 and store.changed_since(v1) is None
+    store.write(Batch(rollups={"traces": {"ts": [T0 + 2], "entry_lane": ["gray"], "traces": [1], "stayed": [1]}}))
+    assert store.changed_since(v0) == T0 + 2 and store.changed_since(v1) == T0 + 2
+    store.maintain(T0 + 100)
+    assert store.changed_since(v1) == 0
