@@ -114,7 +114,7 @@ def flow_graph_figure(edges: Sequence[Mapping[str, Any]], live_lanes: Mapping[st
             # stop short of the callee's circle; the last point carries the arrow head
             xs += [x0, xm, x1 - (x1 - xm) * 0.16, math.nan]  # NaN: a gap between edges
             ys += [y0, ym, y1 - (y1 - ym) * 0.16, math.nan]
-            sizes += [0, 0, 11, 0]
+            sizes += [0, 0, 15, 0]
             counts = ", ".join(f"{T.VERDICT_LABELS[v]} {int(row.get(v, 0)):,}"
                                for v in EDGE_VERDICTS if row.get(v))
             hover = (f"{esc(a)} → {esc(b)} in lane {esc(row['lane'])}<br>"

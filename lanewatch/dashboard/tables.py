@@ -168,11 +168,12 @@ def escapes_table(rows: Sequence[Mapping[str, Any]], *, window_s: int, template:
     body = [html.Tr([
         html.Td(C.verdict_badge(kind)), html.Td(where, className="lw-svc"),
         html.Td(f"{'≥' if capped else ''}{len(groups[(kind, where)]):,}"),
-        html.Td(C.rate_text(len(groups[(kind, where)]) / max(1, window_s))),
+        html.Td(f"{'≥' if capped else ''}{C.rate_text(len(groups[(kind, where)]) / max(1, window_s))}"),
         html.Td(C.lane_path(groups[(kind, where)][0].get("lane_path") or "")),
         html.Td(trace_link(str(groups[(kind, where)][0].get("trace_id") or ""), template)),
     ]) for kind, where in order[:10]]
-    note = (f"Counted from the newest {limit:,} violations." if capped else "")
+    note = (f"Counted from the newest {limit:,} violations, so counts and rates are lower bounds."
+            if capped else "")
     return html.Div([html.Table([_th("kind", "service / edge", "count", "rate",
                                      "newest example lane path", "trace"), html.Tbody(body)],
                                 className="lw-table"), html.Div(note, className="lw-sub")])

@@ -224,6 +224,17 @@ def test_violations_kind_filter_and_empty_state(app_context: dict[str, Any]) -> 
     assert violations.set_kind(None, {**STATE, "kind": "leak"}) == "?window=60"
 
 
+def test_violations_page_by_page(app_context: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from lanewatch.dashboard.pages import violations
+
+    monkeypatch.setattr(violations, "PAGE", 4)
+    note, table, more_hidden, drawn = violations.refresh(1, STATE, "light", "UTC", 0, None)
+    assert note.startswith("6 violations, last 1 min; newest 4 shown")
+    assert len(find(table, html.Tr)) == 5 and not more_hidden
+    note, table, more_hidden, again = violations.refresh(2, STATE, "light", "UTC", 1, drawn)
+    assert len(find(table, html.Tr)) == 7 and more_hidden and again != drawn
+
+
 # ---- flow ------------------------------------------------------------------------------------
 
 def test_flow_graph_and_sankey_from_the_query(app_context: dict[str, Any]) -> None:

@@ -17,6 +17,9 @@ from lanewatch.dashboard.timefmt import window_label
 dash.register_page(  # type: ignore[no-untyped-call]
     __name__, path="/flow", name="Flow", title="lanewatch: flow", order=1)
 
+#: Violations listed for a selected edge.
+SHOWN = 50
+
 
 def layout(**kwargs: Any) -> html.Div:
     """Graph, the clicked edge's violations, and the Sankey."""
@@ -92,8 +95,10 @@ def edge_violations(selected: list[str] | None, _tick: int | None, state: dict[s
     title = f"{caller} -> {callee}, lane {lane}: {len(rows):,} violations, {window_label(vs.window_s)}"
     if not rows:
         return title, C.empty_state("No violations on this edge in the window: it stayed in lane.")
-    return title, tables.violations_table(rows, template=settings.trace_url_template, tz=tz,
-                                          colours=colours_for(q, vs.window_s))
+    if len(rows) > SHOWN:
+        title += f" (newest {SHOWN} shown)"
+    return title, tables.violations_table(rows[:SHOWN], template=settings.trace_url_template,
+                                          tz=tz, colours=colours_for(q, vs.window_s))
 
 
 dash.callback(Output("flow-edge-title", "children"), Output("flow-edge-violations", "children"),
