@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from itertools import repeat
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,7 +60,10 @@ class Assembly:
         keys = span_key(rows["tkey"], rows["sid"])
         klist = keys.tolist()
         seen = self._seen
-        fresh = np.fromiter((k not in seen for k in klist), dtype=bool, count=len(klist))
+        if seen.isdisjoint(klist):  # the common case, decided in C
+            fresh = np.ones(len(klist), dtype=bool)
+        else:
+            fresh = np.fromiter((k not in seen for k in klist), dtype=bool, count=len(klist))
         if len(klist) > 1:  # duplicates inside the batch itself
             _, first = np.unique(keys, return_index=True)
             once = np.zeros(len(klist), dtype=bool)
@@ -113,17 +117,17 @@ class Assembly:
         if not chunks:
             return Expired(None, None)
         rows = concat(chunks)
-        tk = rows["tkey"].tolist()
         last = self._last
-        final = np.fromiter((last.get(t, 0.0) < cutoff for t in tk), dtype=bool, count=len(tk))
+        uniq, inverse = np.unique(rows["tkey"], return_inverse=True)
+        ul = uniq.tolist()
+        is_final = np.fromiter(map(last.get, ul, repeat(0.0)), dtype=np.float64, count=len(ul)) < cutoff
+        final = is_final[inverse]
         if not final.all():
             self._carry = [take(rows, ~final)]
             rows = take(rows, final)
         self.n_open -= len(rows["sid"])
-        traces = np.unique(rows["tkey"])
-        tl = traces.tolist()
-        for t in tl:
-            last.pop(t, None)
+        tl = uniq[is_final].tolist()
+        deque(map(last.pop, tl, repeat(None)), maxlen=0)  # forget them, in C
         self._final_at.update(zip(tl, [now] * len(tl)))
         prev = None
         if self._reopened:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from itertools import repeat
 
 import numpy as np
 
@@ -32,7 +33,6 @@ from lanewatch.store.base import ROLLUPS, Batch, Store
 
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
-_NO_PARENT = bytes(8)
 #: Violating traces per flush whose lane paths and violation records are built; the
 #: rest are still counted in every rollup, and the excess is counted too.
 MAX_DETAILED_TRACES = 2000
@@ -117,7 +117,8 @@ class Pipeline:
         chunk = {
             "thi": ids[:, 0], "tlo": ids[:, 1], "tkey": bulk.trace_key(ids[:, 0], ids[:, 1]),
             "sid": np.frombuffer(b"".join(c.span_id), dtype=">u8").astype(np.uint64),
-            "pid": np.frombuffer(b"".join([p or _NO_PARENT for p in c.parent_id]), dtype=">u8").astype(np.uint64),
+            "pid": np.frombuffer(b"".join(map(bytes.ljust, c.parent_id, repeat(8), repeat(b"\0"))),
+                                 dtype=">u8").astype(np.uint64),
             "kind": kind, "svc": svc, "inst": inst, "req": req, "recv": recv, "exp": exp,
             "verdict": verdict, "start": start, "err": np.asarray(c.status, dtype=np.int8) == 2,
         }
