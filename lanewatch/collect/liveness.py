@@ -49,8 +49,11 @@ class Liveness:
         self._by_lane: dict[tuple[str, str], list[Instance]] = {}
 
     def observe(self, service: str, lane: str, instance: str, t: float | None = None,
-                up: bool = True) -> None:
-        """Record a sign of life (``up``) or a goodbye (``not up``) at time ``t`` (default now)."""
+                up: bool = True, revive: bool = True) -> None:
+        """Record a sign of life (``up``) or a goodbye (``not up``) at time ``t`` (default now).
+
+        ``revive=False`` (span evidence): an instance that said goodbye is not brought back
+        by spans of requests it was still finishing; only a heartbeat revives it."""
         now = self.clock()
         t = now if not t else min(t, now)
         key = (service, lane, instance)
@@ -69,6 +72,8 @@ class Liveness:
                 inst.last_seen = max(inst.last_seen, t)
             return
         last = inst.intervals[-1]
+        if inst.left and not revive:
+            return
         if inst.left and t > last[1]:
             # came back after saying goodbye: a fresh interval
             inst.left = False

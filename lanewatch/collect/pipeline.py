@@ -101,7 +101,8 @@ class Pipeline:
         last_end = np.zeros(len(c.resources), dtype=np.int64)
         np.maximum.at(last_end, res, end)
         for i, r in enumerate(c.resources):
-            self.liveness.observe(res_service[i], res_lane[i], r.instance, float(last_end[i]) / _NS)
+            self.liveness.observe(res_service[i], res_lane[i], r.instance, float(last_end[i]) / _NS,
+                                  revive=False)
 
         svc = S.codes(res_service)[res]
         inst = S.codes(res_lane)[res]

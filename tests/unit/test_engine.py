@@ -54,8 +54,10 @@ def test_liveness_intervals_ttl_and_goodbye() -> None:
     clock.advance(2)
     lv.observe("C", "gray", "c1", 1005.0, up=False)  # graceful stop: no grace period after it
     assert lv.is_live("C", "gray", 1004.0) and not lv.is_live("C", "gray", 1005.5)
+    lv.observe("C", "gray", "c1", 1006.0, revive=False)  # a span it was still finishing
+    assert not lv.is_live("C", "gray", 1006.0)
     clock.advance(20)
-    lv.observe("C", "gray", "c1", 1025.0)  # came back
+    lv.observe("C", "gray", "c1", 1025.0)  # came back (a heartbeat)
     assert lv.is_live("C", "gray", 1026.0) and not lv.is_live("C", "gray", 1015.0)
     assert [r["state"] for r in lv.take_changes()] == ["up"] and lv.take_changes() == []
 
