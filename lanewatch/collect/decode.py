@@ -65,6 +65,7 @@ class Heartbeat:
     resource: Resource
     time_ns: int  # 0 when unknown
     up: bool
+    explicit: bool = True  # a heartbeat point (False: any other telemetry of the resource)
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ def decode_metrics(body: bytes, fmt: Format, keys: Keys) -> tuple[list[Heartbeat
                                 beats += [Heartbeat(res, _json_int(p.get("timeUnixNano"), "timeUnixNano"),
                                                     float(p.get("asDouble", p.get("asInt", 1)) or 0) > 0)
                                           for p in dps]
-                beats.append(Heartbeat(res, 0, True))
+                beats.append(Heartbeat(res, 0, True, explicit=False))
         except (AttributeError, TypeError, ValueError) as e:
             raise DecodeError(f"malformed OTLP JSON: unexpected structure ({e})") from None
         return _order(beats), points
@@ -261,12 +262,12 @@ def decode_metrics(body: bytes, fmt: Format, keys: Keys) -> tuple[list[Heartbeat
                 points += len(dps) or 1
                 if m.name == L.HEARTBEAT_METRIC:
                     beats += [Heartbeat(res, p.time_unix_nano, (p.as_double or p.as_int) > 0) for p in dps]
-        beats.append(Heartbeat(res, 0, True))
+        beats.append(Heartbeat(res, 0, True, explicit=False))
     return _order(beats), points
 
 
 def _order(beats: list[Heartbeat]) -> list[Heartbeat]:
     """A resource's plain 'seen' mark goes before its explicit up/down points, so a final
     'leaving' (0) point is the last word for that instance."""
-    return sorted(beats, key=lambda b: (b.time_ns != 0, b.time_ns))
+    return sorted(beats, key=lambda b: (b.explicit, b.time_ns))
 

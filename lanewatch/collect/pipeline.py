@@ -71,7 +71,7 @@ class Pipeline:
                 for b in beats:
                     r = b.resource
                     self.liveness.observe(self.services[r.service], self.lanes[r.lane], r.instance,
-                                          b.time_ns / _NS, b.up)
+                                          b.time_ns / _NS, b.up, revive=b.explicit)
                 self.counters["metric_points_received"] += points
             return IngestResult(accepted=points)
         cols = decode_traces(body, fmt, self.keys)
