@@ -14,7 +14,6 @@ import json
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,8 +41,6 @@ log = logging.getLogger(__name__)
 #: Late rows older than this (behind the clock's minute) are not compacted; readers sum anyway.
 COMPACT_LOOKBACK_S = 600
 _BOUNDED = ("violations", "kept_traces")
-#: Changes remembered for changed_since(); an older version reads as "anything changed".
-CHANGE_LOG = 4096
 
 
 class DuckStore:
@@ -73,9 +70,7 @@ class DuckStore:
             self._con.execute(stmt)
         self._check_version()
         self._lanes = W.LaneIds(self._con)
-        self._version = 0
-        self._changes: deque[tuple[int, int]] = deque(maxlen=CHANGE_LOG)
-        self._changes_lock = threading.Lock()
+        self._log = W.ChangeLog()
         #: per-second rows before this were downsampled away; reads there use the minute table
         self._minutes_before = int(self._scalar("SELECT value FROM meta WHERE key = 'minutes_before'") or 0)
         self._seq = 1 + max(self._scalar(f"SELECT COALESCE(MAX(seq), 0) FROM {t}") for t in _BOUNDED)
@@ -97,7 +92,7 @@ class DuckStore:
                 self._lanes.truncate(n_lanes)
                 raise
             if rollups:  # after the commit: a reader that saw this version sees these rows
-                self._changed(min(int(f["ts"].min()) for f in rollups.values()))
+                self._log.record(min(int(f["ts"].min()) for f in rollups.values()))
 
     def _write(self, con: duckdb.DuckDBPyConnection, batch: Batch, rollups: dict[str, pd.DataFrame]) -> None:
         for table, frame in rollups.items():
@@ -159,26 +154,16 @@ class DuckStore:
             con.execute("DELETE FROM instances WHERE last_seen < ?", [keep_from])
             con.execute("INSERT INTO meta VALUES ('minutes_before', ?) ON CONFLICT (key) "
                         "DO UPDATE SET value = excluded.value", [str(minute_cut)])
-        self._changed(0)  # per-step sums before minute_cut are per minute now
+        self._log.record(0)  # per-step sums before minute_cut are per minute now
 
     def version(self) -> int:
         """Counts committed changes to the rollups (see :meth:`changed_since`)."""
-        return self._version
+        return self._log.version
 
     def changed_since(self, version: int) -> int | None:
         """The oldest ``ts`` whose sums may differ from what was readable at ``version``
         (None: nothing changed; 0: anything may have). Lets readers re-read only that."""
-        with self._changes_lock:
-            if version >= self._version:
-                return None
-            if not self._changes or self._changes[0][0] > version + 1:
-                return 0
-            return min(ts for v, ts in self._changes if v > version)
-
-    def _changed(self, ts: int) -> None:
-        with self._changes_lock:
-            self._version += 1
-            self._changes.append((self._version, ts))
+        return self._log.since(version)
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

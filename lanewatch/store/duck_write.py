@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+
 import duckdb
 import numpy as np
 import numpy.typing as npt
@@ -101,3 +104,27 @@ class LaneIds:
         for name in self.names[n:]:
             del self._ids[name]
         del self.names[n:]
+
+
+class ChangeLog:
+    """Counts committed rollup changes and remembers the oldest ``ts`` each one touched."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.version = 0
+        self._changes: deque[tuple[int, int]] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def record(self, ts: int) -> None:
+        """Call after the commit, so that a reader that saw the new version sees the rows."""
+        with self._lock:
+            self.version += 1
+            self._changes.append((self.version, ts))
+
+    def since(self, version: int) -> int | None:
+        """Oldest ts changed after ``version``: None if nothing, 0 if forgotten (anything may have)."""
+        with self._lock:
+            if version >= self.version:
+                return None
+            if not self._changes or self._changes[0][0] > version + 1:
+                return 0
+            return min(ts for v, ts in self._changes if v > version)
