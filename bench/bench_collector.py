@@ -29,12 +29,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import payloads  # noqa: E402
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+import payloads
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from lanewatch import config  # noqa: E402
-from lanewatch.collect.pipeline import Pipeline  # noqa: E402
-from lanewatch.collect.receivers.http import OtlpHttpReceiver  # noqa: E402
+from lanewatch import config
+from lanewatch.collect.pipeline import Pipeline
+from lanewatch.collect.receivers.http import OtlpHttpReceiver
 
 
 class JumpClock:

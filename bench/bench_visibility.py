@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lanewatch import config  # noqa: E402
-from lanewatch.server import Collector  # noqa: E402
-from lanewatch.testing import TraceBuilder  # noqa: E402
+from lanewatch import config
+from lanewatch.server import Collector
+from lanewatch.testing import TraceBuilder
 
 
 def get(url: str) -> dict:

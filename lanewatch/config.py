@@ -138,7 +138,8 @@ def describe() -> list[tuple[str, str, Any, str]]:
     """(setting, env var, default, doc) for every setting: for docs and ``lanewatch config``."""
     out = []
     for f in fields(Settings):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        factory: Any = f.default_factory
+        default = f.default if f.default is not dataclasses.MISSING else factory()
         out.append((f.name, env_name(f.name) if f.metadata["env"] else "(YAML only)", default, f.metadata["doc"]))
     return out
 

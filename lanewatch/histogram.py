@@ -31,7 +31,7 @@ def bucket_mid_ms(bucket: int) -> float:
     """Representative latency of a bucket (geometric middle)."""
     if bucket <= 0:
         return LOW_MS / 2
-    return LOW_MS * GROWTH ** (bucket - 0.5)
+    return float(LOW_MS * GROWTH ** (bucket - 0.5))
 
 
 def bucket_upper_ms(bucket: int) -> float:

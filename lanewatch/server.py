@@ -146,7 +146,7 @@ def run_up(args: argparse.Namespace) -> int:
     except OSError as e:
         log.error("cannot start: %s (is another lanewatch running on these ports?)", e)
         return 2
-    except Exception as e:  # e.g. the store file is locked by another lanewatch
+    except Exception as e:  # noqa: BLE001 -- e.g. the store file is locked by another lanewatch
         log.error("cannot start: %s (data dir %s)", e, settings.data_dir)
         return 2
     ep = collector.endpoints()

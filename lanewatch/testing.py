@@ -128,7 +128,8 @@ class TraceBuilder:
             for s in members:
                 ss.spans.append(PbSpan(
                     trace_id=s.trace_id, span_id=s.span_id, parent_span_id=s.parent_id, name="op",
-                    kind=s.kind, start_time_unix_nano=s.start_ns, end_time_unix_nano=s.end_ns,
+                    kind=s.kind,  # type: ignore[arg-type]
+                    start_time_unix_nano=s.start_ns, end_time_unix_nano=s.end_ns,
                     attributes=_kv(s.attributes),
                     status=Status(code=Status.STATUS_CODE_ERROR if s.error else Status.STATUS_CODE_OK)))
         return req
@@ -137,7 +138,7 @@ class TraceBuilder:
         """Encoded request bytes; ``fmt="json"`` gives OTLP/JSON with hex ids."""
         req = self.request(spans)
         if fmt == "proto":
-            return req.SerializeToString()
+            return bytes(req.SerializeToString())
         return to_otlp_json(req)
 
 
@@ -164,4 +165,4 @@ def heartbeat_request(service: str, lane: str = "", instance: str = "", up: bool
     rm.resource.attributes.extend(_kv(rattrs))
     m = rm.scope_metrics.add().metrics.add(name=L.HEARTBEAT_METRIC)
     m.gauge.data_points.add(time_unix_nano=time_ns, as_int=1 if up else 0)
-    return req.SerializeToString()
+    return bytes(req.SerializeToString())

@@ -70,8 +70,8 @@ class Rollup:
         """All rows accumulated since the last drain, as columns (with ``res`` = 1)."""
         size = len(self._codes)
         cols: dict[str, list[Any]] = {k: [] for k in ROLLUPS[self.table][0]}
-        for m in self.metric_names:
-            cols[m] = []
+        for metric in self.metric_names:
+            cols[metric] = []
         if size == 0:
             return cols
         keys = list(self._codes)
@@ -80,8 +80,8 @@ class Rollup:
         for j, name in enumerate(self.key_names):
             cols[name] = [keys[i][j] for i in keep]
         cols["res"] = [1] * len(keep)
-        for m, name in enumerate(self.metric_names):
-            col = acc[m, keep]
-            cols[name] = col.tolist() if name.endswith("_ms") else col.round().astype(np.int64).tolist()
+        for m, metric in enumerate(self.metric_names):
+            col = acc[m][keep]
+            cols[metric] = col.tolist() if metric.endswith("_ms") else col.round().astype(np.int64).tolist()
         self._reset()
         return cols

@@ -142,7 +142,7 @@ def judge_bulk(r: Chunk) -> Judged:
     counters["traces_without_hops"] = int((~with_hops).sum())
     g = group[entry]
     return Judged(
-        edge_keys=tuple(keys),  # type: ignore[arg-type]
+        edge_keys=(keys[0], keys[1], keys[2], keys[3]),
         edge_values=vals,
         trace_keys=(r["start"][entry] // _NS, r["exp"][entry]),
         trace_stayed=~bad[g], trace_tkey=uniq[g], counters=counters)

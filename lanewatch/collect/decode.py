@@ -16,6 +16,7 @@ from operator import attrgetter, methodcaller
 from typing import Any
 
 import orjson
+from google.protobuf.message import DecodeError as ProtoDecodeError
 
 from lanewatch import lane as L
 from lanewatch.collect import schema
@@ -103,7 +104,7 @@ def decode_traces(body: bytes, fmt: Format, keys: Keys) -> SpanColumns:
     req = schema.TraceRequest()
     try:
         req.ParseFromString(body)
-    except Exception as e:  # upb raises google.protobuf.message.DecodeError
+    except ProtoDecodeError as e:
         raise DecodeError(f"malformed OTLP protobuf: {e}") from None
     cols = SpanColumns()
     for rs in req.resource_spans:
@@ -252,7 +253,7 @@ def decode_metrics(body: bytes, fmt: Format, keys: Keys) -> tuple[list[Heartbeat
     req = schema.MetricsRequest()
     try:
         req.ParseFromString(body)
-    except Exception as e:
+    except ProtoDecodeError as e:
         raise DecodeError(f"malformed OTLP protobuf: {e}") from None
     for rm in req.resource_metrics:
         res = _resource_pb(rm.resource.attributes, keys)

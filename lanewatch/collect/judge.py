@@ -41,7 +41,7 @@ _NS = 1_000_000_000
 class Judgement:
     """The verdict on one trace and what it adds to the rollups."""
 
-    __slots__ = ("trace_id", "stayed", "entry_lane", "ts", "edges", "violations", "trace_row", "counters")
+    __slots__ = ("counters", "edges", "entry_lane", "stayed", "trace_id", "trace_row", "ts", "violations")
 
     def __init__(self, trace_id: str) -> None:
         self.trace_id = trace_id
@@ -121,7 +121,7 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
             if h.parent_id:
                 j._count("unpaired_server_spans")
         elif client.kind in _SEND:
-            parent_of[h.span_id] = hp = _hop_parent(spans, client)
+            parent_of[h.span_id] = _hop_parent(spans, client)
             callee_of[client.span_id] = h
             tag_lost = client.request_lane != h.received_lane
             values = [1.0, float(h.error), 0.0, 0.0, 0.0, 0.0, float(tag_lost)]
@@ -132,7 +132,7 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
                 lost.add(h.span_id)
                 issues.append(("tag_lost", h, client, h))
         else:
-            parent_of[h.span_id] = hp = _hop_parent(spans, client) if client.kind not in _HOP else client
+            parent_of[h.span_id] = _hop_parent(spans, client) if client.kind not in _HOP else client
         if h.verdict >= L.Verdict.LEAK:
             issues.append((_LABELS[h.verdict], h, parent_of[h.span_id], h))
     for c in sends:

@@ -20,14 +20,14 @@ import numpy as np
 
 from lanewatch import lane as L
 from lanewatch.collect import bulk, classify
-from lanewatch.collect.assembly import Assembly
 from lanewatch.collect.aggregate import Rollup
+from lanewatch.collect.assembly import Assembly
 from lanewatch.collect.decode import Keys, SpanColumns, decode_metrics, decode_traces
 from lanewatch.collect.ingest import Format, IngestResult, Signal
-from lanewatch.collect.liveness import Liveness
 from lanewatch.collect.judge import Finalised, Row, judge
+from lanewatch.collect.liveness import Liveness
 from lanewatch.collect.names import Names, Strings
-from lanewatch.config import Settings
+from lanewatch.config import Rule, Settings
 from lanewatch.histogram import bucket_of
 from lanewatch.store.base import ROLLUPS, Batch, Store
 
@@ -54,7 +54,7 @@ class Pipeline:
         self.assembly = Assembly(settings.trace_wait_s, settings.closed_trace_keep_s,
                                  settings.max_pending_spans, clock)
         self.strings = Strings()
-        self._rules = {self.strings[r.service]: [] for r in settings.rules}
+        self._rules: dict[int, list[tuple[Rule, int]]] = {self.strings[r.service]: [] for r in settings.rules}
         for r in settings.rules:
             self._rules[self.strings[r.service]].append((r, self.strings[r.lane]))
         self._sample_cut = np.uint64(min(int(settings.sample_ok_traces * 2.0**64), 2**64 - 1))
@@ -165,7 +165,7 @@ class Pipeline:
             traces = traces[:MAX_DETAILED_TRACES]
         before = self._as_rows(prev, traces) if prev is not None else {}
         for tkey, (tid, spans) in self._as_rows(rows, traces).items():
-            sampled = tkey < self._sample_cut
+            sampled = bool(tkey < self._sample_cut)
             old = before.get(tkey)
             judge(tid, spans, sampled).report(out, judge(tid, old[1], sampled) if old else None)
         return out

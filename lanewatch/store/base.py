@@ -56,7 +56,7 @@ class Batch:
     are lists of dicts with the columns named above.
     """
 
-    rollups: dict[str, dict[str, Sequence[Any]]] = field(default_factory=dict)
+    rollups: dict[str, Mapping[str, Sequence[Any]]] = field(default_factory=dict)
     violations: list[dict[str, Any]] = field(default_factory=list)
     traces: list[dict[str, Any]] = field(default_factory=list)
     instances: list[dict[str, Any]] = field(default_factory=list)
@@ -73,6 +73,11 @@ class Store(Protocol):
     Reads return pandas DataFrames with the named columns (empty frames keep
     their columns). Filters in ``where`` are equality on key columns; ``None``
     values are ignored.
+
+    Optional fast paths the query layer uses when a backend has them (looked up
+    with ``getattr``): ``latency_cells(t0, t1, where, minute_ok, step_s)`` for
+    quantile series without strings, and ``version()`` / ``changed_since(version)``
+    so live readers re-read only the seconds that changed.
     """
 
     def write(self, batch: Batch) -> None: ...

@@ -8,19 +8,21 @@ OTLP/HTTP and OTLP/gRPC exporters; the verdicts are read back over HTTP.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry import baggage, context, trace
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry import context, trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcSpanExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpSpanExporter,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -113,8 +115,8 @@ def test_sdk_exporters_over_http_and_grpc_are_judged(collector: dict[str, Any]) 
     for svc in "ABC":
         for lane in ("base", "gray"):
             post_metrics(ep, heartbeat_request(svc, "" if lane == "base" else lane, f"{svc}-{lane}-e2e"))
-    http = lambda: HttpSpanExporter(endpoint=ep["otlp_http"] + "/v1/traces")  # noqa: E731
-    grpc = lambda: GrpcSpanExporter(endpoint=ep["otlp_grpc"], insecure=True)  # noqa: E731
+    http = lambda: HttpSpanExporter(endpoint=ep["otlp_http"] + "/v1/traces")
+    grpc = lambda: GrpcSpanExporter(endpoint=ep["otlp_grpc"], insecure=True)
     a_gray, b_gray, c_gray = (provider(s, "gray", http()) for s in "ABC")
     a_base, b_base, c_base = (provider(s, "base", grpc()) for s in "ABC")
 

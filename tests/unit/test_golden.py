@@ -118,7 +118,7 @@ def test_golden(path: Path, how: str) -> None:
 
 def test_duplicates_are_counted_once_and_reported() -> None:
     case = yaml.safe_load((GOLDEN[0].parent / "scenario1_dye_at_gray_entry.yaml").read_text())
-    (first, final), _ = run_case(case, "duplicated")
+    (first, _final), _ = run_case(case, "duplicated")
     assert first.counters["duplicate_spans"] == 5  # 3 hops + 2 client spans, all sent twice
     assert sum(first.rollups["hops"]["requests"]) == 3
 
