@@ -21,11 +21,12 @@ from google.protobuf.message import DecodeError as ProtoDecodeError
 from lanewatch import lane as L
 from lanewatch.collect import schema
 from lanewatch.collect.ingest import DecodeError, Format
+from lanewatch.collect.schema import any_string
 
 _EMPTY = schema._CLASSES["AnyValue"]()
 _SPAN_FIELDS = attrgetter("trace_id", "span_id", "parent_span_id", "kind", "start_time_unix_nano",
-                          "end_time_unix_nano", "attributes", "status.code")
-_STRING = attrgetter("string_value")
+                          "end_time_unix_nano", "attributes", "status")
+_STATUS = schema.StatusCodes()
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,11 @@ class SpanColumns:
     kind: list[int] = field(default_factory=list)
     start_ns: list[int] = field(default_factory=list)
     end_ns: list[int] = field(default_factory=list)
-    status: list[int] = field(default_factory=list)
-    request_lane: list[str] = field(default_factory=list)  # raw, '' when unset
-    dyed: list[str] = field(default_factory=list)  # raw lane.dyed value ('true' when dyed)
-    extra: dict[str, list[str]] = field(default_factory=dict)  # attributes the rules read
+    status: list[int] = field(default_factory=list)  # status code (2 = error)
+    #: raw request lane: encoded AnyValue bytes (protobuf) or str (JSON); empty when unset
+    request_lane: list[bytes | str] = field(default_factory=list)
+    dyed: list[bool] = field(default_factory=list)  # lane.dyed set: the hop received no lane
+    extra: dict[str, list[bytes | str]] = field(default_factory=dict)  # attributes rules read, raw
     resource: list[int] = field(default_factory=list)  # index into resources
     resources: list[Resource] = field(default_factory=list)
 
@@ -78,7 +80,7 @@ class Keys:
     extra: Sequence[str] = ()
 
 
-def _first(values: list[list[str]]) -> list[str]:
+def _first(values: list[list[Any]]) -> list[Any]:
     """Per position, the first non-empty value across several key columns."""
     out = values[0]
     for more in values[1:]:
@@ -121,10 +123,10 @@ def decode_traces(body: bytes, fmt: Format, keys: Keys) -> SpanColumns:
             cols.kind += kind
             cols.start_ns += st
             cols.end_ns += en
-            cols.status += code
+            cols.status += map(_STATUS.__getitem__, code)
             cols.resource += [r] * len(tid)
             cols.request_lane += _first([_column(attrs, k) for k in keys.request_lane])
-            cols.dyed += _column(attrs, L.DYED_ATTR)
+            cols.dyed += map(methodcaller("__contains__", L.DYED_ATTR), attrs)
             for k in keys.extra:
                 cols.extra.setdefault(k, []).extend(_column(attrs, k))
     for k in keys.extra:
@@ -132,9 +134,22 @@ def decode_traces(body: bytes, fmt: Format, keys: Keys) -> SpanColumns:
     return cols
 
 
-def _column(attrs: Sequence[Any], key: str) -> list[str]:
-    """The string value of one attribute across spans, in C ('' when missing)."""
-    return list(map(_STRING, map(methodcaller("get", key, _EMPTY), attrs)))
+class AnyStrings(Sequence[str]):
+    """A raw attribute column read as strings, decoded only where indexed."""
+
+    def __init__(self, raw: Sequence[bytes | str]) -> None:
+        self.raw = raw
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        return any_string(self.raw[i])
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
+def _column(attrs: Sequence[Any], key: str) -> list[bytes]:
+    """One attribute's encoded value across spans, in C (b'' when missing)."""
+    return list(map(methodcaller("get", key, b""), attrs))
 
 
 # --- OTLP/JSON ------------------------------------------------------------------------------
@@ -207,7 +222,7 @@ def _traces_json(body: bytes, keys: Keys) -> SpanColumns:
                     code = (sp.get("status") or {}).get("code", 0)
                     cols.status.append(2 if code in (2, "STATUS_CODE_ERROR") else 0)
                     cols.request_lane.append(next((a[k] for k in keys.request_lane if a.get(k)), ""))
-                    cols.dyed.append(a.get(L.DYED_ATTR, ""))
+                    cols.dyed.append(L.DYED_ATTR in a)
                     for k in keys.extra:
                         cols.extra[k].append(a.get(k, ""))
                     cols.resource.append(r)

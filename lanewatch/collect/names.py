@@ -1,7 +1,8 @@
 """Bounded name tables for lanes and services: junk and overflow are counted.
 
-``Names`` maps raw attribute values to the names the rollups use, through a
-dict cache (lookups of known values run in C). A value that is not a valid
+``Names`` maps raw attribute values (strings, or still-encoded AnyValue
+bytes from the protobuf path) to the names the rollups use, through a dict
+cache (lookups of known values run in C). A value that is not a valid
 name maps to its normalised form (for lanes: ``base`` for empty, ``_invalid``
 for junk, which then counts as base traffic); once ``limit`` distinct names
 are in use, new ones map to the overflow name. Both are counted per
@@ -16,24 +17,25 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from lanewatch import lane as L
+from lanewatch.collect.schema import any_string
 
 #: Raw values remembered; past this the cache is cleared (random junk cannot grow it).
 CACHE_LIMIT = 50_000
 
 
-class Names(dict[str, str]):
+class Names(dict[str | bytes, str]):
     def __init__(self, limit: int, normalize: Callable[[object], str], overflow: str,
                  what: str, counters: Counter[str]) -> None:
         super().__init__()
         self.limit, self.normalize, self.overflow, self.what = limit, normalize, overflow, what
         self.counters = counters
         self.known: set[str] = set()
-        self._flagged: dict[str, str] = {}  # raw value -> counter name
+        self._flagged: dict[str | bytes, str] = {}  # raw value -> counter name
 
-    def __missing__(self, raw: str) -> str:
+    def __missing__(self, raw: str | bytes) -> str:
         if len(self) >= CACHE_LIMIT:
             self.clear()
-        name = self.normalize(raw)
+        name = self.normalize(any_string(raw))
         if name == L.INVALID_LANE:
             self._flagged[raw] = f"invalid_{self.what}_values"
             name = L.BASE
@@ -46,7 +48,7 @@ class Names(dict[str, str]):
         self[raw] = name
         return name
 
-    def map(self, raws: Sequence[str]) -> list[str]:
+    def map(self, raws: Sequence[str | bytes]) -> list[str]:
         """Names for a column of raw values; counts junk and overflow occurrences."""
         out = list(map(self.__getitem__, raws))
         if self._flagged:

@@ -22,7 +22,7 @@ from lanewatch import lane as L
 from lanewatch.collect import bulk, classify
 from lanewatch.collect.aggregate import Rollup
 from lanewatch.collect.assembly import Assembly
-from lanewatch.collect.decode import Keys, SpanColumns, decode_metrics, decode_traces
+from lanewatch.collect.decode import AnyStrings, Keys, SpanColumns, decode_metrics, decode_traces
 from lanewatch.collect.ingest import Format, IngestResult, Signal
 from lanewatch.collect.judge import Finalised, Row, judge
 from lanewatch.collect.liveness import Liveness
@@ -109,11 +109,12 @@ class Pipeline:
         req = S.codes(self.lanes.map(c.request_lane))
         kind = np.asarray(c.kind, dtype=np.int8)
         is_hop = (kind == L.SpanKind.SERVER) | (kind == L.SpanKind.CONSUMER)
-        exp = classify.expected_lanes(svc, req, is_hop, c.extra, self._rules)
+        extra = {k: AnyStrings(v) for k, v in c.extra.items()}
+        exp = classify.expected_lanes(svc, req, is_hop, extra, self._rules)
         verdict = classify.hop_verdicts(svc, inst, exp, is_hop, start / _NS, self._is_live, base=0)
         recv = req
-        if c.dyed.count("") != n:  # some spans were dyed: they received no lane
-            recv = np.where(np.asarray(c.dyed, dtype=object) == "true", 0, req).astype(np.int32)
+        if any(c.dyed):  # dyed hops received no lane
+            recv = np.where(np.asarray(c.dyed, dtype=bool), 0, req).astype(np.int32)
         ids = np.frombuffer(b"".join(c.trace_id), dtype=">u8").astype(np.uint64).reshape(-1, 2)
         chunk = {
             "thi": ids[:, 0], "tlo": ids[:, 1], "tkey": bulk.trace_key(ids[:, 0], ids[:, 1]),

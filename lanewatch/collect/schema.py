@@ -3,9 +3,13 @@
 Built once at import with ``descriptor_pb2``. ``attributes`` are declared as
 ``map<string, AnyValue>``: a map entry has the same wire format as the
 repeated ``KeyValue`` list, so OTLP bytes parse unchanged and an attribute
-lookup happens in C. ``AnyValue`` declares only ``string_value``: any other
-value type reads as the empty string. Undeclared fields are skipped by the
-parser; with duplicate keys the last one wins.
+lookup happens in C. On spans the map's values (and the span's ``status``)
+are declared ``bytes``: a lookup returns the still-encoded AnyValue, which
+callers turn into a string once per distinct value (:func:`any_string`,
+cached by the name tables), so no message object is made per span.
+``AnyValue`` declares only ``string_value``: any other value type reads as
+the empty string. Undeclared fields are skipped by the parser; with
+duplicate keys the last one wins.
 """
 
 from __future__ import annotations
@@ -26,12 +30,16 @@ def _field(msg: Any, name: str, number: int, ftype: int, type_name: str = "",
         f.type_name = f".{_PKG}.{type_name}"
 
 
-def _attributes(msg: Any, number: int) -> None:
-    """Declare ``map<string, AnyValue> attributes = number`` on ``msg``."""
+def _attributes(msg: Any, number: int, raw: bool = False) -> None:
+    """Declare ``map<string, AnyValue> attributes = number`` on ``msg`` (``raw``: the
+    values as ``bytes``, the AnyValue still encoded: a lookup then makes no message)."""
     entry = msg.nested_type.add(name="AttributesEntry")
     entry.options.map_entry = True
     _field(entry, "key", 1, F.TYPE_STRING)
-    _field(entry, "value", 2, F.TYPE_MESSAGE, "AnyValue")
+    if raw:
+        _field(entry, "value", 2, F.TYPE_BYTES)
+    else:
+        _field(entry, "value", 2, F.TYPE_MESSAGE, "AnyValue")
     f = msg.field.add(name="attributes", number=number, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED)
     f.type_name = f".{_PKG}.{msg.name}.AttributesEntry"
 
@@ -51,8 +59,8 @@ def _build() -> dict[str, Any]:
     _field(m, "kind", 6, F.TYPE_INT32)
     _field(m, "start_time_unix_nano", 7, F.TYPE_FIXED64)
     _field(m, "end_time_unix_nano", 8, F.TYPE_FIXED64)
-    _attributes(m, 9)
-    _field(m, "status", 15, F.TYPE_MESSAGE, "Status")
+    _attributes(m, 9, raw=True)
+    _field(m, "status", 15, F.TYPE_BYTES)  # the Status message, still encoded
     m = fd.message_type.add(name="ScopeSpans")
     _field(m, "spans", 2, F.TYPE_MESSAGE, "Span", repeated=True)
     m = fd.message_type.add(name="ResourceSpans")
@@ -81,10 +89,42 @@ def _build() -> dict[str, Any]:
 
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fd)
-    names = ("ExportTraceServiceRequest", "ExportMetricsServiceRequest", "Span", "AnyValue")
+    names = ("ExportTraceServiceRequest", "ExportMetricsServiceRequest", "Span", "AnyValue", "Status")
     return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PKG}.{n}")) for n in names}
 
 
 _CLASSES = _build()
 TraceRequest: Any = _CLASSES["ExportTraceServiceRequest"]
 MetricsRequest: Any = _CLASSES["ExportMetricsServiceRequest"]
+
+
+#: What :func:`any_string` gives for an undecodable value (e.g. invalid UTF-8): not a
+#: valid lane name, so the name tables count it as junk.
+UNDECODABLE = "\ufffd"
+
+
+def any_string(raw: bytes | str) -> str:
+    """The string in an encoded AnyValue ('' for other value types); str passes through."""
+    if isinstance(raw, str) or not raw:
+        return raw if isinstance(raw, str) else ""
+    m = _CLASSES["AnyValue"]()
+    try:
+        m.ParseFromString(raw)
+    except Exception:  # noqa: BLE001 -- junk: counted by the caller, never raised
+        return UNDECODABLE
+    return str(m.string_value)
+
+
+class StatusCodes(dict[bytes, int]):
+    """Encoded ``Status`` -> its code, parsed once per distinct encoding."""
+
+    def __missing__(self, raw: bytes) -> int:
+        m = _CLASSES["Status"]()
+        try:
+            m.ParseFromString(raw)
+            code = int(m.code)
+        except Exception:  # noqa: BLE001 -- a broken status is no error status
+            code = 0
+        if len(self) < 10_000:
+            self[raw] = code
+        return code

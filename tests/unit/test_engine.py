@@ -113,6 +113,17 @@ def test_junk_lane_values_count_as_base_and_are_counted() -> None:
     assert set(b.rollups["hops"]["verdict"]) == {"in_lane"}
 
 
+def test_undecodable_attribute_values_are_counted_not_fatal() -> None:
+    p, _ = _pipeline()
+    tb = TraceBuilder()
+    tb.hop("A", "", "GRAY")
+    body = tb.body().replace(b"GRAY", b"\xff\xfe\xfd\xfc")  # invalid UTF-8, same length
+    res = p.ingest("traces", body, "proto")
+    assert (res.accepted, res.rejected) == (1, 0)
+    b = p.flush()
+    assert b.counters["invalid_lane_values"] == 1 and b.rollups["hops"]["request_lane"] == ["base"]
+
+
 def test_too_many_lanes_and_services_overflow_into_a_counted_bucket() -> None:
     p, _ = _pipeline(max_lanes=3, max_services=2)
     tb = TraceBuilder()
