@@ -9,7 +9,7 @@ rows out as columns and starts afresh, so codes never grow without bound.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,31 @@ class Rollup:
         self._grow(size)
         for m, w in enumerate(weights):
             self._acc[m, :size] += np.bincount(idx, weights=w, minlength=size)
+
+    def add_columns(self, columns: Sequence[npt.NDArray[np.integer[Any]]],
+                    names: Sequence[Callable[[npt.NDArray[Any]], list[Any]] | None],
+                    weights: Sequence[npt.NDArray[Any] | None]) -> None:
+        """Add rows given as integer key columns: rows are grouped in numpy first (one
+        packed int64 per row), so Python sees one key tuple per *group*; ``names[i]``
+        turns column i's codes into key values (``None``: the integers themselves)."""
+        n = len(columns[0])
+        if n == 0:
+            return
+        packed = np.zeros(n, dtype=np.int64)
+        room = 1
+        for c in columns:
+            lo, width = int(c.min()), int(c.max()) - int(c.min()) + 1
+            room *= width
+            if room >= 1 << 62:  # would overflow: group by tuples instead
+                self.add(zip(*[(f(c) if f else c.tolist()) for c, f in zip(columns, names)]), n, weights)
+                return
+            packed = packed * width + (c - lo)
+        uniq, inverse = np.unique(packed, return_inverse=True)
+        first = np.empty(len(uniq), dtype=np.int64)
+        first[inverse[::-1]] = np.arange(n - 1, -1, -1)
+        keys = zip(*[(f(c[first]) if f else c[first].tolist()) for c, f in zip(columns, names)])
+        sums = [np.bincount(inverse, weights=w, minlength=len(uniq)) for w in weights]
+        self.add(keys, len(uniq), sums)
 
     def add_one(self, key: tuple[Any, ...], values: Sequence[float]) -> None:
         code = self._codes[key]

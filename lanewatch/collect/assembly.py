@@ -59,39 +59,47 @@ class Assembly:
         now = self.clock()
         keys = span_key(rows["tkey"], rows["sid"])
         klist = keys.tolist()
+        n = len(klist)
         seen = self._seen
-        if seen.isdisjoint(klist):  # the common case, decided in C
-            fresh = np.ones(len(klist), dtype=bool)
+        before = len(seen)
+        if seen.isdisjoint(klist):
+            seen.update(klist)
+            if len(seen) - before == n:  # the common case, decided in C: all new, all distinct
+                fresh = np.ones(n, dtype=bool)
+            else:
+                fresh = self._first_occurrences(keys)
         else:
-            fresh = np.fromiter((k not in seen for k in klist), dtype=bool, count=len(klist))
-        if len(klist) > 1:  # duplicates inside the batch itself
-            _, first = np.unique(keys, return_index=True)
-            once = np.zeros(len(klist), dtype=bool)
-            once[first] = True
-            fresh &= once
-        n_dup = len(klist) - int(fresh.sum())
+            fresh = np.fromiter((k not in seen for k in klist), dtype=bool, count=n)
+            fresh &= self._first_occurrences(keys)
+            seen.update(klist)
+        n_dup = n - int(fresh.sum())
         if n_dup:
             self.counters["duplicate_spans"] += n_dup
             rows = take(rows, fresh)
             klist = keys[fresh].tolist()
         if not klist:
             return fresh
-        seen.update(klist)
         self._seen_gens.append((now, klist))
-        traces = np.unique(rows["tkey"]).tolist()
-        final_at = self._final_at
-        late = [t for t in traces if t in final_at]
+        traces = dict.fromkeys(rows["tkey"].tolist(), now)
+        late = self._final_at.keys() & traces.keys()
         if late:
-            late_set = set(late)
-            self.counters["late_spans"] += sum(1 for t in rows["tkey"].tolist() if t in late_set)
+            self.counters["late_spans"] += sum(1 for t in rows["tkey"].tolist() if t in late)
             for t in late:
-                del final_at[t]
+                del self._final_at[t]
             self._reopened.update(late)
-        self._last.update(zip(traces, [now] * len(traces)))
+        self._last.update(traces)
         self._open.append((now, rows))
         self.n_open += len(klist)
         self._relieve_pressure()
         return fresh
+
+    @staticmethod
+    def _first_occurrences(keys: np.ndarray) -> np.ndarray:
+        """Mask of the first row of each key (repeats inside one batch are duplicates)."""
+        _, first = np.unique(keys, return_index=True)
+        once = np.zeros(len(keys), dtype=bool)
+        once[first] = True
+        return once
 
     def expire(self) -> Expired:
         """Rows of every trace idle for ``wait_s`` (with earlier rows of reopened ones).

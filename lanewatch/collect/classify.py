@@ -43,14 +43,25 @@ def hop_verdicts(service: npt.NDArray[Any], instance_lane: npt.NDArray[Any],
                  expected: npt.NDArray[Any], is_hop: npt.NDArray[np.bool_],
                  t_s: npt.NDArray[np.float64], is_live: IsLive, base: Any = L.BASE) -> npt.NDArray[np.int8]:
     """Verdict code per span (:data:`NOT_A_HOP` for non-hops). Lanes and services may be
-    names or integer codes (then ``base`` is the code of base and ``is_live`` takes codes)."""
+    names or integer codes (then ``base`` is the code of base and ``is_live`` takes codes).
+    Liveness is asked once per (service, lane, whole second): its resolution is a second."""
     v = np.full(len(is_hop), NOT_A_HOP, dtype=np.int8)
     same = instance_lane == expected
     exp_base = expected == base
     v[is_hop & same] = L.Verdict.IN_LANE
     v[is_hop & ~same & exp_base] = L.Verdict.INTRUSION
-    for i in np.flatnonzero(is_hop & ~same & ~exp_base).tolist():
-        served_by_base = instance_lane[i] == base
-        live = is_live(service[i], expected[i], float(t_s[i])) if served_by_base else True
-        v[i] = L.Verdict.FALLBACK if served_by_base and not live else L.Verdict.LEAK
+    off = is_hop & ~same & ~exp_base
+    v[off] = L.Verdict.LEAK
+    ask = np.flatnonzero(off & (instance_lane == base))  # served by base: fallback unless live
+    if len(ask):
+        # one liveness question per (service, expected lane, second), not per span
+        second = np.floor(t_s[ask]).astype(np.int64)
+        cache: dict[tuple[Any, Any, int], bool] = {}
+        for i, sec in zip(ask.tolist(), second.tolist()):
+            key = (service[i], expected[i], sec)
+            live = cache.get(key)
+            if live is None:
+                live = cache[key] = is_live(service[i], expected[i], float(t_s[i]))
+            if not live:
+                v[i] = L.Verdict.FALLBACK
     return v

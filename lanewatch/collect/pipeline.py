@@ -129,15 +129,14 @@ class Pipeline:
         m = len(sel)
         if m == 0:
             return
-        seconds = (start[sel] // _NS).tolist()
-        svc_n, inst_n, req_n = S.names(svc[sel]), S.names(inst[sel]), S.names(req[sel])
+        seconds = start[sel] // _NS
+        keys = [seconds, svc[sel], inst[sel], req[sel]]
         latency_ms = np.maximum(end[sel] - start[sel], 0) / 1e6
-        self.rollups["hops"].add(
-            zip(seconds, svc_n, inst_n, req_n, S.names(exp[sel]),
-                map(L.VERDICT_NAMES.__getitem__, verdict[sel].tolist())),
-            m, [None, chunk["err"][sel].astype(np.float64), latency_ms])
-        self.rollups["latency"].add(zip(seconds, svc_n, inst_n, req_n, bucket_of(latency_ms).tolist()),
-                                    m, [None])
+        self.rollups["hops"].add_columns(
+            [*keys, exp[sel], verdict[sel]], [None, S.names, S.names, S.names, S.names, _verdict_names],
+            [None, chunk["err"][sel].astype(np.float64), latency_ms])
+        self.rollups["latency"].add_columns([*keys, bucket_of(latency_ms)],
+                                            [None, S.names, S.names, S.names, None], [None])
         self.counters["hops"] += m
 
     def _is_live(self, svc: int, lane: int, t: float) -> bool:
@@ -147,13 +146,12 @@ class Pipeline:
         """Roll up edges and traces of complete traces (``sign`` -1 takes back a prior report)."""
         S = self.strings
         j = bulk.judge_bulk(rows)
-        sec, caller, callee, lane = j.edge_keys
         v = j.edge_values * sign
-        self.rollups["edges"].add(zip(sec.tolist(), S.names(caller), S.names(callee), S.names(lane)),
-                                  len(sec), [v[:, i] for i in range(v.shape[1])])
+        self.rollups["edges"].add_columns(j.edge_keys, [None, S.names, S.names, S.names],
+                                          [v[:, i] for i in range(v.shape[1])])
         ts, entry = j.trace_keys
-        self.rollups["traces"].add(zip(ts.tolist(), S.names(entry)), len(ts),
-                                   [np.full(len(ts), sign), j.trace_stayed * sign])
+        self.rollups["traces"].add_columns([ts, entry], [None, S.names],
+                                           [np.full(len(ts), sign), j.trace_stayed * sign])
         for name, k in j.counters.items():
             self.counters[name] += int(sign) * k
         return j
@@ -238,6 +236,10 @@ class Pipeline:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.flush()
+
+
+def _verdict_names(codes: np.ndarray) -> list[str]:
+    return [L.VERDICT_NAMES[v] for v in codes.tolist()]
 
 
 def _service_name(raw: object) -> str:
