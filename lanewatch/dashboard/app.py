@@ -15,7 +15,7 @@ dict), ``shell-tick.n_intervals`` (every second), ``shell-theme.data``
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dash
 import flask
@@ -25,6 +25,9 @@ from lanewatch.config import Settings
 from lanewatch.dashboard import cache
 from lanewatch.dashboard import state as S
 from lanewatch.dashboard import theme as T
+
+if TYPE_CHECKING:
+    from lanewatch.query import Query
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +39,11 @@ NAV: tuple[tuple[str, str], ...] = (("/", "Overview"), ("/flow", "Flow"),
                                     ("/lanes", "Lanes & instances"))
 
 
-def get_query() -> Any:
+def get_query() -> Query:
     """The :class:`lanewatch.query.Query` the pages read from (set by :func:`create_dash`)."""
     try:
-        return _context["query"]
+        query: Query = _context["query"]
+        return query
     except KeyError:
         raise RuntimeError("lanewatch.dashboard: create_dash() has not been called") from None
 
@@ -50,12 +54,12 @@ def get_settings() -> Settings:
     return settings
 
 
-def set_context(query: Any, settings: Settings) -> None:
+def set_context(query: Query, settings: Settings) -> None:
     """Point the pages at ``query`` and ``settings`` (tests may call this directly)."""
     _context["query"], _context["settings"] = query, settings
 
 
-def colours_for(query: Any, window_s: int) -> dict[str, str]:
+def colours_for(query: Query, window_s: int) -> dict[str, str]:
     """Lane colours from every lane the system knows (instances ever seen + the window).
 
     Asked again at most every 5 s per window (lanes come and go slowly).
@@ -115,7 +119,7 @@ def shell() -> html.Div:
     ], id="shell-root", className="lw-root")
 
 
-def create_dash(server: flask.Flask, query: Any, settings: Settings) -> dash.Dash:
+def create_dash(server: flask.Flask, query: Query, settings: Settings) -> dash.Dash:
     """Mount the dashboard at ``/`` on ``server``, reading from ``query``.
 
     The pages' ``dash.callback`` registrations are global in Dash; creating a
