@@ -201,6 +201,48 @@ def _json_int(value: Any, what: str) -> int:
 _KIND_NAMES = {f"SPAN_KIND_{k.name}": int(k) for k in L.SpanKind}
 
 
+def _json_column(objs: Sequence[Any], key: str, default: Any = None) -> list[Any]:
+    return list(map(methodcaller("get", key, default), objs))
+
+
+def _json_ids(values: list[Any], size: int, what: str) -> list[bytes]:
+    if all(type(v) is str and len(v) == 2 * size for v in values):
+        try:
+            return list(map(bytes.fromhex, values))
+        except ValueError:
+            pass
+    return [_json_id(v, size, what) for v in values]
+
+
+def _json_ints(values: list[Any], what: str) -> list[int]:
+    try:
+        return list(map(int, values))
+    except (TypeError, ValueError):
+        return [_json_int(v, what) for v in values]
+
+
+def _json_span_attrs(spans: Sequence[Any], keys: Keys) -> tuple[list[str], list[bool], dict[str, list[str]]]:
+    """Only the attributes lanewatch reads, in one pass over each span's list."""
+    lane_keys = tuple(keys.request_lane)
+    wanted = {*lane_keys, L.DYED_ATTR, *keys.extra}
+    lanes: list[str] = []
+    dyed: list[bool] = []
+    extra: dict[str, list[str]] = {k: [] for k in keys.extra}
+    for sp in spans:
+        found: dict[str, str] = {}
+        for kv in sp.get("attributes") or ():
+            k = kv.get("key")
+            if k in wanted:
+                v = kv.get("value")
+                sv = v.get("stringValue", "") if type(v) is dict else ""
+                found[k] = sv if type(sv) is str else ""
+        lanes.append(next((found[k] for k in lane_keys if found.get(k)), ""))
+        dyed.append(L.DYED_ATTR in found)
+        for k, col in extra.items():
+            col.append(found.get(k, ""))
+    return lanes, dyed, extra
+
+
 def _traces_json(body: bytes, keys: Keys) -> SpanColumns:
     doc = _load_json(body)
     cols = SpanColumns(extra={k: [] for k in keys.extra})
@@ -210,24 +252,29 @@ def _traces_json(body: bytes, keys: Keys) -> SpanColumns:
             cols.resources.append(_resource_from(rattrs, keys))
             r = len(cols.resources) - 1
             for ss in rs.get("scopeSpans") or ():
-                for sp in ss.get("spans") or ():
-                    a = _json_attrs(sp.get("attributes"))
-                    cols.trace_id.append(_json_id(sp.get("traceId"), 16, "traceId"))
-                    cols.span_id.append(_json_id(sp.get("spanId"), 8, "spanId"))
-                    cols.parent_id.append(_json_id(sp.get("parentSpanId"), 8, "parentSpanId"))
-                    kind = sp.get("kind", 0)
-                    cols.kind.append(_KIND_NAMES.get(kind, 0) if isinstance(kind, str) else _json_int(kind, "kind"))
-                    cols.start_ns.append(_json_int(sp.get("startTimeUnixNano"), "startTimeUnixNano"))
-                    cols.end_ns.append(_json_int(sp.get("endTimeUnixNano"), "endTimeUnixNano"))
-                    code = (sp.get("status") or {}).get("code", 0)
-                    cols.status.append(2 if code in (2, "STATUS_CODE_ERROR") else 0)
-                    cols.request_lane.append(next((a[k] for k in keys.request_lane if a.get(k)), ""))
-                    cols.dyed.append(L.DYED_ATTR in a)
-                    for k in keys.extra:
-                        cols.extra[k].append(a.get(k, ""))
-                    cols.resource.append(r)
+                spans = ss.get("spans") or ()
+                if not spans:
+                    continue
+                cols.trace_id += _json_ids(_json_column(spans, "traceId"), 16, "traceId")
+                cols.span_id += _json_ids(_json_column(spans, "spanId"), 8, "spanId")
+                cols.parent_id += [_json_id(v, 8, "parentSpanId") for v in _json_column(spans, "parentSpanId")]
+                kinds = _json_column(spans, "kind", 0)
+                cols.kind += [_KIND_NAMES.get(k, 0) if type(k) is str else k for k in kinds]
+                cols.start_ns += _json_ints(_json_column(spans, "startTimeUnixNano", 0), "startTimeUnixNano")
+                cols.end_ns += _json_ints(_json_column(spans, "endTimeUnixNano", 0), "endTimeUnixNano")
+                codes = [st.get("code", 0) if type(st) is dict else 0 for st in _json_column(spans, "status")]
+                cols.status += [2 if c in (2, "STATUS_CODE_ERROR") else 0 for c in codes]
+                lanes, dyed, extra = _json_span_attrs(spans, keys)
+                cols.request_lane += lanes
+                cols.dyed += dyed
+                for k, col in extra.items():
+                    cols.extra[k] += col
+                cols.resource += [r] * len(spans)
     except (AttributeError, TypeError) as e:
         raise DecodeError(f"malformed OTLP JSON: unexpected structure ({e})") from None
+    for k in cols.kind:
+        if type(k) is not int:
+            raise DecodeError(f"malformed OTLP JSON: kind must be an integer, got {k!r}")
     return cols
 
 
