@@ -48,6 +48,9 @@ def _build() -> dict[str, Any]:
     fd = descriptor_pb2.FileDescriptorProto(name="lanewatch_reduced.proto", package=_PKG, syntax="proto3")
     m = fd.message_type.add(name="AnyValue")
     _field(m, "string_value", 1, F.TYPE_STRING)
+    _field(m, "array_value", 5, F.TYPE_MESSAGE, "ArrayValue")
+    m = fd.message_type.add(name="ArrayValue")
+    _field(m, "values", 1, F.TYPE_MESSAGE, "AnyValue", repeated=True)
     m = fd.message_type.add(name="Resource")
     _attributes(m, 1)
     m = fd.message_type.add(name="Status")
@@ -104,7 +107,10 @@ UNDECODABLE = "\ufffd"
 
 
 def any_string(raw: bytes | str) -> str:
-    """The string in an encoded AnyValue ('' for other value types); str passes through."""
+    """The string in an encoded AnyValue ('' for other value types); str passes through.
+
+    A string array gives its first element: that is how the Java agent records a
+    captured request header (``http.request.header.x-mse-tag: ["gray"]``)."""
     if isinstance(raw, str) or not raw:
         return raw if isinstance(raw, str) else ""
     m = _CLASSES["AnyValue"]()
@@ -112,6 +118,8 @@ def any_string(raw: bytes | str) -> str:
         m.ParseFromString(raw)
     except Exception:  # noqa: BLE001 -- junk: counted by the caller, never raised
         return UNDECODABLE
+    if m.HasField("array_value") and m.array_value.values:
+        return str(m.array_value.values[0].string_value)
     return str(m.string_value)
 
 

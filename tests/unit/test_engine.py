@@ -124,6 +124,20 @@ def test_undecodable_attribute_values_are_counted_not_fatal() -> None:
     assert b.counters["invalid_lane_values"] == 1 and b.rollups["hops"]["request_lane"] == ["base"]
 
 
+def test_a_header_captured_as_a_string_array_is_read_as_its_first_value() -> None:
+    key = "http.request.header.x-mse-tag"  # as the Java agent records a captured header
+    p = Pipeline(config.load(environ={}, flags={"request_lane_attributes": ["lane", key]}), clock=FakeClock())
+    tb = TraceBuilder()
+    tb.hop("A", "gray")
+    req = tb.request()
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    kv = span.attributes.add(key=key)
+    kv.value.array_value.values.add(string_value="gray")
+    p.ingest("traces", req.SerializeToString(), "proto")
+    hops = p.flush().rollups["hops"]
+    assert (hops["request_lane"], hops["verdict"]) == (["gray"], ["in_lane"])
+
+
 def test_too_many_lanes_and_services_overflow_into_a_counted_bucket() -> None:
     p, _ = _pipeline(max_lanes=3, max_services=2)
     tb = TraceBuilder()
