@@ -112,7 +112,7 @@ class Assembly:
         while self._open and (self._open[0][0] < cutoff or held > self.max_spans):
             t, rows = self._open.popleft()
             if t >= cutoff:
-                cutoff = t + 1e-9
+                cutoff = float(np.nextafter(t, np.inf))  # t + 1e-9 would round back to t
                 self.counters["spans_finalised_early"] += len(rows["sid"])
             held -= len(rows["sid"])
             old.append(rows)

@@ -23,7 +23,7 @@ from lanewatch.collect import bulk, classify
 from lanewatch.collect.aggregate import Rollup
 from lanewatch.collect.assembly import Assembly
 from lanewatch.collect.decode import AnyStrings, Keys, SpanColumns, decode_metrics, decode_traces
-from lanewatch.collect.ingest import Format, IngestResult, Signal
+from lanewatch.collect.ingest import Format, IngestResult, Overloaded, Signal
 from lanewatch.collect.judge import Finalised, Row, judge
 from lanewatch.collect.liveness import Liveness
 from lanewatch.collect.names import Names, Strings
@@ -74,6 +74,11 @@ class Pipeline:
                                           b.time_ns / _NS, b.up, revive=b.explicit)
                 self.counters["metric_points_received"] += points
             return IngestResult(accepted=points)
+        held = self.assembly.n_open
+        if held > 2 * self.settings.max_pending_spans:  # flushes are not keeping up: push back
+            self.count_drop("overloaded")
+            raise Overloaded(f"collector holds {held} spans waiting for their traces to finish; "
+                             "retry later", retry_after_s=max(1.0, self.settings.flush_interval_s))
         cols = decode_traces(body, fmt, self.keys)
         rejected, why = _drop_invalid(cols)
         with self._lock:

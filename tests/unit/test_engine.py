@@ -12,7 +12,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from lanewatch import config
 from lanewatch import lane as L
 from lanewatch.collect import classify
-from lanewatch.collect.ingest import DecodeError
+from lanewatch.collect.ingest import DecodeError, Overloaded
 from lanewatch.collect.liveness import Liveness
 from lanewatch.collect.pipeline import Pipeline
 from lanewatch.testing import FakeClock, TraceBuilder, heartbeat_request
@@ -136,6 +136,20 @@ def test_a_header_captured_as_a_string_array_is_read_as_its_first_value() -> Non
     p.ingest("traces", req.SerializeToString(), "proto")
     hops = p.flush().rollups["hops"]
     assert (hops["request_lane"], hops["verdict"]) == (["gray"], ["in_lane"])
+
+
+def test_backpressure_when_spans_pile_up() -> None:
+    p, clock = _pipeline(max_pending_spans=2, trace_wait_s=5.0)
+    tb = TraceBuilder()
+    for _ in range(5):
+        tb.new_trace().hop("A", "gray", "gray")
+    p.ingest("traces", tb.body(), "proto")  # 5 spans held, over twice the bound
+    with pytest.raises(Overloaded, match="retry later"):
+        p.ingest("traces", tb.body(), "proto")
+    clock.advance(1)
+    b = p.flush()  # over the bound: finalised early, counted
+    assert b.counters["spans_finalised_early"] >= 3 and b.counters["requests_refused_overloaded"] == 1
+    assert p.ingest("traces", TraceBuilder().body(), "proto").accepted == 0  # accepted again
 
 
 def test_too_many_lanes_and_services_overflow_into_a_counted_bucket() -> None:
