@@ -40,9 +40,10 @@ class Clock:
         return self.t
 
 
-def cases(window_s: int, clock: Clock) -> dict[str, Any]:
+def cases(window_s: int, clock: Clock, store: DuckStore, settings: Settings) -> dict[str, Any]:
     """Callback name -> a no-argument call of it, as Dash would make it every second."""
     from lanewatch.dashboard import cache
+    from lanewatch.dashboard.app import set_context
     from lanewatch.dashboard.pages import compare, flow, lanes, overview, violations
 
     state = {"window_s": window_s, "service": None, "lane": None, "kind": None}
@@ -50,8 +51,9 @@ def cases(window_s: int, clock: Clock) -> dict[str, Any]:
     key = [overview.refresh(0, state, "light", "Europe/Berlin", None)[-1]]
 
     def cold(fn: Any) -> Any:
-        """A first render: nothing memoised yet."""
+        """A first render: nothing memoised, neither by the dashboard nor by a fresh Query."""
         def run() -> Any:
+            set_context(Query(store, settings, clock=clock), settings)
             cache.clear()
             return fn()
         return run
@@ -102,7 +104,7 @@ def main() -> None:
         create_dash(flask.Flask("bench"), query, settings)
         print(f"{a.services} services x {a.lanes} lanes, window {a.seconds} s, {a.runs} runs")
         print(f"{'callback':55s} {'median ms':>10s} {'p90 ms':>8s}")
-        for name, fn in cases(a.seconds, clock).items():
+        for name, fn in cases(a.seconds, clock, store, settings).items():
             med, p90 = timed(fn, a.runs)
             print(f"{name:55s} {med:10.1f} {p90:8.1f}")
         store.close()
