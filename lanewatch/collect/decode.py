@@ -206,7 +206,8 @@ def _json_column(objs: Sequence[Any], key: str, default: Any = None) -> list[Any
 
 
 def _json_ids(values: list[Any], size: int, what: str) -> list[bytes]:
-    if all(type(v) is str and len(v) == 2 * size for v in values):
+    """Hex ids (empty allowed: no parent) in C; anything else one by one."""
+    if set(map(type, values)) <= {str} and set(map(len, values)) <= {0, 2 * size}:  # checked in C
         try:
             return list(map(bytes.fromhex, values))
         except ValueError:
@@ -222,25 +223,35 @@ def _json_ints(values: list[Any], what: str) -> list[int]:
 
 
 def _json_span_attrs(spans: Sequence[Any], keys: Keys) -> tuple[list[str], list[bool], dict[str, list[str]]]:
-    """Only the attributes lanewatch reads, in one pass over each span's list."""
+    """Only the attributes lanewatch reads: each span's key list is taken in C, and only
+    wanted keys present in it are looked at."""
     lane_keys = tuple(keys.request_lane)
-    wanted = {*lane_keys, L.DYED_ATTR, *keys.extra}
     lanes: list[str] = []
     dyed: list[bool] = []
     extra: dict[str, list[str]] = {k: [] for k in keys.extra}
+    get_key = methodcaller("get", "key")
     for sp in spans:
-        found: dict[str, str] = {}
-        for kv in sp.get("attributes") or ():
-            k = kv.get("key")
-            if k in wanted:
-                v = kv.get("value")
-                sv = v.get("stringValue", "") if type(v) is dict else ""
-                found[k] = sv if type(sv) is str else ""
-        lanes.append(next((found[k] for k in lane_keys if found.get(k)), ""))
-        dyed.append(L.DYED_ATTR in found)
+        attrs = sp.get("attributes") or ()
+        names = list(map(get_key, attrs))
+        lane = ""
+        for k in lane_keys:
+            if k in names:
+                lane = _json_string(attrs, names, k)
+                if lane:
+                    break
+        lanes.append(lane)
+        dyed.append(L.DYED_ATTR in names)
         for k, col in extra.items():
-            col.append(found.get(k, ""))
+            col.append(_json_string(attrs, names, k) if k in names else "")
     return lanes, dyed, extra
+
+
+def _json_string(attrs: Sequence[Any], names: list[Any], key: str) -> str:
+    """The string value of the last attribute named ``key`` ('' for other value types)."""
+    i = len(names) - 1 - names[::-1].index(key)
+    v = attrs[i].get("value")
+    s = v.get("stringValue", "") if type(v) is dict else ""
+    return s if type(s) is str else ""
 
 
 def _traces_json(body: bytes, keys: Keys) -> SpanColumns:
@@ -257,7 +268,7 @@ def _traces_json(body: bytes, keys: Keys) -> SpanColumns:
                     continue
                 cols.trace_id += _json_ids(_json_column(spans, "traceId"), 16, "traceId")
                 cols.span_id += _json_ids(_json_column(spans, "spanId"), 8, "spanId")
-                cols.parent_id += [_json_id(v, 8, "parentSpanId") for v in _json_column(spans, "parentSpanId")]
+                cols.parent_id += _json_ids(_json_column(spans, "parentSpanId", ""), 8, "parentSpanId")
                 kinds = _json_column(spans, "kind", 0)
                 cols.kind += [_KIND_NAMES.get(k, 0) if type(k) is str else k for k in kinds]
                 cols.start_ns += _json_ints(_json_column(spans, "startTimeUnixNano", 0), "startTimeUnixNano")
