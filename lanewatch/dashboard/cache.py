@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 V = TypeVar("V")
@@ -19,6 +20,7 @@ V = TypeVar("V")
 MAX_ENTRIES = 64
 _lock = threading.Lock()
 _memo: OrderedDict[Hashable, Any] = OrderedDict()
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lanewatch-dash")
 
 
 def slot(query: Any, step_s: int) -> int:
@@ -45,6 +47,16 @@ def per_step(query: Any, step_s: int, key: Hashable, compute: Callable[[], V]) -
         while len(_memo) > MAX_ENTRIES:
             _memo.popitem(last=False)
     return value, now_slot
+
+
+def gather(*calls: Callable[[], Any]) -> list[Any]:
+    """Run independent Query calls side by side (DuckDB reads release the GIL); results in order.
+
+    A page's first render asks for a summary, a series and a violation list at
+    once; together they take about as long as the slowest of them.
+    """
+    futures = [_pool.submit(call) for call in calls]
+    return [f.result() for f in futures]
 
 
 def clear() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from dashboard_browser_support import HOSTILE, Browser, Running
+from playwright.sync_api import expect
 
 from lanewatch.dashboard.components import share_text
 
@@ -86,11 +87,11 @@ def test_hostile_service_name_renders_as_text(lanewatch_up: Running, browser: Br
 def test_filters_live_in_the_url(lanewatch_up: Running, browser: Browser) -> None:
     page = browser.page
     _open(browser, lanewatch_up.url + "/?window=60&lane=gray", PAGES["/"])
-    assert "last 1 min" in page.locator("#shell-window").inner_text()
-    assert "gray" in page.locator("#shell-lane").inner_text()
-    assert page.locator(".lw-headline").count() == 1  # only the gray lane
-    href = page.locator("#shell-nav-violations").get_attribute("href")
-    assert href == "/violations?window=60&lane=gray"
+    expect(page.locator("#shell-window")).to_contain_text("last 1 min")
+    expect(page.locator("#shell-lane")).to_contain_text("gray")
+    expect(page.locator(".lw-headline")).to_have_count(1)  # only the gray lane
+    expect(page.locator("#shell-nav-violations")).to_have_attribute(
+        "href", "/violations?window=60&lane=gray")
     page.locator("#shell-window").click()
     page.get_by_text("last 15 min", exact=True).click()
     page.wait_for_url(re.compile(r".*window=900.*"), timeout=3000)
@@ -172,5 +173,5 @@ def test_custom_window_goes_into_the_url(lanewatch_up: Running, browser: Browser
     page.wait_for_function("document.querySelector('#violations-note').innerText"
                            ".includes('last 20 min')", timeout=3000)
     page.reload()
-    page.wait_for_selector(PAGES["/violations"])
-    assert page.locator("#shell-custom").input_value() == "20"
+    page.wait_for_function("document.querySelector('#shell-custom').value === '20'", timeout=5000)
+    assert page.locator("#shell-custom-box").is_visible()

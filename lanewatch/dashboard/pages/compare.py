@@ -108,11 +108,12 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None,
         return ("Is gray worse than base?", "", C.empty_state(msg, id="compare-empty"), None,
                 fig, fig, fig)
     step = step_for(vs.window_s)
-    cmp, _ = cache.per_step(q, step, ("compare", service, lane, vs.window_s),
-                            lambda: q.compare(service, lane, vs.window_s, step_s=step))
+    (cmp, _), colours = cache.gather(
+        lambda: cache.per_step(q, step, ("compare", service, lane, vs.window_s),
+                               lambda: q.compare(service, lane, vs.window_s, step_s=step)),
+        lambda: colours_for(q, vs.window_s))
     cmp = {**cmp, "series": F.complete_steps({"lanes": cmp.get("series") or {}, "step_s": step})
            ["lanes"]}
-    colours = colours_for(q, vs.window_s)
     note = (f"{window}; pick another service or lane with the filters above"
             if not (vs.service and vs.lane) else window)
     kw: dict[str, Any] = {"colours": colours, "theme": theme, "tz": tz,

@@ -7,9 +7,9 @@ from typing import Any
 import dash
 from dash import Input, Output, dcc, html
 
+from lanewatch.dashboard import cache, flowfig, tables
 from lanewatch.dashboard import components as C
 from lanewatch.dashboard import figures as F
-from lanewatch.dashboard import flowfig, tables
 from lanewatch.dashboard.app import GRAPH_CONFIG, colours_for, get_query, get_settings, live_inputs
 from lanewatch.dashboard.state import ViewState
 from lanewatch.dashboard.timefmt import window_label
@@ -48,9 +48,11 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
     """(service graph, Sankey) for the window and filters."""
     q, vs, theme = get_query(), ViewState.from_dict(state), theme or "light"
     window = window_label(vs.window_s)
-    instances = q.instances()
+    instances, all_edges, flows, colours = cache.gather(
+        q.instances, lambda: q.edges(vs.window_s, lane=vs.lane),
+        lambda: q.flows(vs.window_s, service=vs.service), lambda: colours_for(q, vs.window_s))
     live = tables.live_lanes(instances)
-    edges = _edges(q.edges(vs.window_s, lane=vs.lane), vs.service)
+    edges = _edges(all_edges, vs.service)
     if not edges and not instances:
         msg = C.no_spans(get_settings())
         return F.empty_figure(msg, theme), F.empty_figure(msg, theme)
@@ -58,10 +60,9 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
         live = {k: v for k, v in live.items()
                 if k == vs.service or any(k in (r["caller"], r["callee"]) for r in edges)}
     graph = flowfig.flow_graph_figure(edges, live, theme=theme, selected=selected, window=window)
-    flows = q.flows(vs.window_s, service=vs.service)
     if vs.lane:
         flows = [r for r in flows if vs.lane in (r["expected_lane"], r["instance_lane"])]
-    sankey = flowfig.sankey_figure(flows, colours=colours_for(q, vs.window_s), theme=theme,
+    sankey = flowfig.sankey_figure(flows, colours=colours, theme=theme,
                                    title=f"Expected lane → lane that served it, per hop, {window}")
     return graph, sankey
 

@@ -80,12 +80,15 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
     """
     q, settings, vs, theme = get_query(), get_settings(), ViewState.from_dict(state), theme or "light"
     window = window_label(vs.window_s)
-    summary = q.summary(vs.window_s, service=vs.service, lane=vs.lane)
     step = step_for(vs.window_s)
-    raw, data_slot = cache.per_step(q, step, ("series", vs.window_s, vs.service, vs.lane), lambda: q.series(
-        vs.window_s, service=vs.service, lane=vs.lane, step_s=step))
+    summary, (raw, data_slot), colours, viols = cache.gather(
+        lambda: q.summary(vs.window_s, service=vs.service, lane=vs.lane),
+        lambda: cache.per_step(q, step, ("series", vs.window_s, vs.service, vs.lane),
+                               lambda: q.series(vs.window_s, service=vs.service, lane=vs.lane,
+                                                step_s=step)),
+        lambda: colours_for(q, vs.window_s),
+        lambda: q.violations(vs.window_s, service=vs.service, lane=vs.lane, limit=ESCAPES_FROM))
     series = F.complete_steps(raw)
-    colours = colours_for(q, vs.window_s)
     note = f"{window}, up to {local_time(summary['to'], tz)}"
     note += f"; charts end {F.SETTLE_S} s back while spans arrive"
     if step > 1:
@@ -94,7 +97,6 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
         empty = C.empty_state(C.no_spans(settings), id="overview-empty")
         fig = F.empty_figure(C.no_spans(settings), theme)
         return (note, [empty], None, fig, None, fig, fig, None, None)
-    viols = q.violations(vs.window_s, service=vs.service, lane=vs.lane, limit=ESCAPES_FROM)
     escapes = (tables.escapes_table(viols, window_s=vs.window_s, colours=colours,
                                     template=settings.trace_url_template, limit=ESCAPES_FROM)
                if viols else C.empty_state("Nothing escaped: every hop and edge stayed in its "
