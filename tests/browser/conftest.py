@@ -12,7 +12,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dashboard_browser_support import CHROMIUM, CHROMIUM_ARGS, Browser, Running, start_lanewatch
+from dashboard_browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Browser,
+    Running,
+    Switchboard,
+    start_lanewatch,
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -24,9 +31,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="module")
-def lanewatch_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """``lanewatch up`` in-process on free ports, with baseline traffic already judged."""
-    with start_lanewatch(tmp_path_factory.mktemp("lanewatch-data")) as running:
+def switchboard() -> Iterator[Switchboard]:
+    board = Switchboard({"c_gray_down": False, "proxy_strips_tag": True})
+    yield board
+    board.close()
+
+
+@pytest.fixture(scope="module")
+def lanewatch_up(tmp_path_factory: pytest.TempPathFactory,
+                 switchboard: Switchboard) -> Iterator[Running]:
+    """``lanewatch up`` in-process on free ports, with baseline traffic already judged, and a
+    demo fault switchboard for the Demo faults panel."""
+    with start_lanewatch(tmp_path_factory.mktemp("lanewatch-data"),
+                         demo_control_url=switchboard.url) as running:
         yield running
 
 

@@ -94,6 +94,44 @@ def free_port() -> int:
         return port
 
 
+class Switchboard:
+    """A demo fault switchboard over real HTTP: ``GET /faults``, ``POST /faults/<name>``."""
+
+    def __init__(self, faults: dict[str, bool]) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.faults = faults
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _reply(self, code: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._reply(200, faults)
+
+            def do_POST(self) -> None:
+                name = self.path.removeprefix("/faults/")
+                faults[name] = bool(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["on"])
+                self._reply(200, {name: faults[name]})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @contextmanager
 def start_lanewatch(data_dir: Path, traffic: bool = True, **overrides: Any) -> Iterator[Running]:
     """``lanewatch up`` in-process; with ``traffic``, the baseline already judged."""

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from dashboard_browser_support import HOSTILE, Browser, Running
+from dashboard_browser_support import HOSTILE, Browser, Running, Switchboard
 from playwright.sync_api import expect
 
 from lanewatch.dashboard.components import share_text
@@ -175,3 +175,17 @@ def test_custom_window_goes_into_the_url(lanewatch_up: Running, browser: Browser
     page.reload()
     page.wait_for_function("document.querySelector('#shell-custom').value === '20'", timeout=5000)
     assert page.locator("#shell-custom-box").is_visible()
+
+
+def test_demo_faults_panel_switches_faults(lanewatch_up: Running, switchboard: Switchboard,
+                                           browser: Browser) -> None:
+    page = browser.page
+    _open(browser, lanewatch_up.url + "/", "#overview-faults input")
+    expect(page.locator("#overview-faults-status")).to_have_text("1 of 2 faults on.")
+    page.get_by_label("c_gray_down").check()
+    deadline = time.monotonic() + 3
+    while not switchboard.faults["c_gray_down"] and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert switchboard.faults == {"c_gray_down": True, "proxy_strips_tag": True}
+    expect(page.locator("#overview-faults-status")).to_have_text("2 of 2 faults on.")
+    assert browser.errors == []
