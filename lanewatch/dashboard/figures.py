@@ -8,6 +8,7 @@ hand-written inputs. Graph and Sankey builders live in :mod:`.flowfig`.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from typing import Any
 
@@ -133,8 +134,8 @@ def compare_figure(compare: Mapping[str, Any], metric: str, *, colours: Mapping[
     series = compare.get("series") or {}
     lane, base = compare.get("lane", ""), compare.get("base", "base")
     if not any((series.get(x) or {}).get("ts") for x in (lane, base)):
-        return empty_figure(f"No requests to {compare.get('service', 'this service')} "
-                            "in this window yet.", theme)
+        service = html.escape(str(compare.get("service", "this service")), quote=False)
+        return empty_figure(f"No requests to {service} in this window yet.", theme)
     metrics = PERCENTILES if metric == "latency" else (metric,)
     traces = []
     for name in (base, lane):

@@ -198,6 +198,8 @@ def test_compare_latency_shows_three_percentiles_per_side() -> None:
     assert [t.name for t in F.compare_figure(cmp, "qps", colours={}).data] == ["base", "gray"]
     empty = F.compare_figure({"service": "B", "lane": "gray", "series": {}}, "qps", colours={})
     assert "No requests to B" in empty.layout.annotations[0].text
+    hostile = F.compare_figure({"service": HOSTILE, "lane": "gray", "series": {}}, "qps", colours={})
+    assert "&lt;img" in hostile.layout.annotations[0].text
 
 
 # ---- flow ------------------------------------------------------------------------------------
