@@ -8,6 +8,7 @@ answers queries (DuckDB holds the file lock).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -74,7 +75,8 @@ class Collector:
         register_api(app, self.query)
         try:
             from lanewatch.dashboard.app import create_dash
-            create_dash(app, self.query, self.settings)
+            # the bound ports, so the empty state can say where to point exporters
+            create_dash(app, self.query, dataclasses.replace(self.settings, otlp_http_port=self.http.port))
         except ImportError as e:  # the API still serves without the dashboard
             log.warning("dashboard unavailable: %s", e)
         return make_server(self.settings.host, self.settings.port, app, threaded=True)
