@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -36,6 +35,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from lanewatch.collect.ingest import DecodeError, Overloaded, Signal, Sink
+from lanewatch.collect.receivers.guard import SinkGuard
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class OtlpGrpcReceiver:
         self._server: grpc.Server | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._last_internal_log = 0.0
+        self._guard = SinkGuard(sink, logger, "OTLP/gRPC export")
 
     @property
     def port(self) -> int:
@@ -132,7 +132,7 @@ class OtlpGrpcReceiver:
                  field: str) -> Callable[[bytes, grpc.ServicerContext], Any]:
         def export(body: bytes, context: grpc.ServicerContext) -> Any:
             if len(body) > self._max_body_bytes:
-                self._count_drop("oversize")
+                self._guard.count_drop("oversize")
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"message of {len(body)} bytes "
                               f"exceeds the limit of {self._max_body_bytes}")
             trailers: tuple[tuple[str, bytes], ...] = ()
@@ -144,8 +144,8 @@ class OtlpGrpcReceiver:
                 code, message = grpc.StatusCode.UNAVAILABLE, str(e) or "overloaded, retry later"
                 trailers = _retry_trailers(code, message, e.retry_after_s)
             except Exception as e:  # noqa: BLE001 - a sink bug must not escape into grpc's threads
-                self._log_internal(e)
-                self._count_drop("internal_error")
+                self._guard.log_internal(e)
+                self._guard.count_drop("internal_error")
                 code, message = grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}: {e}"
             else:
                 response = cls()
@@ -158,18 +158,3 @@ class OtlpGrpcReceiver:
             context.abort(code, message)
 
         return export
-
-    def _count_drop(self, reason: str) -> None:
-        try:
-            self._sink.count_drop(reason, 1)
-        except Exception:  # counting must never break the answer
-            logger.debug("sink.count_drop(%r) failed", reason, exc_info=True)
-
-    def _log_internal(self, exc: BaseException) -> None:
-        """Log a traceback at most every 10 s, so a broken sink cannot flood the log."""
-        now = time.monotonic()
-        if now - self._last_internal_log >= 10.0:
-            self._last_internal_log = now
-            logger.error("OTLP/gRPC export failed inside lanewatch", exc_info=exc)
-        else:
-            logger.debug("OTLP/gRPC export failed inside lanewatch: %r", exc)

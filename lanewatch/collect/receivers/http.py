@@ -32,6 +32,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from lanewatch.collect.ingest import DecodeError, Format, IngestResult, Overloaded, Signal, Sink
+from lanewatch.collect.receivers.guard import SinkGuard
 
 logger = logging.getLogger(__name__)
 
@@ -168,10 +169,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._export(signal, fmt, _decompress(body, codings, self.server.max_body_bytes))
         except _Refused as r:
             if r.reason:
-                self.server.count_drop(r.reason)
+                self.server.guard.count_drop(r.reason)
             self._reply(r.status, fmt, _status_body(fmt, r.status, r.message), r.headers, r.close)
         except _Gone:
-            self.server.count_drop("incomplete_body")
+            self.server.guard.count_drop("incomplete_body")
             self.close_connection = True
         except OSError:  # the client left while we answered
             self.close_connection = True
@@ -194,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Refuse an oversize body before the client sends it."""
         length = self.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.server.max_body_bytes:
-            self.server.count_drop("oversize")
+            self.server.guard.count_drop("oversize")
             message = f"body of {length} bytes exceeds the limit of {self.server.max_body_bytes}"
             self._reply(413, "json", _status_body("json", 413, message), close=True)
             return False
@@ -267,7 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refused(503, str(e) or "overloaded, retry later",
                            headers=(("Retry-After", retry),)) from None
         except Exception as e:  # noqa: BLE001 - a sink bug must not kill the connection thread
-            self.server.log_internal(e)
+            self.server.guard.log_internal(e)
             raise _Refused(500, f"internal error: {type(e).__name__}: {e}",
                            "internal_error") from None
         self._reply(200, fmt, _success_body(signal, fmt, result))
@@ -320,7 +321,7 @@ class _Server(ThreadingHTTPServer):
         self.sink, self.max_body_bytes = sink, max_body_bytes
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._lock = threading.Lock()
-        self._last_internal_log = 0.0
+        self.guard = SinkGuard(sink, logger, "OTLP/HTTP request")
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -358,22 +359,7 @@ class _Server(ThreadingHTTPServer):
         if isinstance(exc, OSError):  # resets and timeouts: the client's business
             logger.debug("OTLP/HTTP connection from %s ended: %r", client_address, exc)
         elif isinstance(exc, Exception):
-            self.log_internal(exc)
-
-    def count_drop(self, reason: str) -> None:
-        try:
-            self.sink.count_drop(reason, 1)
-        except Exception:  # counting must never break the answer
-            logger.debug("sink.count_drop(%r) failed", reason, exc_info=True)
-
-    def log_internal(self, exc: BaseException) -> None:
-        """Log a traceback at most every 10 s, so a broken sink cannot flood the log."""
-        now = time.monotonic()
-        if now - self._last_internal_log >= 10.0:
-            self._last_internal_log = now
-            logger.error("OTLP/HTTP request failed inside lanewatch", exc_info=exc)
-        else:
-            logger.debug("OTLP/HTTP request failed inside lanewatch: %r", exc)
+            self.guard.log_internal(exc)
 
 
 class OtlpHttpReceiver:
