@@ -60,17 +60,21 @@ class Rollup:
 
     def add_columns(self, columns: Sequence[npt.NDArray[np.integer[Any]]],
                     names: Sequence[Callable[[npt.NDArray[Any]], list[Any]] | None],
-                    weights: Sequence[npt.NDArray[Any] | None]) -> None:
+                    weights: Sequence[npt.NDArray[Any] | None],
+                    bounds: Sequence[tuple[int, int] | None] | None = None) -> None:
         """Add rows given as integer key columns: rows are grouped in numpy first (one
         packed int64 per row), so Python sees one key tuple per *group*; ``names[i]``
-        turns column i's codes into key values (``None``: the integers themselves)."""
+        turns column i's codes into key values (``None``: the integers themselves).
+        ``bounds[i]``, when known, is ``(lowest, highest)`` of column i (saves a scan)."""
         n = len(columns[0])
         if n == 0:
             return
         packed = np.zeros(n, dtype=np.int64)
         room = 1
-        for c in columns:
-            lo, width = int(c.min()), int(c.max()) - int(c.min()) + 1
+        for i, c in enumerate(columns):
+            b = bounds[i] if bounds else None
+            lo, hi = b if b is not None else (int(c.min()), int(c.max()))
+            width = hi - lo + 1
             room *= width
             if room >= 1 << 62:  # would overflow: group by tuples instead
                 self.add(zip(*[(f(c) if f else c.tolist()) for c, f in zip(columns, names)]), n, weights)
@@ -80,8 +84,10 @@ class Rollup:
         first = np.empty(len(uniq), dtype=np.int64)
         first[inverse[::-1]] = np.arange(n - 1, -1, -1)
         keys = zip(*[(f(c[first]) if f else c[first].tolist()) for c, f in zip(columns, names)])
-        sums = [np.bincount(inverse, weights=w, minlength=len(uniq)) for w in weights]
-        self.add(keys, len(uniq), sums)
+        idx = np.fromiter(map(self._codes.__getitem__, keys), dtype=np.int64, count=len(uniq))
+        self._grow(len(self._codes))
+        for m, w in enumerate(weights):  # one row per group: distinct codes, a plain add
+            self._acc[m, idx] += np.bincount(inverse, weights=w, minlength=len(uniq))
 
     def add_one(self, key: tuple[Any, ...], values: Sequence[float]) -> None:
         code = self._codes[key]

@@ -28,7 +28,7 @@ from lanewatch.collect.judge import Finalised, Row, judge
 from lanewatch.collect.liveness import Liveness
 from lanewatch.collect.names import Names, Strings
 from lanewatch.config import Rule, Settings
-from lanewatch.histogram import bucket_of
+from lanewatch.histogram import N_BUCKETS, bucket_of
 from lanewatch.store.base import ROLLUPS, Batch, Store
 
 log = logging.getLogger(__name__)
@@ -136,12 +136,15 @@ class Pipeline:
             return
         seconds = start[sel] // _NS
         keys = [seconds, svc[sel], inst[sel], req[sel]]
+        code = (0, len(S) - 1)
+        kb: list[tuple[int, int] | None] = [(int(seconds.min()), int(seconds.max())), code, code, code]
         latency_ms = np.maximum(end[sel] - start[sel], 0) / 1e6
         self.rollups["hops"].add_columns(
             [*keys, exp[sel], verdict[sel]], [None, S.names, S.names, S.names, S.names, _verdict_names],
-            [None, chunk["err"][sel].astype(np.float64), latency_ms])
+            [None, chunk["err"][sel].astype(np.float64), latency_ms], [*kb, code, (0, 3)])
         self.rollups["latency"].add_columns([*keys, bucket_of(latency_ms)],
-                                            [None, S.names, S.names, S.names, None], [None])
+                                            [None, S.names, S.names, S.names, None], [None],
+                                            [*kb, (0, N_BUCKETS - 1)])
         self.counters["hops"] += m
 
     def _is_live(self, svc: int, lane: int, t: float) -> bool:
