@@ -23,8 +23,9 @@ from lanewatch.collect import bulk, classify
 from lanewatch.collect.aggregate import Rollup
 from lanewatch.collect.assembly import Assembly
 from lanewatch.collect.decode import AnyStrings, Keys, SpanColumns, decode_metrics, decode_traces
+from lanewatch.collect.details import describe
 from lanewatch.collect.ingest import Format, IngestResult, Overloaded, Signal
-from lanewatch.collect.judge import Finalised, Row, judge
+from lanewatch.collect.judge import Finalised
 from lanewatch.collect.liveness import Liveness
 from lanewatch.collect.names import Names, Strings
 from lanewatch.config import Rule, Settings
@@ -164,36 +165,6 @@ class Pipeline:
             self.counters[name] += int(sign) * k
         return j
 
-    def _details(self, rows: bulk.Chunk, traces: np.ndarray, prev: bulk.Chunk | None) -> Finalised:
-        """Violations and kept traces, from the reference judge, for a few traces."""
-        out = Finalised()
-        if len(traces) > MAX_DETAILED_TRACES:
-            self.counters["violating_traces_not_detailed"] += len(traces) - MAX_DETAILED_TRACES
-            traces = traces[:MAX_DETAILED_TRACES]
-        before = self._as_rows(prev, traces) if prev is not None else {}
-        for tkey, (tid, spans) in self._as_rows(rows, traces).items():
-            sampled = bool(tkey < self._sample_cut)
-            old = before.get(tkey)
-            judge(tid, spans, sampled).report(out, judge(tid, old[1], sampled) if old else None)
-        return out
-
-    def _as_rows(self, rows: bulk.Chunk, traces: np.ndarray) -> dict[int, tuple[bytes, dict[bytes, Row]]]:
-        sub = bulk.take(rows, np.isin(rows["tkey"], traces))
-        S = self.strings
-        cols = (sub["tkey"].tolist(), sub["thi"].tolist(), sub["tlo"].tolist(), sub["sid"].tolist(),
-                sub["pid"].tolist(), sub["kind"].tolist(), S.names(sub["svc"]), S.names(sub["inst"]),
-                S.names(sub["req"]), S.names(sub["recv"]), S.names(sub["exp"]), sub["verdict"].tolist(),
-                sub["start"].tolist(), sub["err"].tolist())
-        out: dict[int, tuple[bytes, dict[bytes, Row]]] = {}
-        for tk, hi, lo, sid, pid, kind, svc, inst, req, recv, exp, verdict, start, err in zip(*cols):
-            entry = out.get(tk)
-            if entry is None:
-                entry = out[tk] = (hi.to_bytes(8, "big") + lo.to_bytes(8, "big"), {})
-            span = sid.to_bytes(8, "big")
-            entry[1][span] = Row(span, pid.to_bytes(8, "big") if pid else b"", kind, svc, inst, req, recv,
-                                 exp, verdict, start, err)
-        return out
-
     # --- flushing ------------------------------------------------------------------------
     def flush(self) -> Batch:
         """Finalise idle traces and hand everything accumulated to the store."""
@@ -206,9 +177,12 @@ class Pipeline:
                     self._judge(expired.prev, -1.0)
                     rows = bulk.concat([rows, expired.prev])
                 j = self._judge(rows, 1.0)
-                pick = ~j.trace_stayed | (j.trace_tkey < self._sample_cut)
-                if pick.any():
-                    details = self._details(rows, j.trace_tkey[pick], expired.prev)
+                violating = j.trace_tkey[~j.trace_stayed]
+                sampled = j.trace_tkey[j.trace_stayed & (j.trace_tkey < self._sample_cut)]
+                details, skipped = describe(rows, expired.prev, violating, sampled, self.strings,
+                                            MAX_DETAILED_TRACES)
+                if skipped:
+                    self.counters["violating_traces_not_detailed"] += skipped
             self.counters.update(self.assembly.counters)
             self.assembly.counters.clear()
             batch = Batch(rollups={t: r.drain() for t, r in self.rollups.items()},

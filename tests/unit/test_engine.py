@@ -171,3 +171,23 @@ def test_heartbeat_zero_ends_liveness_at_once() -> None:
     p.ingest("metrics", heartbeat_request("C", "gray", up=False), "proto")
     assert not p.liveness.is_live("C", "gray", clock() + 0.01)
     assert [r["state"] for r in p.flush().instances] == ["left"]
+
+
+def test_detail_limit_keeps_violating_traces_before_sampled_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lanewatch.collect.pipeline as pl
+
+    p, clock = _pipeline(sample_ok_traces=1.0, trace_wait_s=1.0)
+    for svc in "AB":
+        p.ingest("metrics", heartbeat_request(svc, "gray"), "proto")
+    tb = TraceBuilder(t0=clock())
+    for _ in range(3):  # in lane, sampled
+        a = tb.new_trace().hop("A", "gray", "gray")
+        tb.hop("B", "gray", "gray", caller=tb.call(a))
+    a = tb.new_trace().hop("A", "gray", "gray")
+    tb.hop("B", "", "gray", caller=tb.call(a))  # a leak
+    p.ingest("traces", tb.body(), "proto")
+    monkeypatch.setattr(pl, "MAX_DETAILED_TRACES", 1)
+    clock.advance(2)
+    b = p.flush()
+    assert [v["kind"] for v in b.violations] == ["leak"] and len(b.traces) == 1
+    assert sum(b.rollups["traces"]["traces"]) == 4  # every trace still counted
