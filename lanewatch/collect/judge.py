@@ -32,8 +32,8 @@ class Row(NamedTuple):
     start_ns: int
     error: bool
 
-_HOP = frozenset((L.SpanKind.SERVER, L.SpanKind.CONSUMER))
-_SEND = frozenset((L.SpanKind.CLIENT, L.SpanKind.PRODUCER))
+_HOP = L.HOP_KINDS
+_SEND = L.SEND_KINDS
 _MAX_DEPTH = 64
 _NS = 1_000_000_000
 

@@ -102,12 +102,6 @@ class Liveness:
                     return True
         return False
 
-    def live_lanes(self, service: str, t: float | None = None) -> list[str]:
-        t = self.clock() if t is None else t
-        lanes = {lane for (s, lane) in self._by_lane if s == service and self.is_live(s, lane, t)}
-        lanes |= {lane for (s, lane) in self.declared if s == service}
-        return sorted(lanes)
-
     def take_changes(self) -> list[dict[str, Any]]:
         """Rows of instances changed since the last call (for the store)."""
         out = []
