@@ -1,9 +1,10 @@
 """OTLP (protobuf or JSON) -> columns. Protobuf and JSON stop here.
 
-Protobuf is parsed with the reduced schema (:mod:`.schema`) and extracted
-column-wise with ``attrgetter``/``map`` over each scope's spans, so the
-per-span work happens in C. JSON (``orjson``) is walked in Python; it is the
-slower path, used by browsers and some SDKs.
+Protobuf is parsed with the reduced schema (:mod:`.schema`) and once more as
+a merged view (:mod:`.columns`) that gives whole columns per scope; fields no
+column gives are read with ``attrgetter``/``map`` over each scope's spans, so
+the per-span work happens in C. JSON (``orjson``) is walked in Python; it is
+the slower path, used by browsers and some SDKs.
 """
 
 from __future__ import annotations
@@ -12,20 +13,19 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter, methodcaller
+from itertools import repeat
+from operator import methodcaller
 from typing import Any
 
 import orjson
 from google.protobuf.message import DecodeError as ProtoDecodeError
 
 from lanewatch import lane as L
-from lanewatch.collect import schema
+from lanewatch.collect import columns, schema
 from lanewatch.collect.ingest import DecodeError, Format
 from lanewatch.collect.schema import any_string
 
 _EMPTY = schema._CLASSES["AnyValue"]()
-_SPAN_FIELDS = attrgetter("trace_id", "span_id", "parent_span_id", "kind", "start_time_unix_nano",
-                          "end_time_unix_nano", "attributes", "status")
 _STATUS = schema.StatusCodes()
 
 
@@ -108,15 +108,22 @@ def decode_traces(body: bytes, fmt: Format, keys: Keys) -> SpanColumns:
         req.ParseFromString(body)
     except ProtoDecodeError as e:
         raise DecodeError(f"malformed OTLP protobuf: {e}") from None
+    merged = columns.parse_merged(body)
+    mrs_all = merged.resource_spans if merged is not None else repeat(None)
+    # a key absent from the bytes is no span's attribute: then no per-span lookups
+    need_attrs = any(k.encode() in body for k in (*keys.request_lane, L.DYED_ATTR, *keys.extra))
     cols = SpanColumns()
-    for rs in req.resource_spans:
+    for rs, mrs in zip(req.resource_spans, mrs_all):
         cols.resources.append(_resource_pb(rs.resource.attributes, keys))
         r = len(cols.resources) - 1
-        for ss in rs.scope_spans:
+        mss_all = mrs.scope_spans if mrs is not None else repeat(None)
+        for ss, mss in zip(rs.scope_spans, mss_all):
             spans = ss.spans
-            if not spans:
+            n = len(spans)
+            if not n:
                 continue
-            tid, sid, pid, kind, st, en, attrs, code = zip(*map(_SPAN_FIELDS, spans))
+            (tid, sid, pid, kind, st, en, code), attrs = columns.scope_columns(
+                mss.spans if mss is not None else None, spans, need_attrs)
             cols.trace_id += tid
             cols.span_id += sid
             cols.parent_id += pid
@@ -124,7 +131,13 @@ def decode_traces(body: bytes, fmt: Format, keys: Keys) -> SpanColumns:
             cols.start_ns += st
             cols.end_ns += en
             cols.status += map(_STATUS.__getitem__, code)
-            cols.resource += [r] * len(tid)
+            cols.resource += [r] * n
+            if attrs is None:  # no span has any wanted key
+                cols.request_lane += [b""] * n
+                cols.dyed += [False] * n
+                for k in keys.extra:
+                    cols.extra.setdefault(k, []).extend([b""] * n)
+                continue
             cols.request_lane += _first([_column(attrs, k) for k in keys.request_lane])
             cols.dyed += map(methodcaller("__contains__", L.DYED_ATTR), attrs)
             for k in keys.extra:
@@ -283,9 +296,9 @@ def _traces_json(body: bytes, keys: Keys) -> SpanColumns:
                 cols.resource += [r] * len(spans)
     except (AttributeError, TypeError) as e:
         raise DecodeError(f"malformed OTLP JSON: unexpected structure ({e})") from None
-    for k in cols.kind:
-        if type(k) is not int:
-            raise DecodeError(f"malformed OTLP JSON: kind must be an integer, got {k!r}")
+    for kd in cols.kind:
+        if type(kd) is not int:
+            raise DecodeError(f"malformed OTLP JSON: kind must be an integer, got {kd!r}")
     return cols
 
 
