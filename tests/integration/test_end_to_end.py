@@ -130,8 +130,13 @@ def test_sdk_exporters_over_http_and_grpc_are_judged(collector: dict[str, Any]) 
     for tp in (a_gray, b_gray, c_gray, a_base, b_base, c_base):
         tp.shutdown()
 
-    summary = wait_for(lambda: (s := get(ep, "/api/v1/summary?window=300"))["lanes"].get("gray", {}).get(
-        "traces", 0) >= 5 and s)
+    def settled() -> dict[str, Any] | None:
+        """The summary once all 8 traces are final (each in its own flush, maybe)."""
+        s: dict[str, Any] = get(ep, "/api/v1/summary?window=300")
+        traces = sum(lane.get("traces", 0) for lane in s["lanes"].values())
+        return s if traces >= 8 and len(get(ep, "/api/v1/violations?window=300")) >= 3 else None
+
+    summary = wait_for(settled, timeout=30.0)
     assert summary["hops"] == {"in_lane": 22, "fallback": 0, "leak": 1, "intrusion": 1}
     assert summary["edges"]["tag_lost"] == 1
     assert summary["lanes"]["gray"]["traces"] == 5 and summary["lanes"]["gray"]["stayed"] == 3
