@@ -5,6 +5,7 @@
   OTLP ``ExportTraceServiceRequest`` bytes (protobuf or JSON), grouped by
   resource the way an SDK exports them.
 * :func:`heartbeat_request`: an OTLP metrics request with the heartbeat gauge.
+* :class:`RecordingSink`: a receiver's sink that records what it was given.
 
 Example::
 
@@ -30,6 +31,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from lanewatch import lane as L
+from lanewatch.collect.ingest import Format, IngestResult, Signal
 
 
 class FakeClock:
@@ -166,3 +168,25 @@ def heartbeat_request(service: str, lane: str = "", instance: str = "", up: bool
     m = rm.scope_metrics.add().metrics.add(name=L.HEARTBEAT_METRIC)
     m.gauge.data_points.add(time_unix_nano=time_ns, as_int=1 if up else 0)
     return bytes(req.SerializeToString())
+
+
+class RecordingSink:
+    """A :class:`~lanewatch.collect.ingest.Sink` for testing receivers: records
+    ``(signal, len(body), fmt)``, the bodies and the drops; set ``error`` to raise it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Signal, int, Format]] = []
+        self.bodies: list[bytes] = []
+        self.drops: list[tuple[str, int]] = []
+        self.error: Exception | None = None
+        self.result = IngestResult(accepted=1)
+
+    def ingest(self, signal: Signal, body: bytes, fmt: Format) -> IngestResult:
+        self.calls.append((signal, len(body), fmt))
+        self.bodies.append(body)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def count_drop(self, reason: str, n: int = 1) -> None:
+        self.drops.append((reason, n))

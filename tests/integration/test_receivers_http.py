@@ -27,32 +27,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from lanewatch.collect.ingest import DecodeError, Format, IngestResult, Overloaded, Signal
+from lanewatch.collect.ingest import DecodeError, IngestResult, Overloaded
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
+from lanewatch.testing import RecordingSink
 
 MAX_BODY = 1 << 20
 PROTO = {"Content-Type": "application/x-protobuf"}
-
-
-class RecordingSink:
-    """Records (signal, len(body), fmt) and drops; can be told to raise."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Signal, int, Format]] = []
-        self.bodies: list[bytes] = []
-        self.drops: list[tuple[str, int]] = []
-        self.error: Exception | None = None
-        self.result = IngestResult(accepted=1)
-
-    def ingest(self, signal: Signal, body: bytes, fmt: Format) -> IngestResult:
-        self.calls.append((signal, len(body), fmt))
-        self.bodies.append(body)
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-    def count_drop(self, reason: str, n: int = 1) -> None:
-        self.drops.append((reason, n))
 
 
 @pytest.fixture
