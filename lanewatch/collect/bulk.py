@@ -77,13 +77,18 @@ def judge_bulk(r: Chunk) -> Judged:
     is_hop = (kind == L.SpanKind.SERVER) | (kind == L.SpanKind.CONSUMER)
     is_send = (kind == L.SpanKind.CLIENT) | (kind == L.SpanKind.PRODUCER)
     # parent row of every row (-1: none in the trace)
+    # (a sorted join: both sides sorted first, so the search walks memory in order)
     own = span_key(tkey, r["sid"])
-    order = np.argsort(own, kind="stable")
+    order = np.argsort(own)
     sorted_keys = own[order]
     want = span_key(tkey, r["pid"])
-    pos = np.minimum(np.searchsorted(sorted_keys, want), max(n - 1, 0))
-    found = (r["pid"] != 0) & (sorted_keys[pos] == want) if n else np.zeros(0, bool)
-    parent = np.where(found, order[pos], -1)
+    w_order = np.argsort(want)
+    w_sorted = want[w_order]
+    pos = np.minimum(np.searchsorted(sorted_keys, w_sorted), max(n - 1, 0))
+    hit = (sorted_keys[pos] == w_sorted) if n else np.zeros(0, bool)
+    parent = np.empty(n, dtype=np.int64)
+    parent[w_order] = np.where(hit, order[pos], -1)
+    parent[r["pid"] == 0] = -1
     # nearest hop ancestor (excluding the row itself) by pointer jumping
     anc = parent.copy()
     for _ in range(_MAX_DEPTH):
