@@ -20,7 +20,8 @@ tag always wins over dyeing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 from opentelemetry import baggage
 from opentelemetry.context import Context, create_key, get_current, set_value
@@ -78,13 +79,13 @@ class LanePropagator(TextMapPropagator):
         ctx = get_current() if context is None else context
         try:
             lane = self._first_valid(carrier, getter, self._read)
-            if lane is not None and baggage.get_baggage(L.REQUEST_LANE_ATTR, ctx) != lane:
+            if lane is not None and _baggage(ctx).get(L.REQUEST_LANE_ATTR) != lane:
                 ctx = baggage.set_baggage(L.REQUEST_LANE_ATTR, lane, ctx)
             for name in self.passthrough_headers:
                 value = self._passthrough_value(carrier, getter, name)
                 if value is not None:
                     ctx = baggage.set_baggage(name, value, ctx)
-            if self.dye_lane is not None and not valid_lane(baggage.get_baggage(L.REQUEST_LANE_ATTR, ctx)):
+            if self.dye_lane is not None and not valid_lane(_baggage(ctx).get(L.REQUEST_LANE_ATTR)):
                 ctx = baggage.set_baggage(L.REQUEST_LANE_ATTR, self.dye_lane, ctx)
                 ctx = set_value(DYED_KEY, True, ctx)
         except Exception:  # noqa: BLE001 - a propagator must never break the request
@@ -99,11 +100,11 @@ class LanePropagator(TextMapPropagator):
     ) -> None:
         """Write the request lane (if valid) and the pass-through entries as headers."""
         try:
-            lane = baggage.get_baggage(L.REQUEST_LANE_ATTR, context)
-            if lane is not None and valid_lane(lane):
+            entries = _baggage(get_current() if context is None else context)
+            lane = entries.get(L.REQUEST_LANE_ATTR)
+            if lane is not None and (lane in _KNOWN_VALID or valid_lane(lane)):
                 setter.set(carrier, self.lane_header, lane)  # type: ignore[arg-type]
             if self.passthrough_headers:
-                entries = baggage.get_all(context)
                 for name in self.passthrough_headers:
                     value = entries.get(name)
                     if isinstance(value, str) and _safe_header_value(value):
@@ -117,12 +118,18 @@ class LanePropagator(TextMapPropagator):
         return {self.lane_header, *self.passthrough_headers}
 
     def _first_valid(self, carrier: CarrierT, getter: Getter[CarrierT], names: Iterable[str]) -> str | None:
+        plain = getter is default_getter and type(carrier) is dict  # the common case, read directly
         for name in names:
-            values = getter.get(carrier, name)
-            if not values:
-                continue
-            value = values[0].strip()
-            if valid_lane(value):
+            raw = carrier.get(name) if plain else None  # type: ignore[attr-defined]
+            if not isinstance(raw, str):
+                if plain and raw is None:
+                    continue
+                values = getter.get(carrier, name)
+                if not values:
+                    continue
+                raw = values[0]
+            value = raw.strip()
+            if value in _KNOWN_VALID or valid_lane(value):
                 return value
             if value:  # an empty header means no lane, not a bad one
                 self._reject(name, value)
@@ -145,6 +152,20 @@ class LanePropagator(TextMapPropagator):
 
 
 _KNOWN_VALID: set[str] = set()
+#: The context key the SDK keeps baggage under (read directly: one dict lookup, not four calls).
+_BAGGAGE_KEY: str | None = getattr(baggage, "_BAGGAGE_KEY", None)
+_NO_ENTRIES: Mapping[str, object] = MappingProxyType({})
+
+
+def _baggage(ctx: Context) -> Mapping[str, object]:
+    """The baggage entries of ``ctx`` (``baggage.get_all``, minus the wrapping when the key is known)."""
+    if _BAGGAGE_KEY is not None:
+        entries = ctx.get(_BAGGAGE_KEY)
+        if entries is None:
+            return _NO_ENTRIES
+        if isinstance(entries, dict):
+            return entries
+    return baggage.get_all(ctx)
 
 
 def valid_lane(value: object) -> bool:

@@ -112,3 +112,46 @@ def test_options_from_resource_attributes() -> None:
 def test_bad_settings_are_named(env: dict[str, str], named: str) -> None:
     with pytest.raises(InstrumentConfigError, match=named):
         resolve(env)
+
+
+def _lane_span(tp: TracerProvider, **attrs: object) -> object:
+    with use_lane("gray"):
+        span = tp.get_tracer("t").start_span("s", attributes=attrs)  # type: ignore[arg-type]
+    span.end()
+    return span
+
+
+def test_direct_stamp_matches_set_attribute_under_span_limits() -> None:
+    """The fast write is only taken where set_attribute would store the value unchanged."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    plain = TracerProvider(shutdown_on_exit=False)
+    plain.add_span_processor(LaneSpanProcessor())
+    span = _lane_span(plain, a=1)
+    assert dict(span.attributes) == {"a": 1, L.REQUEST_LANE_ATTR: "gray"}  # type: ignore[attr-defined]
+    # full attribute map: the SDK's eviction applies (oldest dropped, counted)
+    full = TracerProvider(shutdown_on_exit=False, span_limits=SpanLimits(max_span_attributes=1))
+    full.add_span_processor(LaneSpanProcessor())
+    span = _lane_span(full, a=1)
+    assert dict(span.attributes) == {L.REQUEST_LANE_ATTR: "gray"}  # type: ignore[attr-defined]
+    assert span.dropped_attributes == 1  # type: ignore[attr-defined]
+    # value length limit: the SDK's truncation applies
+    short = TracerProvider(shutdown_on_exit=False, span_limits=SpanLimits(max_span_attribute_length=3))
+    short.add_span_processor(LaneSpanProcessor())
+    assert _lane_span(short).attributes[L.REQUEST_LANE_ATTR] == "gra"  # type: ignore[attr-defined]
+
+
+def test_stamp_falls_back_to_set_attribute_on_unknown_spans() -> None:
+    class Foreign:
+        kind = SpanKind.SERVER
+
+        def __init__(self) -> None:
+            self.attrs: dict[str, object] = {}
+
+        def set_attribute(self, key: str, value: object) -> None:
+            self.attrs[key] = value
+
+    span = Foreign()
+    ctx = set_value(DYED_KEY, True, baggage.set_baggage(L.REQUEST_LANE_ATTR, "gray", Context()))
+    LaneSpanProcessor().on_start(span, ctx)  # type: ignore[arg-type]
+    assert span.attrs == {L.REQUEST_LANE_ATTR: "gray", L.DYED_ATTR: True}

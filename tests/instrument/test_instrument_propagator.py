@@ -139,3 +139,36 @@ def test_install_composes_and_does_not_stack() -> None:
         assert installed() is second
     finally:
         set_global_textmap(before)
+
+
+def test_extract_reads_any_carrier_shape() -> None:
+    """Plain dicts are read directly; list values, other mappings and custom getters go through the getter."""
+    from collections import UserDict
+
+    from opentelemetry.propagators.textmap import Getter
+
+    class UpperGetter(Getter[dict[str, str]]):
+        def get(self, carrier: dict[str, str], key: str) -> list[str] | None:
+            value = carrier.get(key.upper())
+            return [value] if value is not None else None
+
+        def keys(self, carrier: dict[str, str]) -> list[str]:
+            return list(carrier)
+
+    prop = LanePropagator()
+    assert lane_of(prop.extract({"x-mse-tag": " gray "}, Context())) == "gray"
+    assert lane_of(prop.extract({"x-mse-tag": ["gray", "blue"]}, Context())) == "gray"
+    assert lane_of(prop.extract(UserDict({"x-mse-tag": "gray"}), Context())) == "gray"
+    assert lane_of(prop.extract({"X-MSE-TAG": "gray"}, Context(), getter=UpperGetter())) == "gray"
+    assert lane_of(prop.extract({"x-mse-tag": "", "service-lane": "blue"}, Context())) == "blue"
+    assert lane_of(prop.extract({}, Context())) is None
+
+
+def test_inject_without_baggage_or_context() -> None:
+    prop = LanePropagator()
+    out: dict[str, str] = {}
+    prop.inject(out, Context())
+    prop.inject(out)
+    assert out == {}
+    prop.inject(out, baggage.set_baggage(L.REQUEST_LANE_ATTR, "gray", Context()))
+    assert out == {"x-mse-tag": "gray"}
