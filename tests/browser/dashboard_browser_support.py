@@ -95,41 +95,25 @@ def free_port() -> int:
 
 
 class Switchboard:
-    """A demo fault switchboard over real HTTP: ``GET /faults``, ``POST /faults/<name>``."""
+    """The demo's real control server (its fault switchboard) on a free port."""
 
-    def __init__(self, faults: dict[str, bool]) -> None:
-        import json
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    def __init__(self, on: dict[str, bool]) -> None:
+        from lanewatch.demo.control import ControlApp, ControlServer
+        from lanewatch.demo.faults import Switchboard as Faults
+        from lanewatch.demo.registry import Registry
 
-        self.faults = faults
+        self.board = Faults()
+        for name, state in on.items():
+            self.board.set(name, state)
+        self.server = ControlServer(ControlApp(Registry(), self.board)).start()
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, code: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._reply(200, faults)
-
-            def do_POST(self) -> None:
-                name = self.path.removeprefix("/faults/")
-                faults[name] = bool(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["on"])
-                self._reply(200, {name: faults[name]})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+    @property
+    def faults(self) -> dict[str, bool]:
+        return self.board.snapshot()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @contextmanager

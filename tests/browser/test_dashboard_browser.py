@@ -182,11 +182,11 @@ def test_demo_faults_panel_switches_faults(lanewatch_up: Running, switchboard: S
                                            browser: Browser) -> None:
     page = browser.page
     _open(browser, lanewatch_up.url + "/", "#overview-faults input")
-    expect(page.locator("#overview-faults-status")).to_have_text("1 of 2 faults on.")
+    expect(page.locator("#overview-faults-status")).to_have_text("1 of 7 faults on.")
     page.get_by_label("c_gray_down").check()
     deadline = time.monotonic() + 3
     while not switchboard.faults["c_gray_down"] and time.monotonic() < deadline:
         page.wait_for_timeout(100)
-    assert switchboard.faults == {"c_gray_down": True, "proxy_strips_tag": True}
-    expect(page.locator("#overview-faults-status")).to_have_text("2 of 2 faults on.")
+    assert {k for k, v in switchboard.faults.items() if v} == {"c_gray_down", "proxy_strips_tag"}
+    expect(page.locator("#overview-faults-status")).to_have_text("2 of 7 faults on.")
     assert browser.errors == []

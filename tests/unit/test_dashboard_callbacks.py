@@ -15,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 from dash import Patch, html, no_update
+from dash_tree import find, text
 
 from lanewatch.config import Settings
 from lanewatch.query import Query
@@ -105,32 +106,6 @@ def app_context() -> Iterator[dict[str, Any]]:
 
 
 STATE = {"window_s": 60, "service": None, "lane": None, "kind": None}
-
-
-def texts(component: Any) -> list[str]:
-    """Every string in a component tree, in order (what the browser shows as text)."""
-    if component is None:
-        return []
-    if isinstance(component, (str, int, float)):
-        return [str(component)]
-    if isinstance(component, (list, tuple)):
-        return [t for c in component for t in texts(c)]
-    return texts(getattr(component, "children", None))
-
-
-def text(component: Any) -> str:
-    return "".join(texts(component))
-
-
-def find(c: Any, cls: type) -> list[Any]:
-    out = [c] if isinstance(c, cls) else []
-    kids = c if isinstance(c, (list, tuple)) else getattr(c, "children", None)
-    if isinstance(kids, (list, tuple)):
-        for k in kids:
-            out += find(k, cls)
-    elif kids is not None and not isinstance(kids, (str, int, float)):
-        out += find(kids, cls)
-    return out
 
 
 # ---- overview --------------------------------------------------------------------------------
@@ -332,72 +307,35 @@ def test_shell_options_keep_the_selection_and_nav_keeps_the_query(
 
 # ---- demo faults -----------------------------------------------------------------------------
 
-class _Switchboard:
-    """A real HTTP fault switchboard like the demo's: GET /faults, POST /faults/<name>."""
-
-    def __init__(self) -> None:
-        import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        faults = {"drop-tag-at-proxy": False, "c-gray-down": True}
-        self.faults = faults
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, code: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._reply(200, faults) if self.path == "/faults" else self._reply(404, {})
-
-            def do_POST(self) -> None:
-                name = self.path.removeprefix("/faults/")
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if name not in faults:
-                    return self._reply(404, {"error": "no such fault"})
-                faults[name] = bool(body["on"])
-                self._reply(200, {name: faults[name]})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_demo_faults_panel_lists_and_switches(app_context: dict[str, Any]) -> None:
     import dataclasses
 
     from lanewatch.dashboard.app import set_context
     from lanewatch.dashboard.pages import overview
+    from lanewatch.demo.control import ControlApp, ControlServer
+    from lanewatch.demo.faults import FAULT_NAMES, Switchboard
+    from lanewatch.demo.registry import Registry
 
-    board = _Switchboard()
+    board = Switchboard()  # the demo's real control server
+    board.set("c_gray_down", True)
+    server = ControlServer(ControlApp(Registry(), board)).start()
     set_context(app_context["query"], dataclasses.replace(app_context["settings"],
-                                                          demo_control_url=board.url))
+                                                          demo_control_url=server.url))
+    on_now = lambda: sorted(k for k, v in board.snapshot().items() if v)
     try:
         options, on, status, known = overview.faults(1, [], None, None)
-        assert [o["value"] for o in options] == ["c-gray-down", "drop-tag-at-proxy"]
-        assert on == ["c-gray-down"] and status == "1 of 2 faults on."
-        options, on, status, known = overview.faults(None, ["c-gray-down", "drop-tag-at-proxy"],
+        assert [o["value"] for o in options] == sorted(FAULT_NAMES)
+        assert on == ["c_gray_down"] and status == f"1 of {len(FAULT_NAMES)} faults on."
+        options, on, status, known = overview.faults(None, ["c_gray_down", "proxy_strips_tag"],
                                                      known, "overview-faults")
-        assert board.faults == {"drop-tag-at-proxy": True, "c-gray-down": True}
-        assert on == ["c-gray-down", "drop-tag-at-proxy"]
+        assert on_now() == ["c_gray_down", "proxy_strips_tag"]
+        assert on == ["c_gray_down", "proxy_strips_tag"]
         overview.faults(None, [], known, "overview-faults")
-        assert board.faults == {"drop-tag-at-proxy": False, "c-gray-down": False}
+        assert on_now() == []
         panel = overview.layout()
         assert next(d for d in find(panel, html.Div) if getattr(d, "id", None) == "overview-demo").hidden is False
     finally:
-        board.close()
+        server.stop()
     _, _, status, _ = overview.faults(2, [], known, None)
     assert "does not answer" in status and "lanewatch demo" in status
     set_context(app_context["query"], app_context["settings"])

@@ -8,6 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 import pytest
 from dash import html
+from dash_tree import find, text, texts
 
 from lanewatch.config import Settings
 from lanewatch.dashboard import components as C
@@ -18,32 +19,6 @@ from lanewatch.dashboard import theme as T
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 T0 = 1_800_000_000  # 2027-01-15 08:00:00 UTC
-
-
-def texts(c: Any) -> list[str]:
-    if c is None:
-        return []
-    if isinstance(c, (str, int, float)):
-        return [str(c)]
-    if isinstance(c, (list, tuple)):
-        return [t for x in c for t in texts(x)]
-    return texts(getattr(c, "children", None))
-
-
-def text(c: Any) -> str:
-    return "".join(texts(c))
-
-
-def find(c: Any, cls: type) -> list[Any]:
-    """Every component of type ``cls`` in a tree."""
-    out = [c] if isinstance(c, cls) else []
-    kids = getattr(c, "children", None) if not isinstance(c, (list, tuple)) else c
-    if isinstance(kids, (list, tuple)):
-        for k in kids:
-            out += find(k, cls)
-    elif kids is not None and not isinstance(kids, (str, int, float)):
-        out += find(kids, cls)
-    return out
 
 
 # ---- colours ---------------------------------------------------------------------------------
