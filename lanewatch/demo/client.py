@@ -9,6 +9,7 @@ process whose control server is gone for ``orphan_after_s`` stops itself
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -145,3 +146,16 @@ def serve_role(role: str, host: str, port: int, control_url: str,
     server.server_close()
     control.leave()
     return 0
+
+
+def role_main(role: str, description: str, make_app: Callable[[ControlClient], Callable[..., Iterable[bytes]]],
+              argv: list[str] | None = None) -> int:
+    """The command line of a non-mesh process: ``--host --port --control --log-level``."""
+    p = argparse.ArgumentParser(prog=f"lanewatch.demo.{role}", description=description)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--control", required=True)
+    p.add_argument("--log-level", default="WARNING")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format=f"%(asctime)s {role} %(levelname)s %(message)s")
+    return serve_role(role, args.host, args.port, args.control, make_app)

@@ -17,7 +17,6 @@ it routes everything to base and drops lane headers at the edge.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import random
 from collections.abc import Callable, Iterable
@@ -27,7 +26,7 @@ from lanewatch import lane as L
 from lanewatch.demo import faults as F
 from lanewatch.demo import web
 from lanewatch.demo.balancer import Balancer, NoInstance
-from lanewatch.demo.client import ControlClient, serve_role
+from lanewatch.demo.client import ControlClient, role_main
 from lanewatch.demo.proxy import strip_lane
 from lanewatch.demo.scenarios import ENTRY_SERVICE, IngressRules
 
@@ -83,14 +82,7 @@ class IngressApp:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="lanewatch.demo.ingress", description=__doc__.splitlines()[0])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--control", required=True)
-    p.add_argument("--log-level", default="WARNING")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s ingress %(levelname)s %(message)s")
-    return serve_role("ingress", args.host, args.port, args.control, IngressApp)
+    return role_main("ingress", __doc__.splitlines()[0], IngressApp, argv)
 
 
 if __name__ == "__main__":

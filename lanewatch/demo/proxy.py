@@ -15,7 +15,6 @@ to the collector it is part of the wire.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -25,7 +24,7 @@ from lanewatch import lane as L
 from lanewatch.demo import faults as F
 from lanewatch.demo import web
 from lanewatch.demo.balancer import Balancer
-from lanewatch.demo.client import ControlClient, serve_role
+from lanewatch.demo.client import ControlClient, role_main
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +91,7 @@ class ProxyApp:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="lanewatch.demo.proxy", description=__doc__.splitlines()[0])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--control", required=True)
-    p.add_argument("--log-level", default="WARNING")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s proxy %(levelname)s %(message)s")
-    return serve_role("proxy", args.host, args.port, args.control, ProxyApp)
+    return role_main("proxy", __doc__.splitlines()[0], ProxyApp, argv)
 
 
 if __name__ == "__main__":
