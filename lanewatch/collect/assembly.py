@@ -54,9 +54,10 @@ class Assembly:
         self.n_open = self.n_kept = 0
         self.counters: Counter[str] = Counter()
 
-    def add(self, rows: Chunk) -> np.ndarray:
-        """Take a batch; return the mask of rows not seen before (those are kept)."""
-        now = self.clock()
+    def add(self, rows: Chunk, arrived: float | None = None) -> np.ndarray:
+        """Take a batch that ``arrived`` (default: now); return the mask of rows not seen
+        before (those are kept)."""
+        now = self.clock() if arrived is None else arrived
         keys = span_key(rows["tkey"], rows["sid"])
         klist = keys.tolist()
         n = len(klist)

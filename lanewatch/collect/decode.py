@@ -17,6 +17,7 @@ from itertools import repeat
 from operator import methodcaller
 from typing import Any
 
+import numpy as np
 import orjson
 from google.protobuf.message import DecodeError as ProtoDecodeError
 
@@ -26,7 +27,7 @@ from lanewatch.collect.ingest import DecodeError, Format
 from lanewatch.collect.schema import any_string
 
 _EMPTY = schema._CLASSES["AnyValue"]()
-_STATUS = schema.StatusCodes()
+STATUS_CODES = schema.StatusCodes()
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,65 @@ class Resource:
     instance: str
 
 
+_U64 = np.dtype(">u8")
+_INT64_MAX = 2**63 - 1
+_INVALID = ("{} spans rejected: trace_id must be 16 bytes and not all zero, span_id 8 bytes, "
+            "parent_span_id empty or 8 bytes, start_time_unix_nano set; times below 2^63")
+
+
 @dataclass
 class SpanColumns:
-    """One export request's spans as columns (all lists have length ``n``)."""
+    """Valid spans of one or more export requests, as columns of length ``n``.
+
+    Ids are unsigned 64-bit integers read big-endian (a parent of 0 is no parent).
+    Attributes are given for the spans ``attr_at`` only (any other span has none of the
+    wanted keys): ``request_lane`` and each ``extra`` list hold one raw value per entry of
+    ``attr_at`` (encoded AnyValue bytes from protobuf, str from JSON, empty when unset),
+    which the name tables turn into lanes."""
+
+    trace_hi: np.ndarray
+    trace_lo: np.ndarray
+    span_id: np.ndarray
+    parent_id: np.ndarray
+    kind: np.ndarray  # int8, SpanKind (anything outside 0..5 reads as 0)
+    start_ns: np.ndarray  # int64
+    end_ns: np.ndarray  # int64
+    err: np.ndarray  # bool: status code ERROR
+    dyed: np.ndarray  # bool: lane.dyed set, the hop received no lane
+    attr_at: np.ndarray  # int64: the spans whose attributes follow
+    request_lane: list[bytes | str]
+    extra: dict[str, list[bytes | str]]  # attributes rules read, raw
+    resource: np.ndarray  # int64 index into resources
+    resources: list[Resource]
+    rejected: int = 0  # spans of the request(s) dropped as invalid
+    why: str = ""  # the message for the rejected ones
+
+    @property
+    def n(self) -> int:
+        return len(self.span_id)
+
+    @classmethod
+    def concat(cls, parts: Sequence[SpanColumns]) -> SpanColumns:
+        """Several requests' columns as one (resource indices renumbered)."""
+        offsets = np.cumsum([0] + [len(c.resources) for c in parts[:-1]])
+        starts = np.cumsum([0] + [c.n for c in parts[:-1]])
+        arrays = {name: np.concatenate([getattr(c, name) for c in parts]) for name in _ARRAYS}
+        return cls(**arrays,  # type: ignore[arg-type]
+                   attr_at=np.concatenate([c.attr_at + s for c, s in zip(parts, starts)]),
+                   request_lane=[v for c in parts for v in c.request_lane],
+                   extra={k: [v for c in parts for v in c.extra[k]] for k in parts[0].extra},
+                   resource=np.concatenate([c.resource + o for c, o in zip(parts, offsets)]),
+                   resources=[r for c in parts for r in c.resources],
+                   rejected=sum(c.rejected for c in parts))
+
+
+_ARRAYS = ("trace_hi", "trace_lo", "span_id", "parent_id", "kind", "start_ns", "end_ns", "err", "dyed")
+
+
+@dataclass
+class RawSpans:
+    """Spans as read one by one (the exact protobuf path and JSON): plain lists, not yet
+    checked; :meth:`columns` checks them and makes the arrays."""
 
     trace_id: list[bytes] = field(default_factory=list)
     span_id: list[bytes] = field(default_factory=list)
@@ -49,16 +106,51 @@ class SpanColumns:
     start_ns: list[int] = field(default_factory=list)
     end_ns: list[int] = field(default_factory=list)
     status: list[int] = field(default_factory=list)  # status code (2 = error)
-    #: raw request lane: encoded AnyValue bytes (protobuf) or str (JSON); empty when unset
     request_lane: list[bytes | str] = field(default_factory=list)
-    dyed: list[bool] = field(default_factory=list)  # lane.dyed set: the hop received no lane
-    extra: dict[str, list[bytes | str]] = field(default_factory=dict)  # attributes rules read, raw
-    resource: list[int] = field(default_factory=list)  # index into resources
+    dyed: list[bool] = field(default_factory=list)
+    extra: dict[str, list[bytes | str]] = field(default_factory=dict)
+    resource: list[int] = field(default_factory=list)
     resources: list[Resource] = field(default_factory=list)
 
     @property
     def n(self) -> int:
         return len(self.trace_id)
+
+    def columns(self) -> SpanColumns:
+        """The valid spans as a :class:`SpanColumns`; the others are counted in ``rejected``."""
+        n = self.n
+        r = self
+        all_ok = (set(map(len, self.trace_id)) <= {16} and bytes(16) not in self.trace_id
+                  and set(map(len, self.span_id)) <= {8} and set(map(len, self.parent_id)) <= {0, 8}
+                  and (n == 0 or (0 < min(self.start_ns) and max(self.start_ns) <= _INT64_MAX
+                                  and 0 <= min(self.end_ns) and max(self.end_ns) <= _INT64_MAX)))
+        keep = range(n) if all_ok else [
+            i for i in range(n) if len(self.trace_id[i]) == 16 and any(self.trace_id[i])
+            and len(self.span_id[i]) == 8 and len(self.parent_id[i]) in (0, 8)
+            and 0 < self.start_ns[i] <= _INT64_MAX and 0 <= self.end_ns[i] <= _INT64_MAX]
+        if len(keep) < n:
+            def pick(col: list[Any]) -> list[Any]:
+                return [col[i] for i in keep]
+            r = RawSpans(**{f: pick(getattr(self, f)) for f in _RAW_LISTS},
+                         extra={k: pick(v) for k, v in self.extra.items()},
+                         resource=pick(self.resource), resources=self.resources)
+        m = len(keep)
+        ids = np.frombuffer(b"".join(r.trace_id), dtype=_U64).astype(np.uint64).reshape(m, 2)
+        kind = np.asarray(r.kind, dtype=np.int64)
+        return SpanColumns(
+            trace_hi=ids[:, 0].copy(), trace_lo=ids[:, 1].copy(),
+            span_id=np.frombuffer(b"".join(r.span_id), dtype=_U64).astype(np.uint64),
+            parent_id=np.frombuffer(b"".join(map(bytes.ljust, r.parent_id, repeat(8), repeat(b"\0"))),
+                                    dtype=_U64).astype(np.uint64),
+            kind=np.where((kind >= 0) & (kind <= 5), kind, 0).astype(np.int8),
+            start_ns=np.asarray(r.start_ns, dtype=np.int64), end_ns=np.asarray(r.end_ns, dtype=np.int64),
+            err=np.asarray(r.status, dtype=np.int64) == 2, dyed=np.asarray(r.dyed, dtype=bool).reshape(m),
+            attr_at=np.arange(m, dtype=np.int64), request_lane=r.request_lane, extra=r.extra,
+            resource=np.asarray(r.resource, dtype=np.int64).reshape(m), resources=r.resources,
+            rejected=n - m, why=_INVALID.format(n - m) if m < n else "")
+
+
+_RAW_LISTS = ("trace_id", "span_id", "parent_id", "kind", "start_ns", "end_ns", "status", "request_lane", "dyed")
 
 
 @dataclass(frozen=True)
@@ -80,7 +172,7 @@ class Keys:
     extra: Sequence[str] = ()
 
 
-def _first(values: list[list[Any]]) -> list[Any]:
+def first_set(values: list[list[Any]]) -> list[Any]:
     """Per position, the first non-empty value across several key columns."""
     out = values[0]
     for more in values[1:]:
@@ -88,7 +180,7 @@ def _first(values: list[list[Any]]) -> list[Any]:
     return out
 
 
-def _resource_pb(attrs: Any, keys: Keys) -> Resource:
+def resource_pb(attrs: Any, keys: Keys) -> Resource:
     get = attrs.get
     service = get(L.SERVICE_NAME_ATTR, _EMPTY).string_value or "unknown_service"
     lane = next((v for v in (get(k, _EMPTY).string_value for k in keys.instance_lane) if v), "")
@@ -100,9 +192,21 @@ def _resource_pb(attrs: Any, keys: Keys) -> Resource:
 
 
 def decode_traces(body: bytes, fmt: Format, keys: Keys) -> SpanColumns:
-    """Decode an ExportTraceServiceRequest; raise DecodeError when malformed."""
+    """Decode an ExportTraceServiceRequest; raise DecodeError when malformed.
+
+    Protobuf goes through :func:`wire.fast_traces` first; a request it does not take
+    (see there) is read span by span here."""
     if fmt == "json":
-        return _traces_json(body, keys)
+        return _traces_json(body, keys).columns()
+    from lanewatch.collect import wire  # wire builds on this module's types
+
+    fast = wire.fast_traces(body, keys)
+    if fast is not None:
+        return fast
+    return _traces_pb(body, keys).columns()
+
+
+def _traces_pb(body: bytes, keys: Keys) -> RawSpans:
     req = schema.TraceRequest()
     try:
         req.ParseFromString(body)
@@ -112,9 +216,9 @@ def decode_traces(body: bytes, fmt: Format, keys: Keys) -> SpanColumns:
     mrs_all = merged.resource_spans if merged is not None else repeat(None)
     # a key absent from the bytes is no span's attribute: then no per-span lookups
     need_attrs = any(k.encode() in body for k in (*keys.request_lane, L.DYED_ATTR, *keys.extra))
-    cols = SpanColumns()
+    cols = RawSpans()
     for rs, mrs in zip(req.resource_spans, mrs_all):
-        cols.resources.append(_resource_pb(rs.resource.attributes, keys))
+        cols.resources.append(resource_pb(rs.resource.attributes, keys))
         r = len(cols.resources) - 1
         mss_all = mrs.scope_spans if mrs is not None else repeat(None)
         for ss, mss in zip(rs.scope_spans, mss_all):
@@ -130,7 +234,7 @@ def decode_traces(body: bytes, fmt: Format, keys: Keys) -> SpanColumns:
             cols.kind += kind
             cols.start_ns += st
             cols.end_ns += en
-            cols.status += map(_STATUS.__getitem__, code)
+            cols.status += map(STATUS_CODES.__getitem__, code)
             cols.resource += [r] * n
             if attrs is None:  # no span has any wanted key
                 cols.request_lane += [b""] * n
@@ -138,29 +242,34 @@ def decode_traces(body: bytes, fmt: Format, keys: Keys) -> SpanColumns:
                 for k in keys.extra:
                     cols.extra.setdefault(k, []).extend([b""] * n)
                 continue
-            cols.request_lane += _first([_column(attrs, k) for k in keys.request_lane])
+            cols.request_lane += first_set([attribute_column(attrs, k) for k in keys.request_lane])
             cols.dyed += map(methodcaller("__contains__", L.DYED_ATTR), attrs)
             for k in keys.extra:
-                cols.extra.setdefault(k, []).extend(_column(attrs, k))
+                cols.extra.setdefault(k, []).extend(attribute_column(attrs, k))
     for k in keys.extra:
         cols.extra.setdefault(k, [])
     return cols
 
 
-class AnyStrings(Sequence[str]):
-    """A raw attribute column read as strings, decoded only where indexed."""
+class AttributeStrings(Sequence[str]):
+    """An attribute given for the spans ``at`` (raw values), read per span as a string
+    ('' for the other spans), decoded only where indexed."""
 
-    def __init__(self, raw: Sequence[bytes | str]) -> None:
-        self.raw = raw
+    def __init__(self, at: np.ndarray, raw: Sequence[bytes | str], n: int) -> None:
+        self.at, self.raw, self.n = at, raw, n
+        self._where: dict[int, int] | None = None
 
     def __getitem__(self, i: int) -> str:  # type: ignore[override]
-        return any_string(self.raw[i])
+        if self._where is None:
+            self._where = dict(zip(self.at.tolist(), range(len(self.raw))))
+        j = self._where.get(i)
+        return "" if j is None else any_string(self.raw[j])
 
     def __len__(self) -> int:
-        return len(self.raw)
+        return self.n
 
 
-def _column(attrs: Sequence[Any], key: str) -> list[bytes]:
+def attribute_column(attrs: Sequence[Any], key: str) -> list[bytes]:
     """One attribute's encoded value across spans, in C (b'' when missing)."""
     return list(map(methodcaller("get", key, b""), attrs))
 
@@ -267,9 +376,9 @@ def _json_string(attrs: Sequence[Any], names: list[Any], key: str) -> str:
     return s if type(s) is str else ""
 
 
-def _traces_json(body: bytes, keys: Keys) -> SpanColumns:
+def _traces_json(body: bytes, keys: Keys) -> RawSpans:
     doc = _load_json(body)
-    cols = SpanColumns(extra={k: [] for k in keys.extra})
+    cols = RawSpans(extra={k: [] for k in keys.extra})
     try:
         for rs in doc.get("resourceSpans") or ():
             rattrs = _json_attrs((rs.get("resource") or {}).get("attributes"))
@@ -342,7 +451,7 @@ def decode_metrics(body: bytes, fmt: Format, keys: Keys) -> tuple[list[Heartbeat
     except ProtoDecodeError as e:
         raise DecodeError(f"malformed OTLP protobuf: {e}") from None
     for rm in req.resource_metrics:
-        res = _resource_pb(rm.resource.attributes, keys)
+        res = resource_pb(rm.resource.attributes, keys)
         for sm in rm.scope_metrics:
             for m in sm.metrics:
                 dps = list(m.gauge.data_points) + list(m.sum.data_points)

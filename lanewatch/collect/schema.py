@@ -72,6 +72,18 @@ def _build() -> dict[str, Any]:
     m = fd.message_type.add(name="ExportTraceServiceRequest")
     _field(m, "resource_spans", 1, F.TYPE_MESSAGE, "ResourceSpans", repeated=True)
 
+    # the same request with each span left encoded (for collect/wire.py), and a bare
+    # list of spans (the spans wire.py reads attributes of, re-framed)
+    m = fd.message_type.add(name="BlobScopeSpans")
+    _field(m, "spans", 2, F.TYPE_BYTES, repeated=True)
+    m = fd.message_type.add(name="BlobResourceSpans")
+    _field(m, "resource", 1, F.TYPE_MESSAGE, "Resource")
+    _field(m, "scope_spans", 2, F.TYPE_MESSAGE, "BlobScopeSpans", repeated=True)
+    m = fd.message_type.add(name="BlobTraceRequest")
+    _field(m, "resource_spans", 1, F.TYPE_MESSAGE, "BlobResourceSpans", repeated=True)
+    m = fd.message_type.add(name="SpanList")
+    _field(m, "spans", 2, F.TYPE_MESSAGE, "Span", repeated=True)
+
     m = fd.message_type.add(name="NumberDataPoint")
     _field(m, "time_unix_nano", 3, F.TYPE_FIXED64)
     _field(m, "as_double", 4, F.TYPE_DOUBLE)
@@ -92,13 +104,28 @@ def _build() -> dict[str, Any]:
 
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fd)
-    names = ("ExportTraceServiceRequest", "ExportMetricsServiceRequest", "Span", "AnyValue", "Status")
+    names = ("ExportTraceServiceRequest", "ExportMetricsServiceRequest", "Span", "AnyValue", "Status",
+             "BlobTraceRequest", "BlobScopeSpans", "SpanList")
     return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PKG}.{n}")) for n in names}
 
 
 _CLASSES = _build()
 TraceRequest: Any = _CLASSES["ExportTraceServiceRequest"]
 MetricsRequest: Any = _CLASSES["ExportMetricsServiceRequest"]
+#: ``ExportTraceServiceRequest`` with resources parsed and every span kept as its bytes.
+BlobTraceRequest: Any = _CLASSES["BlobTraceRequest"]
+#: Frames span bytes (``spans`` as bytes) so that :data:`SpanList` parses them as spans.
+BlobScopeSpans: Any = _CLASSES["BlobScopeSpans"]
+SpanList: Any = _CLASSES["SpanList"]
+
+
+def varint(n: int) -> bytes:
+    """``n`` (>= 0) as a protobuf base-128 varint."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out) + bytes((n,))
 
 
 #: What :func:`any_string` gives for an undecodable value (e.g. invalid UTF-8): not a

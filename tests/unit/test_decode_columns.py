@@ -1,4 +1,6 @@
-"""The merged-view column extraction (collect/columns.py) against a plain per-span decode."""
+"""Protobuf span decoding: the fast wire path (collect/wire.py) and the per-span path
+(collect/decode.py with the merged view of collect/columns.py) against a plain
+per-span read of every field, on random, canonical and non-canonical encodings."""
 
 from __future__ import annotations
 
@@ -6,13 +8,14 @@ import random
 from operator import attrgetter
 from typing import Any
 
+import numpy as np
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Status
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from lanewatch import lane as L
-from lanewatch.collect import columns, decode, schema
+from lanewatch.collect import columns, decode, schema, wire
 from lanewatch.collect.decode import Keys
 
 KEYS = Keys(request_lane=(L.REQUEST_LANE_ATTR, "x-lane"), extra=("tenant",))
@@ -21,33 +24,55 @@ _ALL = attrgetter("trace_id", "span_id", "parent_span_id", "kind", "start_time_u
 
 
 def reference(body: bytes, keys: Keys) -> dict[str, Any]:
-    """Every field of every span read one by one from the ordinary parse."""
+    """Every field of every span read one by one from the ordinary parse; invalid spans
+    (bad ids, no start time, times past 2^63) left out and counted."""
     req = schema.TraceRequest()
     req.ParseFromString(body)
-    out: dict[str, list[Any]] = {k: [] for k in ("trace_id", "span_id", "parent_id", "kind", "start_ns",
-                                                 "end_ns", "status", "request_lane", "dyed", "resource")}
-    extra: dict[str, list[Any]] = {k: [] for k in keys.extra}
+    rows: list[tuple[Any, ...]] = []
+    rejected = 0
     for r, rs in enumerate(req.resource_spans):
         for ss in rs.scope_spans:
             for sp in ss.spans:
                 tid, sid, pid, kind, st, en, status, attrs = _ALL(sp)
-                for k, v in zip(("trace_id", "span_id", "parent_id", "kind", "start_ns", "end_ns"),
-                                (tid, sid, pid, kind, st, en)):
-                    out[k].append(v)
-                out["status"].append(schema.StatusCodes()[status])
-                out["request_lane"].append(next((attrs[k] for k in keys.request_lane if attrs.get(k)), b""))
-                out["dyed"].append(L.DYED_ATTR in attrs)
-                out["resource"].append(r)
-                for k in keys.extra:
-                    extra[k].append(attrs.get(k, b""))
-    return {**out, "extra": extra}
+                if (len(tid) != 16 or not any(tid) or len(sid) != 8 or len(pid) not in (0, 8)
+                        or not 0 < st < 2**63 or en >= 2**63):
+                    rejected += 1
+                    continue
+                lane = next((attrs[k] for k in keys.request_lane if attrs.get(k)), b"")
+                rows.append((int.from_bytes(tid[:8], "big"), int.from_bytes(tid[8:], "big"),
+                             int.from_bytes(sid, "big"), int.from_bytes(pid or bytes(8), "big"),
+                             kind if 0 <= kind <= 5 else 0, st, en, schema.StatusCodes()[status] == 2,
+                             lane, L.DYED_ATTR in attrs, r, tuple(attrs.get(k, b"") for k in keys.extra)))
+    names = ("trace_hi", "trace_lo", "span_id", "parent_id", "kind", "start_ns", "end_ns", "err",
+             "request_lane", "dyed", "resource", "extra")
+    out = {k: list(v) for k, v in zip(names, zip(*rows))} if rows else {k: [] for k in names}
+    return {**out, "rejected": rejected}
 
 
-def decoded(body: bytes, keys: Keys) -> dict[str, Any]:
-    c = decode.decode_traces(body, "proto", keys)
-    got = {k: getattr(c, k) for k in ("trace_id", "span_id", "parent_id", "kind", "start_ns", "end_ns",
-                                      "status", "request_lane", "dyed", "resource")}
-    return {**got, "extra": c.extra}
+def dense(c: decode.SpanColumns, keys: Keys) -> dict[str, Any]:
+    """SpanColumns in the reference's shape (attributes spread over every span)."""
+    lanes: list[Any] = [b""] * c.n
+    extra: list[list[Any]] = [[b""] * c.n for _ in keys.extra]
+    for j, i in enumerate(c.attr_at.tolist()):
+        lanes[i] = c.request_lane[j]
+        for col, k in zip(extra, keys.extra):
+            col[i] = c.extra[k][j]
+    out: dict[str, Any] = {k: getattr(c, k).tolist() for k in (
+        "trace_hi", "trace_lo", "span_id", "parent_id", "kind", "start_ns", "end_ns", "err")}
+    out.update(request_lane=[v or b"" for v in lanes], dyed=c.dyed.tolist(), resource=c.resource.tolist(),
+               extra=list(zip(*extra)) if keys.extra else [()] * c.n, rejected=c.rejected)
+    return out
+
+
+def check(body: bytes, keys: Keys = KEYS) -> decode.SpanColumns | None:
+    """Decode ``body`` both ways and against the reference; return the fast path's result."""
+    want = reference(body, keys)
+    assert dense(decode.decode_traces(body, "proto", keys), keys) == want
+    assert dense(decode._traces_pb(body, keys).columns(), keys) == want
+    fast = wire.fast_traces(body, keys)
+    if fast is not None:
+        assert dense(fast, keys) == want
+    return fast
 
 
 def _kv(k: str, v: str) -> KeyValue:
@@ -95,12 +120,156 @@ def random_request(rng: random.Random, p_missing: float) -> bytes:
 
 
 @pytest.mark.parametrize("p_missing", [0.0, 0.01, 0.3, 1.0])
-def test_merged_columns_agree_with_per_span_reads(p_missing: float) -> None:
+def test_random_requests_decode_as_the_plain_read(p_missing: float) -> None:
     rng = random.Random(int(p_missing * 100))
     for _ in range(150):
         body = random_request(rng, p_missing)
-        assert decoded(body, KEYS) == reference(body, KEYS)
-        assert decoded(body, Keys()) == reference(body, Keys())
+        check(body, KEYS)
+        check(body, Keys())
+
+
+def realistic_span(rng: random.Random, t: int) -> Span:
+    """A valid span as SDKs write it, with the optional parts real spans have."""
+    sp = Span(trace_id=rng.randbytes(15) + b"\x01", span_id=rng.randbytes(8), name=rng.choice(("GET /", "x" * 300)),
+              kind=rng.randint(1, 5), start_time_unix_nano=t, end_time_unix_nano=t + rng.randint(0, 10**9))
+    if rng.random() < 0.7:
+        sp.parent_span_id = rng.randbytes(8)
+    if rng.random() < 0.2:
+        sp.trace_state = rng.choice(("k=v", "vendor=" + "x" * 150))
+    if rng.random() < 0.5:
+        sp.flags = 0x301
+    attrs = [_kv("http.route", "/api"), KeyValue(key="http.status_code", value=AnyValue(int_value=2))]
+    roll = rng.random()
+    if roll < 0.4:
+        attrs.append(_kv(L.REQUEST_LANE_ATTR, rng.choice(("gray", "blue", ""))))
+    elif roll < 0.5:  # the Java agent's captured header: a string array
+        attrs.append(KeyValue(key="x-lane", value=AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="gray")]))))
+    elif roll < 0.55:  # a lane that is not a string
+        attrs.append(KeyValue(key=L.REQUEST_LANE_ATTR, value=AnyValue(int_value=7)))
+    elif roll < 0.6:  # the key's bytes inside another value only
+        attrs.append(_kv("note", "\n\x04lane\x12\x06\n\x04gray"))
+    if rng.random() < 0.1:
+        attrs.append(_kv(L.DYED_ATTR, "true"))
+    if rng.random() < 0.3:
+        attrs.append(_kv("tenant", rng.choice(("t1", "t2"))))
+    if rng.random() < 0.05:  # the same key twice: the last one counts
+        attrs += [_kv(L.REQUEST_LANE_ATTR, "first"), _kv(L.REQUEST_LANE_ATTR, "last")]
+    sp.attributes.extend(attrs)
+    if rng.random() < 0.2:  # an event that carries the lane key: not the span's attribute
+        sp.events.add(name="ev", time_unix_nano=t, attributes=[_kv(L.REQUEST_LANE_ATTR, "event-lane")])
+    if rng.random() < 0.1:
+        sp.links.add(trace_id=rng.randbytes(16), span_id=rng.randbytes(8), attributes=[_kv("tenant", "link")])
+    roll = rng.random()
+    if roll < 0.6:
+        sp.status.code = rng.choice((Status.STATUS_CODE_UNSET, Status.STATUS_CODE_OK, Status.STATUS_CODE_ERROR))
+        if rng.random() < 0.3:
+            sp.status.message = rng.choice(("boom", "x" * 80))
+    elif roll < 0.8:
+        sp.status.SetInParent()  # present and empty, as the Python SDK writes UNSET
+    return sp
+
+
+def realistic_request(rng: random.Random, n: int) -> bytes:
+    req = ExportTraceServiceRequest()
+    for r in range(rng.randint(1, 3)):
+        rs = req.resource_spans.add()
+        rs.resource.attributes.extend([_kv(L.SERVICE_NAME_ATTR, f"svc{r}"), _kv(L.INSTANCE_LANE_ATTR, "gray")])
+        for _ in range(rng.randint(1, 2)):
+            rs.scope_spans.add().spans.extend(realistic_span(rng, 10**18 + i) for i in range(n))
+    return req.SerializeToString()
+
+
+def test_canonical_requests_take_the_fast_path_and_read_exactly() -> None:
+    rng = random.Random(7)
+    taken = 0
+    for i in range(120):
+        taken += check(realistic_request(rng, rng.choice((1, 5, 40)))) is not None
+    # a long status message (beyond what is looked for at a span's end) falls back
+    assert taken >= 100
+
+
+def test_every_span_carrying_a_status_reads_status_from_the_merged_column() -> None:
+    rng = random.Random(3)
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    for i in range(20):
+        sp = realistic_span(rng, 10**18 + i)
+        sp.status.code = Status.STATUS_CODE_ERROR if i % 3 == 0 else Status.STATUS_CODE_OK
+        spans.append(sp)
+    fast = check(req.SerializeToString())
+    assert fast is not None and fast.err.tolist() == [i % 3 == 0 for i in range(20)]
+
+
+def _fields(sp: Span, order: list[str]) -> bytes:
+    """``sp`` encoded with its fields in ``order`` (each field as its own one-field
+    message: concatenated, they are one valid encoding of the span)."""
+    out = b""
+    for name in order:
+        one = Span()
+        value = getattr(sp, name)
+        if name in ("attributes", "events", "links"):
+            getattr(one, name).extend(value)
+        elif name == "status":
+            one.status.CopyFrom(value)
+        else:
+            setattr(one, name, value)
+        out += one.SerializeToString()
+    return out
+
+
+def _request(span_bytes: list[bytes]) -> bytes:
+    scope = b"".join(b"\x12" + schema.varint(len(b)) + b for b in span_bytes)
+    rs = b"\x12" + schema.varint(len(scope)) + scope
+    return b"\x0a" + schema.varint(len(rs)) + rs
+
+
+CANONICAL = ["trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano",
+             "end_time_unix_nano", "attributes", "status"]
+
+
+@pytest.mark.parametrize("order", [
+    ["span_id", *[f for f in CANONICAL if f != "span_id"]],  # ids swapped
+    [f for f in CANONICAL if f != "parent_span_id"] + ["parent_span_id"],  # parent last
+    [f for f in CANONICAL if f != "status"][:3] + ["status"] + [f for f in CANONICAL if f != "status"][3:],
+    [*CANONICAL, "parent_span_id"],  # parent twice
+    [*CANONICAL, "kind"],  # kind twice
+])
+def test_fields_out_of_order_or_repeated_read_as_the_plain_parse(order: list[str]) -> None:
+    rng = random.Random(11)
+    spans = []
+    for i in range(6):
+        sp = realistic_span(rng, 10**18 + i)
+        sp.parent_span_id = rng.randbytes(8)
+        sp.status.code = Status.STATUS_CODE_ERROR
+        spans.append(sp)
+    plain = [s.SerializeToString() for s in spans]
+    odd = [_fields(s, order) for s in spans]
+    for mix in (odd, [odd[0], *plain[1:]], [*plain[:3], odd[3], *plain[4:]]):
+        check(_request(mix))
+
+
+def test_a_status_less_span_next_to_error_spans_keeps_its_place() -> None:
+    rng = random.Random(5)
+    spans = [realistic_span(rng, 10**18 + i) for i in range(8)]
+    for i, sp in enumerate(spans):
+        sp.ClearField("status")
+        if i % 2:
+            sp.status.code = Status.STATUS_CODE_ERROR
+            sp.status.message = "m" * i
+    fast = check(_request([s.SerializeToString() for s in spans]))
+    assert fast is not None and fast.err.tolist() == [bool(i % 2) for i in range(8)]
+
+
+def test_invalid_spans_are_rejected_with_a_message() -> None:
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    spans.add(trace_id=b"a" * 16, span_id=b"1" * 8, kind=2, start_time_unix_nano=5)
+    spans.add(trace_id=bytes(16), span_id=b"2" * 8, kind=2, start_time_unix_nano=5)  # all-zero trace id
+    spans.add(trace_id=b"b" * 16, span_id=b"3" * 7, kind=2, start_time_unix_nano=5)
+    spans.add(trace_id=b"c" * 16, span_id=b"4" * 8, kind=2, start_time_unix_nano=0)
+    spans.add(trace_id=b"d" * 16, span_id=b"5" * 8, kind=2, start_time_unix_nano=2**63)
+    c = decode.decode_traces(req.SerializeToString(), "proto", KEYS)
+    assert (c.n, c.rejected) == (1, 4) and "span_id 8 bytes" in c.why
 
 
 def test_aligned_misaligned_and_absent_columns() -> None:
@@ -126,6 +295,22 @@ def test_aligned_misaligned_and_absent_columns() -> None:
 def test_keys_absent_from_the_body_skip_attribute_lookups() -> None:
     req = ExportTraceServiceRequest()
     req.resource_spans.add().scope_spans.add().spans.add(
-        trace_id=b"a" * 16, span_id=b"1" * 8, start_time_unix_nano=1, attributes=[_kv("http.route", "/")])
-    c = decode.decode_traces(req.SerializeToString(), "proto", KEYS)
-    assert (c.request_lane, c.dyed, c.extra) == ([b""], [False], {"tenant": [b""]})
+        trace_id=b"a" * 16, span_id=b"1" * 8, kind=2, start_time_unix_nano=1, attributes=[_kv("http.route", "/")])
+    body = req.SerializeToString()
+    for c in (decode.decode_traces(body, "proto", KEYS), decode._traces_pb(body, KEYS).columns()):
+        assert len(c.attr_at) == 0 or c.request_lane == [b""]
+        assert c.dyed.tolist() == [False]
+
+
+def test_columns_of_several_requests_concatenate() -> None:
+    rng = random.Random(9)
+    bodies = [realistic_request(rng, 5) for _ in range(3)]
+    parts = [decode.decode_traces(b, "proto", KEYS) for b in bodies]
+    joined = dense(decode.SpanColumns.concat(parts), KEYS)
+    want = [reference(b, KEYS) for b in bodies]
+    offsets = np.cumsum([0] + [len(p.resources) for p in parts[:-1]])
+    for k in joined:
+        if k == "rejected":
+            continue
+        expect = [v + o if k == "resource" else v for w, o in zip(want, offsets) for v in w[k]]
+        assert joined[k] == expect, k

@@ -33,6 +33,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from lanewatch.collect.ingest import DecodeError, Format, IngestResult, Overloaded, Signal, Sink
 from lanewatch.collect.receivers.guard import SinkGuard
+from lanewatch.collect.schema import varint
 
 logger = logging.getLogger(__name__)
 
@@ -69,16 +70,8 @@ def _status_body(fmt: Format, status: int, message: str) -> bytes:
         from google.rpc.status_pb2 import Status
     except ImportError:  # googleapis-common-protos missing: same wire bytes by hand
         raw = message.encode()
-        return b"\x08" + _varint(code) + b"\x12" + _varint(len(raw)) + raw
+        return b"\x08" + varint(code) + b"\x12" + varint(len(raw)) + raw
     return bytes(Status(code=code, message=message).SerializeToString())
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    return bytes(out) + bytes((n,))
 
 
 def _success_body(signal: Signal, fmt: Format, result: IngestResult) -> bytes:

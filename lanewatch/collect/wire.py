@@ -1,0 +1,249 @@
+"""Protobuf span columns read from the spans' own bytes, in numpy: the fast decode.
+
+Every OTLP encoder writes a span's fields in a fixed order (by field number, or
+in the order ``trace.proto`` declares them; both put ``trace_id``, ``span_id``,
+``trace_state``, ``parent_span_id`` first and ``status`` last but for
+``flags``). So once each span is known as a byte range, most of what lanewatch
+needs sits at offsets numpy can gather for all spans at once:
+
+* one parse keeps every span as its bytes (:data:`schema.BlobTraceRequest`):
+  resources are read, span boundaries come for free;
+* the merged view (:mod:`.columns`) gives kind, start and end columns, and counts
+  how often each other field occurs in each scope;
+* ``trace_id`` and ``span_id`` are the first two fields: their 16 and 8 bytes are
+  gathered directly; ``parent_span_id`` is the next field (after an optional
+  ``trace_state``) when present;
+* error statuses (needed only when not every span carries a status) are found as
+  the encoded status at the end of a span (before a trailing ``flags``);
+* attributes are read, exactly, only from the spans whose bytes contain a wanted
+  key (``lane``, ``lane.dyed``, rule keys): those spans alone are parsed as messages.
+
+Every layout assumption is checked: tags and lengths at the gathered offsets,
+and the number of parents and error statuses found against the merged view's
+counts (a span cannot hide an extra occurrence: the merged count would differ).
+A request that fails any check, or whose spans carry invalid values, returns
+None and is read span by span (:func:`decode._traces_pb`), which also gives
+the precise error or rejection message. As with the merged view, only
+canonically encoded spans are guaranteed to read exactly as the per-span parse
+reads them: a scope where one span repeats a singular field while another lacks
+it can misplace that field's values, and a status-less span whose final bytes
+spell an error status, alongside an error status that is not last in its span,
+can move that error flag; both only ever affect the sender's own spans. The
+content of attributes no wanted key occurs in is not parsed.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from operator import attrgetter, methodcaller
+
+import numpy as np
+
+from lanewatch import lane as L
+from lanewatch.collect import columns, schema
+from lanewatch.collect.decode import (
+    STATUS_CODES,
+    Keys,
+    Resource,
+    SpanColumns,
+    attribute_column,
+    first_set,
+    resource_pb,
+)
+
+_U64 = np.dtype(">u8")
+_INT64_MAX = 2**63 - 1
+_HEAD_AT = np.array([0, 1, 18, 19])  # tag and length of trace_id (16 bytes), then of span_id (8)
+_HEAD = np.array([0x0A, 16, 0x12, 8], dtype=np.uint8)
+_TRACE_ID_AT = np.arange(2, 18)
+_SPAN_ID_AT = np.arange(20, 28)
+_EIGHT = np.arange(8)
+_TRACE_STATE, _PARENT, _FLAGS = 0x1A, 0x22, (0x85, 0x01)  # tags of fields 3, 4 (LEN), 16 (fixed32)
+_MAX_STATUS_BYTES = 64
+_get_attributes = attrgetter("attributes")
+
+
+@lru_cache(maxsize=16)
+def _patterns(keys: Keys) -> tuple[tuple[bytes, re.Pattern[bytes], re.Pattern[bytes]], ...]:
+    """Per wanted key, shortest first: its bytes, a search for them, and a search for the
+    start of a KeyValue with that key (``key`` is field 1)."""
+    out = []
+    for k in sorted({*keys.request_lane, L.DYED_ATTR, *keys.extra}, key=lambda k: (len(k), k)):
+        raw = k.encode()
+        out.append((raw, re.compile(re.escape(raw)), re.compile(re.escape(b"\n" + schema.varint(len(raw)) + raw))))
+    return tuple(out)
+
+
+def fast_traces(body: bytes, keys: Keys) -> SpanColumns | None:
+    """The request's spans as columns, or None when the request is not read here."""
+    req = schema.BlobTraceRequest()
+    try:
+        req.ParseFromString(body)
+    except Exception:  # noqa: BLE001 -- the per-span path says what is malformed
+        return None
+    merged = columns.parse_merged(body)
+    if merged is None or len(merged.resource_spans) != len(req.resource_spans):
+        return None
+    resources: list[Resource] = []
+    blobs: list[bytes] = []
+    kinds: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    statuses: list[bytes] = []
+    scope_resource: list[int] = []
+    scope_size: list[int] = []
+    n_parents = 0
+    for rs, mrs in zip(req.resource_spans, merged.resource_spans):
+        resources.append(resource_pb(rs.resource.attributes, keys))
+        if len(rs.scope_spans) != len(mrs.scope_spans):
+            return None
+        for ss, mss in zip(rs.scope_spans, mrs.scope_spans):
+            spans = ss.spans
+            n = len(spans)
+            if not n:
+                continue
+            m = mss.spans
+            if not (len(m.trace_id) == len(m.span_id) == len(m.kind) == len(m.start_time_unix_nano)
+                    == len(m.end_time_unix_nano) == n):
+                return None
+            blobs += spans
+            kinds += m.kind
+            starts += m.start_time_unix_nano
+            ends += m.end_time_unix_nano
+            statuses += m.status
+            n_parents += len(m.parent_span_id)
+            scope_resource.append(len(resources) - 1)
+            scope_size.append(n)
+    return _columns(blobs, kinds, starts, ends, statuses, n_parents,
+                    np.repeat(np.asarray(scope_resource, dtype=np.int64), scope_size), resources, keys)
+
+
+def _columns(blobs: list[bytes], kinds: list[int], starts: list[int], ends: list[int],
+             statuses: list[bytes], n_parents: int, resource: np.ndarray, resources: list[Resource],
+             keys: Keys) -> SpanColumns | None:
+    n = len(blobs)
+    if n == 0:
+        return None
+    start = np.fromiter(starts, dtype=np.uint64, count=n)
+    end_ns = np.fromiter(ends, dtype=np.uint64, count=n)
+    if (start.min() == 0 or start.max() > _INT64_MAX or end_ns.max() > _INT64_MAX):
+        return None  # invalid times: rejected on the per-span path
+    raw = b"".join(blobs)
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    size = np.fromiter(map(len, blobs), dtype=np.int64, count=n)
+    stop = np.cumsum(size)
+    off = stop - size
+    if (size.min() < 30 or not (buf[off[:, None] + _HEAD_AT] == _HEAD).all()):
+        return None
+    tid = buf[off[:, None] + _TRACE_ID_AT].view(_U64).astype(np.uint64)
+    if ((tid[:, 0] == 0) & (tid[:, 1] == 0)).any():
+        return None  # all-zero trace id: invalid
+    parent = _parents(buf, off, stop, n_parents)
+    err = _errors(buf, off, stop, size, statuses)
+    if parent is None or err is None:
+        return None
+    kind = np.fromiter(kinds, dtype=np.int64, count=n)
+    cols = SpanColumns(
+        trace_hi=tid[:, 0].copy(), trace_lo=tid[:, 1].copy(),
+        span_id=buf[off[:, None] + _SPAN_ID_AT].view(_U64).astype(np.uint64).reshape(n),
+        parent_id=parent, kind=np.where((kind >= 0) & (kind <= 5), kind, 0).astype(np.int8),
+        start_ns=start.astype(np.int64), end_ns=end_ns.astype(np.int64), err=err,
+        dyed=np.zeros(n, dtype=bool), attr_at=np.zeros(0, dtype=np.int64), request_lane=[],
+        extra={k: [] for k in keys.extra}, resource=resource, resources=resources)
+    return cols if _attributes(cols, blobs, raw, stop, keys) else None
+
+
+def _parents(buf: np.ndarray, off: np.ndarray, stop: np.ndarray, expected: int) -> np.ndarray | None:
+    """Parent span ids (0: none), found right after the ids and an optional trace_state;
+    None unless exactly ``expected`` parent fields are found there."""
+    n = len(off)
+    pos = off + 28
+    tag = buf[pos]  # every span is at least 30 bytes
+    with_state = tag == _TRACE_STATE
+    if with_state.any():
+        at = pos[with_state]
+        low, high = buf[at + 1].astype(np.int64), buf[np.minimum(at + 2, len(buf) - 1)].astype(np.int64)
+        long = low > 0x7F  # a two-byte length (128 bytes to 16 KiB)
+        if (long & (high > 0x7F)).any():
+            return None  # longer still: read per span
+        pos[with_state] += np.where(long, 3 + ((low & 0x7F) | (high << 7)), 2 + low)
+        inside = pos + 1 < stop
+        tag = np.where(inside, buf[np.minimum(pos, len(buf) - 2)], 0)
+    has = (tag == _PARENT) & (pos + 1 < stop)
+    if int(has.sum()) != expected:
+        return None
+    length = buf[pos[has] + 1]
+    if not np.isin(length, (0, 8)).all():
+        return None  # a malformed parent id: rejected on the per-span path
+    parent = np.zeros(n, dtype=np.uint64)
+    full = np.flatnonzero(has)[length == 8]
+    if len(full):
+        at = pos[full] + 2
+        if (at + 8 > stop[full]).any():
+            return None
+        parent[full] = buf[at[:, None] + _EIGHT].view(_U64).astype(np.uint64).reshape(len(full))
+    return parent
+
+
+def _errors(buf: np.ndarray, off: np.ndarray, stop: np.ndarray, size: np.ndarray,
+            statuses: list[bytes]) -> np.ndarray | None:
+    """Which spans have an ERROR status. With a status on every span the merged column
+    lines up; otherwise each distinct error status is looked for at the end of the spans
+    and must be found exactly as often as it occurs. None when it is not."""
+    n = len(off)
+    if len(statuses) == n:
+        codes = np.fromiter(map(STATUS_CODES.__getitem__, statuses), dtype=np.int64, count=n)
+        return np.asarray(codes == 2)
+    err = np.zeros(n, dtype=bool)
+    errors = [s for s in set(statuses) if STATUS_CODES[s] == 2]
+    if not errors:
+        return err
+    tail = stop.copy()
+    flags = (size >= 36) & (buf[stop - 6] == _FLAGS[0]) & (buf[stop - 5] == _FLAGS[1])
+    tail[flags] -= 6
+    for e in errors:
+        head = b"\x7a" + schema.varint(len(e))
+        k = len(head) + len(e)
+        # the field's tag and length where it must start, and its last bytes
+        pattern = head + e[-_MAX_STATUS_BYTES:]
+        at = np.concatenate([np.arange(len(head)) - k, np.arange(-min(len(e), _MAX_STATUS_BYTES), 0)])
+        room = np.flatnonzero(tail - off >= 28 + k)
+        found = room[(buf[tail[room][:, None] + at] == np.frombuffer(pattern, dtype=np.uint8)).all(axis=1)]
+        if len(found) != statuses.count(e) or err[found].any():
+            return None
+        err[found] = True
+    return err
+
+
+def _attributes(cols: SpanColumns, blobs: list[bytes], raw: bytes, stop: np.ndarray, keys: Keys) -> bool:
+    """Read request lanes, ``dyed`` and rule attributes of the spans whose bytes hold a
+    wanted key, parsed as messages; False if those do not parse."""
+    found: dict[bytes, np.ndarray] = {}
+    absent: list[bytes] = []
+    for key, search, pattern in _patterns(keys):
+        if any(a in key for a in absent) or search.search(raw) is None:
+            absent.append(key)  # a key containing an absent one is absent too
+            continue
+        at = [m.start() for m in pattern.finditer(raw)]
+        if at:
+            found[key] = np.searchsorted(stop, at, side="right")
+    if not found:
+        return True
+    which = np.unique(np.concatenate(list(found.values())))
+    framed = schema.BlobScopeSpans(spans=list(map(blobs.__getitem__, which.tolist()))).SerializeToString()
+    spans = schema.SpanList()
+    try:
+        spans.ParseFromString(framed)
+    except Exception:  # noqa: BLE001 -- the per-span path says what is malformed
+        return False
+    attrs = list(map(_get_attributes, spans.spans))
+    cols.attr_at = which
+    cols.request_lane = first_set([attribute_column(attrs, k) for k in keys.request_lane])
+    if _DYED in found:
+        cols.dyed[which] = list(map(methodcaller("__contains__", L.DYED_ATTR), attrs))
+    cols.extra = {k: list[bytes | str](attribute_column(attrs, k)) for k in keys.extra}
+    return True
+
+
+_DYED = L.DYED_ATTR.encode()
