@@ -1,6 +1,6 @@
 """Collector throughput, side by side with the raw protobuf parse of the same payloads.
 
-    python bench/bench_collector.py [--spans 300000] [--rounds 3]
+    python bench/bench_collector.py [--spans 300000] [--rounds 3] [--default-gc]
 
 For each payload shape it measures, in one run and on one core (the server
 side pinned to CPU 0, the replay client to CPU 1):
@@ -33,7 +33,7 @@ import payloads
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from lanewatch import config
-from lanewatch.collect.pipeline import Pipeline
+from lanewatch.collect.pipeline import Pipeline, tune_gc
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
 
 
@@ -132,15 +132,22 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--spans", type=int, default=300_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--default-gc", action="store_true",
+                    help="keep Python's default garbage collection (lanewatch up tunes it: tune_gc)")
+    ap.add_argument("--shapes", default="proto:1000,proto:512,json:1000")
     args = ap.parse_args()
     pin(0)
-    print(f"# lanewatch collector benchmark  {time.strftime('%Y-%m-%d %H:%M')}  cpus={os.cpu_count()}")
-    shapes = [("proto", 1000), ("proto", 512), ("json", 1000)]
+    gc_mode = "python default" if args.default_gc else "tuned as lanewatch up (tune_gc)"
+    print(f"# lanewatch collector benchmark  {time.strftime('%Y-%m-%d %H:%M')}  cpus={os.cpu_count()}  "
+          f"gc: {gc_mode}")
+    shapes = [(f, int(n)) for f, n in (s.split(":") for s in args.shapes.split(","))]
     for fmt, per in shapes:
         target = args.spans if fmt == "proto" else args.spans // 3
         bodies_pb = payloads.build(target, per, "proto", t0_ns=0)
         bodies = bodies_pb if fmt == "proto" else payloads.build(target, per, "json", t0_ns=0)
         n_spans = payloads.count_spans(bodies_pb)
+        if not args.default_gc:
+            tune_gc()  # after building the payloads, as lanewatch up does after start-up
         raws, inp, http_ = [], [], []
         for _ in range(args.rounds):
             raws.append(raw_parse(bodies_pb))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lanewatch import config
-from lanewatch.collect.pipeline import Pipeline
+from lanewatch.collect.pipeline import Pipeline, tune_gc
 from lanewatch.collect.receivers.grpc import OtlpGrpcReceiver
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
 from lanewatch.config import Settings
@@ -151,6 +151,7 @@ def run_up(args: argparse.Namespace) -> int:
     except Exception as e:  # noqa: BLE001 -- e.g. the store file is locked by another lanewatch
         log.error("cannot start: %s (data dir %s)", e, settings.data_dir)
         return 2
+    tune_gc()
     ep = collector.endpoints()
     if args.ready_file:
         Path(args.ready_file).write_text(json.dumps(ep))
