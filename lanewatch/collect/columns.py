@@ -48,6 +48,7 @@ def _build() -> Any:
     m = fd.message_type.add(name="Spans")
     for name, number, ftype in FIELDS:
         _field(m, name, number, ftype, repeated=True)
+    _field(m, "attributes", 9, F.TYPE_BYTES, repeated=True)  # every KeyValue, still encoded
     m = fd.message_type.add(name="ScopeSpans")
     _field(m, "spans", 2, F.TYPE_MESSAGE, "Spans")  # singular: every span merges into one
     m = fd.message_type.add(name="ResourceSpans")

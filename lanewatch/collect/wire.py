@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from operator import attrgetter, methodcaller
+from typing import Any
 
 import numpy as np
 
@@ -87,13 +88,13 @@ def fast_traces(body: bytes, keys: Keys) -> SpanColumns | None:
         return None
     resources: list[Resource] = []
     blobs: list[bytes] = []
-    kinds: list[int] = []
-    starts: list[int] = []
-    ends: list[int] = []
+    kinds: list[np.ndarray] = []
+    starts: list[np.ndarray] = []
+    ends: list[np.ndarray] = []
     statuses: list[bytes] = []
     scope_resource: list[int] = []
     scope_size: list[int] = []
-    n_parents = 0
+    n_parents = n_attributes = 0
     for rs, mrs in zip(req.resource_spans, merged.resource_spans):
         resources.append(resource_pb(rs.resource.attributes, keys))
         if len(rs.scope_spans) != len(mrs.scope_spans):
@@ -104,33 +105,61 @@ def fast_traces(body: bytes, keys: Keys) -> SpanColumns | None:
             if not n:
                 continue
             m = mss.spans
-            if not (len(m.trace_id) == len(m.span_id) == len(m.kind) == len(m.start_time_unix_nano)
-                    == len(m.end_time_unix_nano) == n):
+            if not len(m.trace_id) == len(m.span_id) == n:
+                return None
+            n_parents += len(m.parent_span_id)
+            n_attributes += len(m.attributes)
+            statuses += m.status
+            got = _packed_columns(m, n)
+            if got is None:
                 return None
             blobs += spans
-            kinds += m.kind
-            starts += m.start_time_unix_nano
-            ends += m.end_time_unix_nano
-            statuses += m.status
-            n_parents += len(m.parent_span_id)
+            kinds.append(got[0])
+            starts.append(got[1])
+            ends.append(got[2])
             scope_resource.append(len(resources) - 1)
             scope_size.append(n)
-    return _columns(blobs, kinds, starts, ends, statuses, n_parents,
+    if not blobs:
+        return None
+    return _columns(blobs, np.concatenate(kinds), np.concatenate(starts), np.concatenate(ends),
+                    statuses, n_parents, n_attributes,
                     np.repeat(np.asarray(scope_resource, dtype=np.int64), scope_size), resources, keys)
 
 
-def _columns(blobs: list[bytes], kinds: list[int], starts: list[int], ends: list[int],
-             statuses: list[bytes], n_parents: int, resource: np.ndarray, resources: list[Resource],
-             keys: Keys) -> SpanColumns | None:
+def _packed_columns(m: Any, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A scope's kind, start and end columns from its merged message, which serializes them
+    packed: ``kind`` one byte per span (kinds 1..127), the times 8 bytes each, first (the
+    spans' undeclared fields follow, kept as unknown). None unless every span has each
+    exactly once (a kind of 0 or a zero time is not on the wire)."""
+    for name in _NOT_PACKED:
+        m.ClearField(name)
+    m.DiscardUnknownFields()
+    data = m.SerializeToString()
+    at = []
+    pos = 0
+    for tag, size in ((0x32, n), (0x3A, 8 * n), (0x42, 8 * n)):  # fields 6, 7, 8, length-delimited
+        head = bytes((tag,)) + schema.varint(size)
+        if not data.startswith(head, pos):
+            return None
+        at.append(pos + len(head))
+        pos += len(head) + size
+    return (np.frombuffer(data, dtype=np.uint8, count=n, offset=at[0]),
+            np.frombuffer(data, dtype="<u8", count=n, offset=at[1]),
+            np.frombuffer(data, dtype="<u8", count=n, offset=at[2]))
+
+
+_PAD = bytes(16)
+_NOT_PACKED = ("trace_id", "span_id", "parent_span_id", "status", "attributes")
+
+
+def _columns(blobs: list[bytes], kind: np.ndarray, start: np.ndarray, end_ns: np.ndarray,
+             statuses: list[bytes], n_parents: int, n_attributes: int, resource: np.ndarray,
+             resources: list[Resource], keys: Keys) -> SpanColumns | None:
     n = len(blobs)
-    if n == 0:
-        return None
-    start = np.fromiter(starts, dtype=np.uint64, count=n)
-    end_ns = np.fromiter(ends, dtype=np.uint64, count=n)
     if (start.min() == 0 or start.max() > _INT64_MAX or end_ns.max() > _INT64_MAX):
         return None  # invalid times: rejected on the per-span path
     raw = b"".join(blobs)
-    buf = np.frombuffer(raw, dtype=np.uint8)
+    buf = np.frombuffer(raw + _PAD, dtype=np.uint8)  # padded: reads a little past a span stay inside
     size = np.fromiter(map(len, blobs), dtype=np.int64, count=n)
     stop = np.cumsum(size)
     off = stop - size
@@ -139,37 +168,58 @@ def _columns(blobs: list[bytes], kinds: list[int], starts: list[int], ends: list
     tid = buf[off[:, None] + _TRACE_ID_AT].view(_U64).astype(np.uint64)
     if ((tid[:, 0] == 0) & (tid[:, 1] == 0)).any():
         return None  # all-zero trace id: invalid
-    parent = _parents(buf, off, stop, n_parents)
+    got = _parents(buf, off, stop, n_parents)
     err = _errors(buf, off, stop, size, statuses)
-    if parent is None or err is None:
+    if got is None or err is None:
         return None
-    kind = np.fromiter(kinds, dtype=np.int64, count=n)
+    parent, after_parent = got
     cols = SpanColumns(
         trace_hi=tid[:, 0].copy(), trace_lo=tid[:, 1].copy(),
         span_id=buf[off[:, None] + _SPAN_ID_AT].view(_U64).astype(np.uint64).reshape(n),
-        parent_id=parent, kind=np.where((kind >= 0) & (kind <= 5), kind, 0).astype(np.int8),
+        parent_id=parent, kind=np.where(kind <= 5, kind, 0).astype(np.int8),
         start_ns=start.astype(np.int64), end_ns=end_ns.astype(np.int64), err=err,
         dyed=np.zeros(n, dtype=bool), attr_at=np.zeros(0, dtype=np.int64), request_lane=[],
         extra={k: [] for k in keys.extra}, resource=resource, resources=resources)
+    if not _any_wanted(raw, keys):
+        return cols  # no wanted key anywhere: no span has attributes to read
+    walked = _walk_attributes(buf, raw, after_parent, stop, n_attributes, keys)
+    if walked is not None:
+        cols.attr_at, cols.request_lane, cols.dyed, cols.extra = walked
+        return cols
     return cols if _attributes(cols, blobs, raw, stop, keys) else None
 
 
-def _parents(buf: np.ndarray, off: np.ndarray, stop: np.ndarray, expected: int) -> np.ndarray | None:
-    """Parent span ids (0: none), found right after the ids and an optional trace_state;
-    None unless exactly ``expected`` parent fields are found there."""
+def _any_wanted(raw: bytes, keys: Keys) -> bool:
+    """Whether any wanted key's bytes occur in ``raw`` (a key containing an absent key's
+    bytes is not looked for: it is absent too)."""
+    absent: list[bytes] = []
+    for key, search, _ in _patterns(keys):
+        if any(a in key for a in absent):
+            continue
+        if search.search(raw) is not None:
+            return True
+        absent.append(key)
+    return False
+
+
+def _parents(buf: np.ndarray, off: np.ndarray, stop: np.ndarray,
+             expected: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Parent span ids (0: none), found right after the ids and an optional trace_state,
+    and where each span's next field starts; None unless exactly ``expected`` parent
+    fields are found there."""
     n = len(off)
     pos = off + 28
     tag = buf[pos]  # every span is at least 30 bytes
     with_state = tag == _TRACE_STATE
     if with_state.any():
         at = pos[with_state]
-        low, high = buf[at + 1].astype(np.int64), buf[np.minimum(at + 2, len(buf) - 1)].astype(np.int64)
+        low, high = buf[at + 1].astype(np.int64), buf[at + 2].astype(np.int64)
         long = low > 0x7F  # a two-byte length (128 bytes to 16 KiB)
         if (long & (high > 0x7F)).any():
             return None  # longer still: read per span
         pos[with_state] += np.where(long, 3 + ((low & 0x7F) | (high << 7)), 2 + low)
         inside = pos + 1 < stop
-        tag = np.where(inside, buf[np.minimum(pos, len(buf) - 2)], 0)
+        tag = np.where(inside, buf[np.minimum(pos, len(buf) - 1)], 0)
     has = (tag == _PARENT) & (pos + 1 < stop)
     if int(has.sum()) != expected:
         return None
@@ -183,7 +233,110 @@ def _parents(buf: np.ndarray, off: np.ndarray, stop: np.ndarray, expected: int) 
         if (at + 8 > stop[full]).any():
             return None
         parent[full] = buf[at[:, None] + _EIGHT].view(_U64).astype(np.uint64).reshape(len(full))
-    return parent
+    pos[has] += 2 + length
+    return parent, pos
+
+
+def _varints(buf: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Varints of one or two bytes at ``at``: (values, their sizes); None if any is longer."""
+    low = buf[at].astype(np.int64)
+    two = low > 0x7F
+    if not two.any():
+        return low, np.ones(len(at), dtype=np.int64)
+    high = buf[at[two] + 1].astype(np.int64)
+    if (high > 0x7F).any():
+        return None
+    value = low.copy()
+    value[two] = (low[two] & 0x7F) | (high << 7)
+    return value, 1 + two
+
+
+def _walk_attributes(buf: np.ndarray, raw: bytes, pos: np.ndarray, stop: np.ndarray, expected: int,
+                     keys: Keys) -> tuple[np.ndarray, list[bytes | str], np.ndarray,
+                                          dict[str, list[bytes | str]]] | None:
+    """Read the wanted attributes of every span by walking its attribute list, all spans a
+    step at a time: past ``flags`` (where ``trace.proto`` declares it), name, kind and the
+    two times, every KeyValue must be exactly ``key`` then ``value``. Its key is compared
+    to the wanted ones and its encoded value kept, the last one of a key winning, as the
+    map the per-span path parses does. None unless the walk is that regular and meets
+    exactly the ``expected`` KeyValues the merged view counted (so none lies elsewhere)."""
+    n = len(pos)
+    pos = pos.copy()
+    flags = (buf[pos] == _FLAGS[0]) & (buf[pos + 1] == _FLAGS[1]) & (pos < stop)
+    pos[flags] += 6
+    named = (pos < stop) & (buf[pos] == 0x2A)
+    if named.any():
+        got = _varints(buf, pos[named] + 1)
+        if got is None:
+            return None
+        pos[named] += 1 + got[1] + got[0]
+    for tag, size in ((0x30, 2), (0x39, 9), (0x41, 9)):  # kind (1..127), start, end
+        if not ((pos + size <= stop) & (buf[pos] == tag)).all():
+            return None
+        pos += size
+    wanted = _wanted(keys)
+    value_at = {k: np.full(n, -1, dtype=np.int64) for k in wanted}
+    value_end = {k: np.zeros(n, dtype=np.int64) for k in wanted}
+    active = np.flatnonzero((pos < stop) & (buf[pos] == 0x4A))
+    walked = 0
+    while len(active):
+        # one KeyValue per active span: 4a L 0a key_len key [12 value_len value], every
+        # length below 128 (anything else: read per span). buf is padded: no index overflows
+        p = pos[active]
+        length = buf[p + 1].astype(np.int64)
+        key_len = buf[p + 3].astype(np.int64)
+        end = p + 2 + length
+        value = p + 4 + key_len
+        has_value = value < end
+        bad = (buf[p + 2] != 0x0A) | (length > 0x7F) | (key_len > 0x7F) | (value > end)
+        bad |= has_value & ((buf[value] != 0x12) | (value + 2 + buf[value + 1] != end))
+        if bad.any():
+            return None
+        start = value + 2 * has_value
+        for k, (raw_key, k_len) in wanted.items():
+            hit = np.flatnonzero(key_len == k_len)
+            for i in range(k_len):
+                if not len(hit):
+                    break
+                hit = hit[buf[p[hit] + (4 + i)] == raw_key[i]]
+            if len(hit):
+                spans = active[hit]
+                value_at[k][spans] = start[hit]
+                value_end[k][spans] = end[hit]
+        walked += len(active)
+        pos[active] = end
+        active = active[(end < stop[active]) & (buf[end] == 0x4A)]
+    if walked != expected:
+        return None
+    return _attribute_columns(raw, value_at, value_end, keys)
+
+
+@lru_cache(maxsize=16)
+def _wanted(keys: Keys) -> dict[str, tuple[bytes, int]]:
+    """Each wanted key's bytes and their length."""
+    return {k: (k.encode(), len(k.encode()))
+            for k in dict.fromkeys((*keys.request_lane, L.DYED_ATTR, *keys.extra))}
+
+
+def _attribute_columns(raw: bytes, value_at: dict[str, np.ndarray], value_end: dict[str, np.ndarray],
+                       keys: Keys) -> tuple[np.ndarray, list[bytes | str], np.ndarray,
+                                            dict[str, list[bytes | str]]]:
+    """(attr_at, request lanes, dyed, extra) of SpanColumns from where values were found."""
+    dyed = value_at[L.DYED_ATTR] >= 0
+    read = [*keys.request_lane, *keys.extra]
+    found = np.zeros(len(dyed), dtype=bool)
+    for k in read:
+        found |= value_at[k] >= 0
+    at = np.flatnonzero(found)
+
+    def values(k: str) -> list[bytes | str]:
+        lo, hi = value_at[k][at], value_end[k][at]
+        hi = np.where(lo >= 0, hi, 0)
+        lo = np.maximum(lo, 0)
+        return list(map(raw.__getitem__, map(slice, lo.tolist(), hi.tolist())))
+
+    lanes = first_set([values(k) for k in keys.request_lane])
+    return at, lanes, dyed, {k: values(k) for k in keys.extra}
 
 
 def _errors(buf: np.ndarray, off: np.ndarray, stop: np.ndarray, size: np.ndarray,
