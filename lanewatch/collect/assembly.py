@@ -37,6 +37,8 @@ class Expired:
 
     rows: Chunk | None
     prev: Chunk | None
+    #: the distinct trace keys of ``rows`` (sorted) and each row's index into them
+    groups: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class Assembly:
@@ -131,9 +133,12 @@ class Assembly:
         ul = uniq.tolist()
         is_final = np.fromiter(map(last.get, ul, repeat(0.0)), dtype=np.float64, count=len(ul)) < cutoff
         final = is_final[inverse]
+        groups = (uniq, inverse)
         if not final.all():
             self._carry = [take(rows, ~final)]
             rows = take(rows, final)
+            renumber = np.cumsum(is_final) - 1
+            groups = (uniq[is_final], renumber[inverse[final]])
         self.n_open -= len(rows["sid"])
         tl = uniq[is_final].tolist()
         deque(map(last.pop, tl, repeat(None)), maxlen=0)  # forget them, in C
@@ -147,7 +152,7 @@ class Assembly:
         self._kept.append((now, rows))
         self.n_kept += len(rows["sid"])
         self._relieve_pressure()
-        return Expired(rows, prev)
+        return Expired(rows, prev, groups)
 
     def _kept_rows(self, traces: np.ndarray) -> Chunk | None:
         """Kept rows of ``traces`` (each span once)."""

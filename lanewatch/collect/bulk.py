@@ -58,6 +58,18 @@ def take(chunk: Chunk, idx: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> Chu
     return {k: v[idx] for k, v in chunk.items()}
 
 
+def _entry_order(start: I64, below: npt.NDArray[np.bool_], group: I64) -> npt.NDArray[np.intp]:
+    """``np.lexsort((start, below, group))``: by trace, roots first, then by start. One
+    stable sort of a packed key when the starts span less than 2^40 ns (18 minutes)."""
+    if not len(start):
+        return np.zeros(0, dtype=np.intp)
+    lo = int(start.min())
+    if int(start.max()) - lo >= 1 << 40 or int(group.max()) >= 1 << 22:
+        return np.lexsort((start, below, group))
+    key = (group.astype(np.int64) << 41) | (below.astype(np.int64) << 40) | (start - lo)
+    return np.argsort(key, kind="stable")
+
+
 @dataclass
 class Judged:
     """Everything the rollups need from a set of complete traces."""
@@ -68,9 +80,13 @@ class Judged:
     trace_stayed: npt.NDArray[np.bool_]
     trace_tkey: U64  # trace key of each judged trace (same order)
     counters: dict[str, int]
+    traces: U64  # the distinct trace keys of the rows (sorted)
+    row_trace: I64  # each row's index into ``traces``
 
 
-def judge_bulk(r: Chunk) -> Judged:
+def judge_bulk(r: Chunk, groups: tuple[U64, I64] | None = None) -> Judged:
+    """Judge the complete traces in ``r``; ``groups``, when known: the distinct trace keys
+    (sorted) and each row's index into them, as ``np.unique(r["tkey"], return_inverse=True)``."""
     n = len(r["sid"])
     idx = np.arange(n)
     kind, tkey = r["kind"], r["tkey"]
@@ -98,7 +114,7 @@ def judge_bulk(r: Chunk) -> Judged:
         anc[climb] = parent[anc[climb]]
     anc[(anc >= 0) & ~is_hop[np.maximum(anc, 0)]] = -1
     # traces as groups
-    uniq, group = np.unique(tkey, return_inverse=True)
+    uniq, group = groups if groups is not None else np.unique(tkey, return_inverse=True)
     bad = np.zeros(len(uniq), dtype=bool)
     counters: dict[str, int] = {}
 
@@ -137,7 +153,7 @@ def judge_bulk(r: Chunk) -> Judged:
 
     # entry hop per trace: roots first, then earliest start
     hops = idx[is_hop]
-    o = np.lexsort((r["start"][hops], anc[hops] >= 0, group[hops]))
+    o = _entry_order(r["start"][hops], anc[hops] >= 0, group[hops])
     hops = hops[o]
     first = np.ones(len(hops), dtype=bool)
     first[1:] = group[hops][1:] != group[hops][:-1]
@@ -150,4 +166,4 @@ def judge_bulk(r: Chunk) -> Judged:
         edge_keys=(keys[0], keys[1], keys[2], keys[3]),
         edge_values=vals,
         trace_keys=(r["start"][entry] // _NS, r["exp"][entry]),
-        trace_stayed=~bad[g], trace_tkey=uniq[g], counters=counters)
+        trace_stayed=~bad[g], trace_tkey=uniq[g], counters=counters, traces=uniq, row_trace=group)

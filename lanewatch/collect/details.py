@@ -18,10 +18,13 @@ Traces = dict[int, tuple[bytes, dict[bytes, Row]]]
 
 
 def describe(rows: bulk.Chunk, prev: bulk.Chunk | None, violating: np.ndarray, sampled: np.ndarray,
-             strings: Strings, limit: int) -> tuple[Finalised, int]:
+             strings: Strings, limit: int,
+             groups: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[Finalised, int]:
     """Violations and kept traces of ``violating`` and ``sampled`` traces (trace keys), at
     most ``limit`` of them; ``prev``: rows already reported for reopened traces (only what
-    is new is reported). Returns the output and how many violating traces were skipped."""
+    is new is reported); ``groups``: the distinct trace keys of ``rows`` and each row's
+    index into them, when known. Returns the output and how many violating traces were
+    skipped."""
     out = Finalised()
     skipped = max(0, len(violating) - limit)
     chosen = np.concatenate([violating[:limit], sampled[:max(0, limit - len(violating))]])
@@ -29,16 +32,18 @@ def describe(rows: bulk.Chunk, prev: bulk.Chunk | None, violating: np.ndarray, s
         return out, skipped
     is_sampled = set(sampled.tolist())
     before = as_rows(prev, chosen, strings) if prev is not None else {}
-    for tkey, (tid, spans) in as_rows(rows, chosen, strings).items():
+    mine = np.isin(groups[0], chosen)[groups[1]] if groups is not None else None
+    for tkey, (tid, spans) in as_rows(rows, chosen, strings, mine).items():
         kept = tkey in is_sampled
         old = before.get(tkey)
         judge(tid, spans, kept).report(out, judge(tid, old[1], kept) if old else None)
     return out, skipped
 
 
-def as_rows(rows: bulk.Chunk, traces: np.ndarray, strings: Strings) -> Traces:
-    """The rows of ``traces`` as the reference judge takes them: trace id -> spans by id."""
-    sub = bulk.take(rows, np.isin(rows["tkey"], traces))
+def as_rows(rows: bulk.Chunk, traces: np.ndarray, strings: Strings, mine: np.ndarray | None = None) -> Traces:
+    """The rows of ``traces`` (``mine``: the mask of those rows, when known) as the
+    reference judge takes them: trace id -> spans by id."""
+    sub = bulk.take(rows, np.isin(rows["tkey"], traces) if mine is None else mine)
     S = strings
     cols = (sub["tkey"].tolist(), sub["thi"].tolist(), sub["tlo"].tolist(), sub["sid"].tolist(),
             sub["pid"].tolist(), sub["kind"].tolist(), S.names(sub["svc"]), S.names(sub["inst"]),

@@ -172,10 +172,11 @@ class Pipeline:
     def _is_live(self, svc: int, lane: int, t: float) -> bool:
         return self.liveness.is_live(self.strings.name(svc), self.strings.name(lane), t)
 
-    def _judge(self, rows: bulk.Chunk, sign: float) -> bulk.Judged:
+    def _judge(self, rows: bulk.Chunk, sign: float,
+               groups: tuple[np.ndarray, np.ndarray] | None = None) -> bulk.Judged:
         """Roll up edges and traces of complete traces (``sign`` -1 takes back a prior report)."""
         S = self.strings
-        j = bulk.judge_bulk(rows)
+        j = bulk.judge_bulk(rows, groups)
         v = j.edge_values * sign
         self.rollups["edges"].add_columns(j.edge_keys, [None, S.names, S.names, S.names],
                                           [v[:, i] for i in range(v.shape[1])])
@@ -198,11 +199,11 @@ class Pipeline:
                 if expired.prev is not None:
                     self._judge(expired.prev, -1.0)
                     rows = bulk.concat([rows, expired.prev])
-                j = self._judge(rows, 1.0)
+                j = self._judge(rows, 1.0, expired.groups if expired.prev is None else None)
                 violating = j.trace_tkey[~j.trace_stayed]
                 sampled = j.trace_tkey[j.trace_stayed & (j.trace_tkey < self._sample_cut)]
                 details, skipped = describe(rows, expired.prev, violating, sampled, self.strings,
-                                            MAX_DETAILED_TRACES)
+                                            MAX_DETAILED_TRACES, (j.traces, j.row_trace))
                 if skipped:
                     self.counters["violating_traces_not_detailed"] += skipped
             self.counters.update(self.assembly.counters)

@@ -116,3 +116,15 @@ def test_bulk_judge_matches_reference(seed: int) -> None:
     assert got == want
     assert sum(stayed_ref.values()) < len(stayed_ref)  # violations were exercised
     assert any(k[0] == "edges" and v[6] for k, v in want.items())  # so was tag_lost
+
+
+@pytest.mark.parametrize("span_ns", [10**9, 2**41])
+def test_entry_order_is_the_lexsort_it_replaces(span_ns: int) -> None:
+    """The packed-key sort for entry hops, and its lexsort fallback for wide time ranges."""
+    rng = np.random.default_rng(span_ns % 1000)
+    n = 5000
+    start = 1_700_000_000 * 10**9 + rng.integers(0, span_ns, n)
+    start[::7] = start[0]  # ties keep their order
+    below = rng.random(n) < 0.7
+    group = rng.integers(0, 300, n)
+    assert (bulk._entry_order(start, below, group) == np.lexsort((start, below, group))).all()
