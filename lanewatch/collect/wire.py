@@ -53,13 +53,8 @@ from lanewatch.collect.decode import (
     resource_pb,
 )
 
-_U64 = np.dtype(">u8")
 _INT64_MAX = 2**63 - 1
-_HEAD_AT = np.array([0, 1, 18, 19])  # tag and length of trace_id (16 bytes), then of span_id (8)
-_HEAD = np.array([0x0A, 16, 0x12, 8], dtype=np.uint8)
-_TRACE_ID_AT = np.arange(2, 18)
-_SPAN_ID_AT = np.arange(20, 28)
-_EIGHT = np.arange(8)
+_TRACE_ID_HEAD, _SPAN_ID_HEAD = 0x100A, 0x0812  # tag and length: 0a 10 (16 bytes), 12 08 (8)
 _TRACE_STATE, _PARENT, _FLAGS = 0x1A, 0x22, (0x85, 0x01)  # tags of fields 3, 4 (LEN), 16 (fixed32)
 _MAX_STATUS_BYTES = 64
 _get_attributes = attrgetter("attributes")
@@ -126,6 +121,19 @@ def fast_traces(body: bytes, keys: Keys) -> SpanColumns | None:
                     np.repeat(np.asarray(scope_resource, dtype=np.int64), scope_size), resources, keys)
 
 
+class _Words:
+    """Overlapping views of a byte string at every offset: big-endian 64-bit words (ids)
+    and little-endian 16-bit ones (a tag and a one-byte length)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._be64 = np.ndarray((len(data) - 7,), dtype=">u8", buffer=data, strides=(1,))
+        self.u16 = np.ndarray((len(data) - 1,), dtype="<u2", buffer=data, strides=(1,))
+
+    def u64(self, at: np.ndarray) -> np.ndarray:
+        """The 8 bytes at each of ``at`` as an unsigned integer (read big-endian)."""
+        return np.asarray(self._be64[at], dtype=np.uint64)
+
+
 def _packed_columns(m: Any, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """A scope's kind, start and end columns from its merged message, which serializes them
     packed: ``kind`` one byte per span (kinds 1..127), the times 8 bytes each, first (the
@@ -159,23 +167,24 @@ def _columns(blobs: list[bytes], kind: np.ndarray, start: np.ndarray, end_ns: np
     if (start.min() == 0 or start.max() > _INT64_MAX or end_ns.max() > _INT64_MAX):
         return None  # invalid times: rejected on the per-span path
     raw = b"".join(blobs)
-    buf = np.frombuffer(raw + _PAD, dtype=np.uint8)  # padded: reads a little past a span stay inside
+    padded = raw + _PAD  # reads a little past a span's end stay inside
+    buf = np.frombuffer(padded, dtype=np.uint8)
+    words = _Words(padded)
     size = np.fromiter(map(len, blobs), dtype=np.int64, count=n)
     stop = np.cumsum(size)
     off = stop - size
-    if (size.min() < 30 or not (buf[off[:, None] + _HEAD_AT] == _HEAD).all()):
+    if (size.min() < 30 or not ((words.u16[off] == _TRACE_ID_HEAD) & (words.u16[off + 18] == _SPAN_ID_HEAD)).all()):
         return None
-    tid = buf[off[:, None] + _TRACE_ID_AT].view(_U64).astype(np.uint64)
-    if ((tid[:, 0] == 0) & (tid[:, 1] == 0)).any():
+    trace_hi, trace_lo = words.u64(off + 2), words.u64(off + 10)
+    if ((trace_hi == 0) & (trace_lo == 0)).any():
         return None  # all-zero trace id: invalid
-    got = _parents(buf, off, stop, n_parents)
+    got = _parents(buf, words, off, stop, n_parents)
     err = _errors(buf, off, stop, size, statuses)
     if got is None or err is None:
         return None
     parent, after_parent = got
     cols = SpanColumns(
-        trace_hi=tid[:, 0].copy(), trace_lo=tid[:, 1].copy(),
-        span_id=buf[off[:, None] + _SPAN_ID_AT].view(_U64).astype(np.uint64).reshape(n),
+        trace_hi=trace_hi, trace_lo=trace_lo, span_id=words.u64(off + 20),
         parent_id=parent, kind=np.where(kind <= 5, kind, 0).astype(np.int8),
         start_ns=start.astype(np.int64), end_ns=end_ns.astype(np.int64), err=err,
         dyed=np.zeros(n, dtype=bool), attr_at=np.zeros(0, dtype=np.int64), request_lane=[],
@@ -202,7 +211,7 @@ def _any_wanted(raw: bytes, keys: Keys) -> bool:
     return False
 
 
-def _parents(buf: np.ndarray, off: np.ndarray, stop: np.ndarray,
+def _parents(buf: np.ndarray, words: _Words, off: np.ndarray, stop: np.ndarray,
              expected: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Parent span ids (0: none), found right after the ids and an optional trace_state,
     and where each span's next field starts; None unless exactly ``expected`` parent
@@ -232,7 +241,7 @@ def _parents(buf: np.ndarray, off: np.ndarray, stop: np.ndarray,
         at = pos[full] + 2
         if (at + 8 > stop[full]).any():
             return None
-        parent[full] = buf[at[:, None] + _EIGHT].view(_U64).astype(np.uint64).reshape(len(full))
+        parent[full] = words.u64(at)
     pos[has] += 2 + length
     return parent, pos
 
