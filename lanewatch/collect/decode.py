@@ -71,6 +71,9 @@ class SpanColumns:
     resources: list[Resource]
     rejected: int = 0  # spans of the request(s) dropped as invalid
     why: str = ""  # the message for the rejected ones
+    #: attributes not read yet (``decode_traces(defer_attributes=True)``): per request, the
+    #: index of its first span and what :func:`wire.read_deferred` needs
+    deferred: list[tuple[int, Any]] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -88,7 +91,8 @@ class SpanColumns:
                    extra={k: [v for c in parts for v in c.extra[k]] for k in parts[0].extra},
                    resource=np.concatenate([c.resource + o for c, o in zip(parts, offsets)]),
                    resources=[r for c in parts for r in c.resources],
-                   rejected=sum(c.rejected for c in parts))
+                   rejected=sum(c.rejected for c in parts),
+                   deferred=[(i + s, d) for c, s in zip(parts, starts) for i, d in c.deferred])
 
 
 _ARRAYS = ("trace_hi", "trace_lo", "span_id", "parent_id", "kind", "start_ns", "end_ns", "err", "dyed")
@@ -191,17 +195,21 @@ def resource_pb(attrs: Any, keys: Keys) -> Resource:
     return Resource(service, lane, inst)
 
 
-def decode_traces(body: bytes, fmt: Format, keys: Keys) -> SpanColumns:
+def decode_traces(body: bytes, fmt: Format, keys: Keys, defer_attributes: bool = False) -> SpanColumns:
     """Decode an ExportTraceServiceRequest; raise DecodeError when malformed.
 
     Protobuf goes through :func:`wire.fast_traces` first; a request it does not take
-    (see there) is read span by span here."""
+    (see there) is read span by span here. With ``defer_attributes`` the fast path may
+    leave the attributes to :func:`wire.read_deferred` (then done for many requests at
+    once); the caller must call it before using them."""
     if fmt == "json":
         return _traces_json(body, keys).columns()
     from lanewatch.collect import wire  # wire builds on this module's types
 
     fast = wire.fast_traces(body, keys)
     if fast is not None:
+        if not defer_attributes:
+            wire.read_deferred(fast, keys)
         return fast
     return _traces_pb(body, keys).columns()
 

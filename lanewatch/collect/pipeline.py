@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lanewatch import lane as L
-from lanewatch.collect import bulk, classify
+from lanewatch.collect import bulk, classify, wire
 from lanewatch.collect.aggregate import Rollup
 from lanewatch.collect.assembly import Assembly
 from lanewatch.collect.decode import (
@@ -93,7 +93,7 @@ class Pipeline:
             self.count_drop("overloaded")
             raise Overloaded(f"collector holds {held} spans waiting for their traces to finish; "
                              "retry later", retry_after_s=max(1.0, self.settings.flush_interval_s))
-        cols = decode_traces(body, fmt, self.keys)
+        cols = decode_traces(body, fmt, self.keys, defer_attributes=True)
         rejected, why = cols.rejected, cols.why
         with self._lock:
             if cols.n:
@@ -123,6 +123,9 @@ class Pipeline:
         if n == 0:
             return
         S = self.strings
+        unreadable = wire.read_deferred(c, self.keys)
+        if unreadable:
+            self.counters["spans_with_unreadable_attributes"] += unreadable
         res = c.resource
         res_service = self.services.map([r.service for r in c.resources])
         res_lane = self.lanes.map([r.lane for r in c.resources])

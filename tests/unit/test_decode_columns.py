@@ -71,6 +71,7 @@ def check(body: bytes, keys: Keys = KEYS) -> decode.SpanColumns | None:
     assert dense(decode._traces_pb(body, keys).columns(), keys) == want
     fast = wire.fast_traces(body, keys)
     if fast is not None:
+        assert wire.read_deferred(fast, keys) == 0
         assert dense(fast, keys) == want
     return fast
 
@@ -314,3 +315,58 @@ def test_columns_of_several_requests_concatenate() -> None:
             continue
         expect = [v + o if k == "resource" else v for w, o in zip(want, offsets) for v in w[k]]
         assert joined[k] == expect, k
+
+
+def test_attributes_of_many_requests_are_read_in_one_walk_or_one_by_one() -> None:
+    """Deferred attributes of several requests, read together after concatenation: a
+    request whose attributes are irregular (a KeyValue with its value before its key) is
+    read on its own, span by span, without disturbing the others."""
+    rng = random.Random(13)
+    bodies = [realistic_request(rng, 6) for _ in range(4)]
+    odd = realistic_span(rng, 10**18)
+    odd.attributes.clear()
+    kv = KeyValue(key=L.REQUEST_LANE_ATTR, value=AnyValue(string_value="gray"))
+    value_first = b"\x12" + schema.varint(len(kv.value.SerializeToString())) + kv.value.SerializeToString() \
+        + b"\x0a" + schema.varint(len(kv.key)) + kv.key.encode()
+    odd_bytes = odd.SerializeToString() + b"\x4a" + schema.varint(len(value_first)) + value_first
+    bodies.insert(2, _request([odd_bytes]))
+    for group in (bodies, bodies[:2], bodies[2:3]):
+        parts = []
+        for b in group:
+            c = decode.decode_traces(b, "proto", KEYS, defer_attributes=True)
+            parts.append(c)
+        joined = decode.SpanColumns.concat(parts)
+        assert wire.read_deferred(joined, KEYS) == 0
+        want = [reference(b, KEYS) for b in group]
+        got = dense(joined, KEYS)
+        assert got["request_lane"] == [v for w in want for v in w["request_lane"]]
+        assert got["dyed"] == [v for w in want for v in w["dyed"]]
+        assert got["extra"] == [v for w in want for v in w["extra"]]
+    assert dense(decode.decode_traces(bodies[2], "proto", KEYS), KEYS)["request_lane"] == [kv.value.SerializeToString()]
+
+
+def test_unparsable_attributes_are_counted_not_raised() -> None:
+    """Past the checks the response depends on, a span whose attributes cannot be read
+    (an irregular KeyValue, so no walk, and a key that is not UTF-8, so no parse) reads
+    as carrying none, and is counted; the request itself was sound and accepted."""
+    rng = random.Random(17)
+    sp = realistic_span(rng, 10**18)
+    sp.attributes.clear()
+    sp.attributes.append(_kv(L.REQUEST_LANE_ATTR, "gray"))
+    bad_key = b"\x12\x02\x0a\x00\x0a\x01\xff"  # value first, then a key of one invalid byte
+    body = _request([sp.SerializeToString() + b"\x4a" + schema.varint(len(bad_key)) + bad_key])
+    with pytest.raises(decode.DecodeError):
+        decode._traces_pb(body, KEYS)  # read span by span, the whole request is malformed
+    c = decode.decode_traces(body, "proto", KEYS, defer_attributes=True)
+    assert c.n == 1 and wire.read_deferred(c, KEYS) == 1
+    assert len(c.attr_at) == 0 and c.dyed.tolist() == [False]
+
+
+def test_a_lane_value_that_is_no_anyvalue_is_kept_raw_for_the_name_table() -> None:
+    """As the per-span map keeps values encoded, the walk keeps them raw: junk is decoded
+    (and counted as an invalid lane) by the name table later."""
+    rng = random.Random(19)
+    sp = realistic_span(rng, 10**18)
+    sp.attributes.clear()
+    junk_kv = b"\x0a\x04lane\x12\x03\xff\xff\xff"
+    check(_request([sp.SerializeToString() + b"\x4a" + schema.varint(len(junk_kv)) + junk_kv]))
