@@ -195,6 +195,11 @@ def resource_pb(attrs: Any, keys: Keys) -> Resource:
     return Resource(service, lane, inst)
 
 
+#: Protobuf requests at least this long go through :mod:`.wire` (its fixed cost per request,
+#: ~70 us, is repaid from about a hundred spans on: bench/bench_collector.py, docs/benchmarks.md).
+FAST_MIN_BYTES = 16 * 1024
+
+
 def decode_traces(body: bytes, fmt: Format, keys: Keys, defer_attributes: bool = False) -> SpanColumns:
     """Decode an ExportTraceServiceRequest; raise DecodeError when malformed.
 
@@ -204,6 +209,8 @@ def decode_traces(body: bytes, fmt: Format, keys: Keys, defer_attributes: bool =
     once); the caller must call it before using them."""
     if fmt == "json":
         return _traces_json(body, keys).columns()
+    if len(body) < FAST_MIN_BYTES:  # a few spans: reading them one by one costs less
+        return _traces_pb(body, keys).columns()
     from lanewatch.collect import wire  # wire builds on this module's types
 
     fast = wire.fast_traces(body, keys)

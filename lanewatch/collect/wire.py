@@ -297,7 +297,7 @@ def _parents(buf: np.ndarray, words: _Words, off: np.ndarray, stop: np.ndarray,
     if int(has.sum()) != expected:
         return None
     length = buf[pos[has] + 1]
-    if not np.isin(length, (0, 8)).all():
+    if not ((length == 0) | (length == 8)).all():
         return None  # a malformed parent id: rejected on the per-span path
     parent = np.zeros(n, dtype=np.uint64)
     full = np.flatnonzero(has)[length == 8]

@@ -19,6 +19,12 @@ from lanewatch.collect import columns, decode, schema, wire
 from lanewatch.collect.decode import Keys
 
 KEYS = Keys(request_lane=(L.REQUEST_LANE_ATTR, "x-lane"), extra=("tenant",))
+
+
+@pytest.fixture(autouse=True)
+def wire_for_every_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """decode_traces sends small requests span by span; here every size takes the fast path."""
+    monkeypatch.setattr(decode, "FAST_MIN_BYTES", 0)
 _ALL = attrgetter("trace_id", "span_id", "parent_span_id", "kind", "start_time_unix_nano",
                   "end_time_unix_nano", "status", "attributes")
 
@@ -370,3 +376,16 @@ def test_a_lane_value_that_is_no_anyvalue_is_kept_raw_for_the_name_table() -> No
     sp.attributes.clear()
     junk_kv = b"\x0a\x04lane\x12\x03\xff\xff\xff"
     check(_request([sp.SerializeToString() + b"\x4a" + schema.varint(len(junk_kv)) + junk_kv]))
+
+
+def test_small_requests_are_read_span_by_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode, "FAST_MIN_BYTES", 16 * 1024)
+    taken: list[int] = []
+    real = wire.fast_traces
+    monkeypatch.setattr(wire, "fast_traces", lambda body, keys: taken.append(len(body)) or real(body, keys))
+    rng = random.Random(21)
+    small, large = realistic_request(rng, 2), realistic_request(rng, 200)
+    assert len(small) < 16 * 1024 <= len(large)
+    for body in (small, large):
+        assert dense(decode.decode_traces(body, "proto", KEYS), KEYS) == reference(body, KEYS)
+    assert taken == [len(large)]

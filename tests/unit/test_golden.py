@@ -18,11 +18,21 @@ import yaml
 
 from lanewatch import config
 from lanewatch import lane as L
+from lanewatch.collect import decode
 from lanewatch.collect.pipeline import Pipeline
 from lanewatch.testing import FakeClock, SpanSpec, TraceBuilder, heartbeat_request
 
 GOLDEN = sorted((Path(__file__).parents[1] / "testdata" / "golden").glob("*.yaml"))
 DELIVERIES = ["in_order", "reversed", "one_per_request_shuffled", "duplicated", "json"]
+
+
+@pytest.fixture(autouse=True, params=["per_span", "wire"])
+def decode_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every case twice: small requests are read span by span; the second time every
+    protobuf request goes through collect/wire.py (and its deferred attribute walk)."""
+    if request.param == "wire":
+        monkeypatch.setattr(decode, "FAST_MIN_BYTES", 0)
+    return str(request.param)
 
 
 def build(tb: TraceBuilder, node: dict[str, Any], caller: SpanSpec | None = None) -> None:
