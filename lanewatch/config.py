@@ -71,10 +71,10 @@ class Settings:
     max_lanes: int = _setting(64, "Distinct lanes tracked; further lanes count as '_other' and are shown.")
     max_services: int = _setting(2000, "Distinct services tracked; further ones count as '_other'.")
 
-    request_lane_attributes: list[str] = _setting(
+    request_lane_attributes: list[str] = _setting(  # noqa: RUF009 -- _setting returns a dataclasses.field
         [L.REQUEST_LANE_ATTR], "Span attribute keys read for the request lane, first non-empty wins "
         "(aliases such as x-mse-tag may be listed).")
-    instance_lane_attributes: list[str] = _setting(
+    instance_lane_attributes: list[str] = _setting(  # noqa: RUF009 -- _setting returns a dataclasses.field
         [L.INSTANCE_LANE_ATTR], "Resource attribute keys read for the instance lane, first non-empty wins.")
 
     liveness_ttl_s: float = _setting(10.0, "An instance is live this long after its last telemetry.")
@@ -90,8 +90,8 @@ class Settings:
     trace_url_template: str = _setting("", "Link to the user's trace UI, e.g. http://jaeger:16686/trace/{trace_id}.")
     demo_control_url: str = _setting("", "Set by `lanewatch demo`: its fault switchboard, shown in the dashboard.")
 
-    rules: list[Rule] = _setting([], "Per-service routing rules (YAML only).", env=False)
-    topology: dict[str, list[str]] = _setting({}, "Declared services -> lanes, always live (YAML only).", env=False)
+    rules: list[Rule] = _setting([], "Per-service routing rules (YAML only).", env=False)  # noqa: RUF009
+    topology: dict[str, list[str]] = _setting({}, "Declared services -> lanes, always live (YAML only).", env=False)  # noqa: RUF009
 
     def validate(self) -> Settings:
         """Raise :class:`ConfigError` naming the first bad setting; return self."""

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from lanewatch import config
 from lanewatch.collect.pipeline import Pipeline, tune_gc
@@ -81,7 +81,7 @@ class Collector:
             log.warning("dashboard unavailable: %s", e)
         return make_server(self.settings.host, self.settings.port, app, threaded=True)
 
-    def start(self) -> Collector:
+    def start(self) -> Self:
         """Bind everything; on failure, release what was already bound and re-raise."""
         try:
             self.pipeline.start()
@@ -117,7 +117,7 @@ class Collector:
         self.pipeline.stop()
         self.store.close()
 
-    def __enter__(self) -> Collector:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
