@@ -2,36 +2,39 @@
 
 Every OTLP encoder writes a span's fields in a fixed order (by field number, or
 in the order ``trace.proto`` declares them; both put ``trace_id``, ``span_id``,
-``trace_state``, ``parent_span_id`` first and ``status`` last but for
-``flags``). So once each span is known as a byte range, most of what lanewatch
-needs sits at offsets numpy can gather for all spans at once:
+``trace_state``, ``parent_span_id`` first, then name, kind, the times and the
+attributes, and ``status`` last but for ``flags``). So once each span is known as
+a byte range, what lanewatch needs sits at offsets numpy finds for all spans at once:
 
 * one parse keeps every span as its bytes (:data:`schema.BlobTraceRequest`):
   resources are read, span boundaries come for free;
-* the merged view (:mod:`.columns`) gives kind, start and end columns, and counts
-  how often each other field occurs in each scope;
+* the merged view (:mod:`.columns`) counts how often each field occurs in each
+  scope, and, serialized again, gives kind and times as packed columns;
 * ``trace_id`` and ``span_id`` are the first two fields: their 16 and 8 bytes are
-  gathered directly; ``parent_span_id`` is the next field (after an optional
+  read directly; ``parent_span_id`` is the next field (after an optional
   ``trace_state``) when present;
 * error statuses (needed only when not every span carries a status) are found as
   the encoded status at the end of a span (before a trailing ``flags``);
-* attributes are read, exactly, only from the spans whose bytes contain a wanted
-  key (``lane``, ``lane.dyed``, rule keys): those spans alone are parsed as messages.
+* attributes are read by walking every span's KeyValues, all spans a step at a
+  time, keeping the values of the wanted keys (``lane``, ``lane.dyed``, rule keys);
+  only requests whose bytes hold a wanted key are walked, and the walk waits
+  (:func:`read_deferred`) until the pipeline takes a batch of requests at once.
 
-Every layout assumption is checked: tags and lengths at the gathered offsets,
-and the number of parents and error statuses found against the merged view's
-counts (a span cannot hide an extra occurrence: the merged count would differ).
-A request that fails any check, or whose spans carry invalid values, returns
-None and is read span by span (:func:`decode._traces_pb`), which also gives
-the precise error or rejection message. As with the merged view, only
+Every layout assumption is checked: tags and lengths at the offsets read, every
+KeyValue exactly ``key`` then ``value``, and the number of parents, error
+statuses and KeyValues found against the merged view's counts (a span cannot hide
+an extra occurrence: the merged count would differ). A request that fails a check
+on ids, parents, times or statuses, or whose spans carry invalid values, returns
+None and is read span by span (:func:`decode._traces_pb`), which also gives the
+precise error or rejection message; attributes that fail the walk are read by
+parsing the spans that hold a wanted key. As with the merged view, only
 canonically encoded spans are guaranteed to read exactly as the per-span parse
 reads them: a scope where one span repeats a singular field while another lacks
 it can misplace that field's values, and a status-less span whose final bytes
 spell an error status, alongside an error status that is not last in its span,
-can move that error flag; both only ever affect the sender's own spans. The
-content of attributes no wanted key occurs in is not parsed.
+can move that error flag; both only ever affect the sender's own spans.
+Attribute values are kept encoded, as the per-span path keeps them.
 """
-
 from __future__ import annotations
 
 import re
