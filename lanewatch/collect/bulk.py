@@ -58,16 +58,25 @@ def take(chunk: Chunk, idx: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> Chu
     return {k: v[idx] for k, v in chunk.items()}
 
 
-def _entry_order(start: I64, below: npt.NDArray[np.bool_], group: I64) -> npt.NDArray[np.intp]:
-    """``np.lexsort((start, below, group))``: by trace, roots first, then by start. One
-    stable sort of a packed key when the starts span less than 2^40 ns (18 minutes)."""
-    if not len(start):
-        return np.zeros(0, dtype=np.intp)
+def _entry_hops(hops: I64, start: I64, below: npt.NDArray[np.bool_], group: I64, n_groups: int) -> I64:
+    """Per trace that has hops, in trace order: its entry hop, the first of ``hops`` by
+    (``below`` a hop, start, position). Minimums per trace by ``np.minimum.at`` when the
+    starts span less than 2^40 ns (18 minutes); a stable sort otherwise."""
+    if not len(hops):
+        return hops
     lo = int(start.min())
-    if int(start.max()) - lo >= 1 << 40 or int(group.max()) >= 1 << 22:
-        return np.lexsort((start, below, group))
-    key = (group.astype(np.int64) << 41) | (below.astype(np.int64) << 40) | (start - lo)
-    return np.argsort(key, kind="stable")
+    if int(start.max()) - lo >= 1 << 40:
+        o = np.lexsort((start, below, group))
+        first = np.ones(len(o), dtype=bool)
+        first[1:] = group[o][1:] != group[o][:-1]
+        return hops[o[first]]
+    key = (below.astype(np.int64) << 40) | (start - lo)
+    best = np.full(n_groups, np.iinfo(np.int64).max)
+    np.minimum.at(best, group, key)
+    tied = np.flatnonzero(key == best[group])
+    first = np.full(n_groups, len(hops), dtype=np.int64)
+    np.minimum.at(first, group[tied], tied)
+    return hops[first[first < len(hops)]]
 
 
 @dataclass
@@ -151,16 +160,10 @@ def judge_bulk(r: Chunk, groups: tuple[U64, I64] | None = None) -> Judged:
     counters["unpaired_server_spans"] = int((is_hop & (r["pid"] != 0) & (parent < 0)).sum())
     counters["unpaired_client_spans"] = int((is_send & (callee < 0)).sum())
 
-    # entry hop per trace: roots first, then earliest start
+    # entry hop per trace: roots first, then earliest start (then the first row)
     hops = idx[is_hop]
-    o = _entry_order(r["start"][hops], anc[hops] >= 0, group[hops])
-    hops = hops[o]
-    first = np.ones(len(hops), dtype=bool)
-    first[1:] = group[hops][1:] != group[hops][:-1]
-    entry = hops[first]
-    with_hops = np.zeros(len(uniq), dtype=bool)
-    with_hops[group[entry]] = True
-    counters["traces_without_hops"] = int((~with_hops).sum())
+    entry = _entry_hops(hops, r["start"][hops], anc[hops] >= 0, group[hops], len(uniq))
+    counters["traces_without_hops"] = len(uniq) - len(entry)
     g = group[entry]
     return Judged(
         edge_keys=(keys[0], keys[1], keys[2], keys[3]),

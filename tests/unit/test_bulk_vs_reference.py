@@ -119,12 +119,18 @@ def test_bulk_judge_matches_reference(seed: int) -> None:
 
 
 @pytest.mark.parametrize("span_ns", [10**9, 2**41])
-def test_entry_order_is_the_lexsort_it_replaces(span_ns: int) -> None:
-    """The packed-key sort for entry hops, and its lexsort fallback for wide time ranges."""
+def test_entry_hops_are_the_first_by_a_stable_sort(span_ns: int) -> None:
+    """Entry hops by per-trace minimums, and by the sort used for wide time ranges, equal
+    the first hop of each trace in a stable (trace, below a hop, start) order."""
     rng = np.random.default_rng(span_ns % 1000)
     n = 5000
     start = 1_700_000_000 * 10**9 + rng.integers(0, span_ns, n)
-    start[::7] = start[0]  # ties keep their order
+    start[::7] = start[0]  # ties: the earlier row wins
     below = rng.random(n) < 0.7
     group = rng.integers(0, 300, n)
-    assert (bulk._entry_order(start, below, group) == np.lexsort((start, below, group))).all()
+    group[group == 5] = 6  # a trace without hops
+    hops = np.sort(rng.choice(10 * n, n, replace=False))
+    o = np.lexsort((start, below, group))
+    first = np.ones(n, dtype=bool)
+    first[1:] = group[o][1:] != group[o][:-1]
+    assert (bulk._entry_hops(hops, start, below, group, 300) == hops[o[first]]).all()
