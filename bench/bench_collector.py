@@ -10,7 +10,10 @@ side pinned to CPU 0, the replay client to CPU 1):
   finalises every trace (decode + verdicts + pairing + rollups);
 * ``over HTTP``: the same pipeline behind the OTLP/HTTP receiver, fed by a
   replay client (keep-alive, pre-built bodies) in another process, until the
-  last trace is final.
+  last trace is final (most traces are judged in the last flush);
+* ``over HTTP, judged as it goes``: the same with traces final 0.25 s after their
+  last span and a flush every 0.1 s, so verdicts, edges and lane paths are
+  computed during the load, in many small flushes, as in a long run.
 
 Prints medians of ``--rounds`` and the ratios to the raw parse.
 """
@@ -53,9 +56,9 @@ def pin(cpu: int) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-def make_pipeline() -> tuple[Pipeline, JumpClock]:
+def make_pipeline(trace_wait_s: float = 2.0) -> tuple[Pipeline, JumpClock]:
     clock = JumpClock()
-    settings = config.load(environ={}, flags={"trace_wait_s": 2.0, "sample_ok_traces": 0.01})
+    settings = config.load(environ={}, flags={"trace_wait_s": trace_wait_s, "sample_ok_traces": 0.01})
     return Pipeline(settings, store=None, clock=clock), clock
 
 
@@ -110,10 +113,13 @@ def _replay(port: int, bodies: list[bytes], content_type: str, conns: int, q: mp
     q.put(time.perf_counter() - t)
 
 
-def over_http(bodies: list[bytes], fmt: str, n_spans: int) -> float:
+def over_http(bodies: list[bytes], fmt: str, n_spans: int, steady: bool = False) -> float:
+    """``steady``: traces are final 0.25 s after their last span and flushes run every
+    0.1 s, so traces are judged while the load runs, in many small flushes (otherwise most
+    are judged in the flush at the end)."""
     gc.collect()
-    p, clock = make_pipeline()
-    p.settings = config.with_overrides(p.settings, flush_interval_s=0.5)
+    p, clock = make_pipeline(0.25 if steady else 2.0)
+    p.settings = config.with_overrides(p.settings, flush_interval_s=0.1 if steady else 0.5)
     rx = OtlpHttpReceiver(p, port=0, max_body_bytes=64 << 20)
     rx.start()
     p.start()
@@ -152,14 +158,17 @@ def main() -> None:
         n_spans = payloads.count_spans(bodies_pb)
         if not args.default_gc:
             tune_gc()  # after building the payloads, as lanewatch up does after start-up
-        raws, inp, http_ = [], [], []
+        raws, inp, http_, steady = [], [], [], []
         for _ in range(args.rounds):
             raws.append(raw_parse(bodies_pb))
             inp.append(in_process(bodies, fmt, n_spans))
             http_.append(over_http(bodies, fmt, n_spans))
-        r, i, h = (statistics.median(x) for x in (raws, inp, http_))
+            steady.append(over_http(bodies, fmt, n_spans, steady=True))
+        r, i, h, st = (statistics.median(x) for x in (raws, inp, http_, steady))
         print(f"{fmt:5} {per:5} spans/request  raw parse {r/1e3:8.0f}k/s  in-process {i/1e3:6.0f}k/s "
-              f"({i/r:.3f}x raw)  over HTTP {h/1e3:6.0f}k/s ({h/r:.3f}x raw)   [{n_spans} spans in {len(bodies)} requests, x{args.rounds}]")
+              f"({i/r:.3f}x raw)  over HTTP {h/1e3:6.0f}k/s ({h/r:.3f}x raw)  "
+              f"over HTTP, judged as it goes {st/1e3:6.0f}k/s ({st/r:.3f}x raw)   "
+              f"[{n_spans} spans in {len(bodies)} requests, x{args.rounds}]")
 
 
 if __name__ == "__main__":
