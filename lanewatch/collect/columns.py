@@ -17,6 +17,10 @@ them (every OTLP encoder writes them so): a scope where one span repeats a singu
 field (the per-span parse keeps the last) while another lacks it, or where kind or a
 time is written packed (the per-span parse skips it, the merged one reads it), can
 give a column of the right length with other values.
+
+:mod:`.wire` uses the same view for how often each field occurs per scope (each
+attribute KeyValue is kept encoded, so it can be counted) and, serialized again,
+for kind and times as packed columns.
 """
 
 from __future__ import annotations
