@@ -72,7 +72,7 @@ class Pipeline:
         self.rollups = {t: Rollup(t) for t in ROLLUPS}
         self._pending: list[SpanColumns] = []  # decoded, not yet through the span path
         self._pending_n = 0
-        self._pending_at = 0.0  # when the newest of them arrived
+        self._pending_at = 0.0  # when the newest of them arrived: the batch's arrival time
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
