@@ -140,13 +140,15 @@ class RawSpans:
                          resource=pick(self.resource), resources=self.resources)
         m = len(keep)
         ids = np.frombuffer(b"".join(r.trace_id), dtype=_U64).astype(np.uint64).reshape(m, 2)
-        kind = np.asarray(r.kind, dtype=np.int64)
+        kinds = r.kind if m == 0 or (min(r.kind) >= 0 and max(r.kind) <= 5) else [
+            k if 0 <= k <= 5 else 0 for k in r.kind]  # a junk kind (JSON ints are unbounded) reads as 0
+        kind = np.asarray(kinds, dtype=np.int8)
         return SpanColumns(
             trace_hi=ids[:, 0].copy(), trace_lo=ids[:, 1].copy(),
             span_id=np.frombuffer(b"".join(r.span_id), dtype=_U64).astype(np.uint64),
             parent_id=np.frombuffer(b"".join(map(bytes.ljust, r.parent_id, repeat(8), repeat(b"\0"))),
                                     dtype=_U64).astype(np.uint64),
-            kind=np.where((kind >= 0) & (kind <= 5), kind, 0).astype(np.int8),
+            kind=kind,
             start_ns=np.asarray(r.start_ns, dtype=np.int64), end_ns=np.asarray(r.end_ns, dtype=np.int64),
             err=np.asarray(r.status, dtype=np.int64) == 2, dyed=np.asarray(r.dyed, dtype=bool).reshape(m),
             attr_at=np.arange(m, dtype=np.int64), request_lane=r.request_lane, extra=r.extra,

@@ -95,6 +95,26 @@ def test_invalid_ids_are_rejected_as_partial_success_and_counted() -> None:
     assert p.flush().counters["spans_rejected_invalid"] == 1
 
 
+@pytest.mark.parametrize("kind", [6, 300, -1, 2**64 - 1])
+def test_a_junk_span_kind_reads_as_unspecified_in_json_and_protobuf(kind: int) -> None:
+    """Not a hop, not a crash: a kind outside SpanKind is UNSPECIFIED (JSON ints are unbounded)."""
+    import json
+
+    import orjson
+
+    p, _ = _pipeline()
+    tb = TraceBuilder()
+    tb.hop("A", "gray", "gray")
+    doc = orjson.loads(tb.body(fmt="json"))
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["kind"] = kind
+    assert p.ingest("traces", json.dumps(doc).encode(), "json").accepted == 1
+    if -2**31 <= kind < 2**31:
+        req = tb.request()
+        req.resource_spans[0].scope_spans[0].spans[0].kind = kind
+        assert p.ingest("traces", req.SerializeToString(), "proto").accepted == 1
+    assert "hops" not in p.flush().counters  # UNSPECIFIED spans are no hops
+
+
 def test_junk_lane_values_count_as_base_and_are_counted() -> None:
     p, _ = _pipeline()
     tb = TraceBuilder()
