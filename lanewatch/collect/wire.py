@@ -337,6 +337,7 @@ def _walk_attributes(buf: np.ndarray, raw: bytes, pos: np.ndarray, stop: np.ndar
     map the per-span path parses does. None unless the walk is that regular and meets
     exactly the ``expected`` KeyValues the merged view counted (so none lies elsewhere)."""
     n = len(pos)
+    last = len(buf) - 2
     pos = pos.copy()
     flags = (buf[pos] == _FLAGS[0]) & (buf[pos + 1] == _FLAGS[1]) & (pos < stop)
     pos[flags] += 6
@@ -365,7 +366,8 @@ def _walk_attributes(buf: np.ndarray, raw: bytes, pos: np.ndarray, stop: np.ndar
         value = p + 4 + key_len
         has_value = value < end
         bad = (buf[p + 2] != 0x0A) | (length > 0x7F) | (key_len > 0x7F) | (value > end)
-        bad |= has_value & ((buf[value] != 0x12) | (value + 2 + buf[value + 1] != end))
+        v = np.minimum(value, last)  # a bogus key length must not read past the buffer
+        bad |= has_value & ((buf[v] != 0x12) | (value + 2 + buf[v + 1] != end))
         if bad.any():
             return None
         start = value + 2 * has_value
