@@ -113,10 +113,17 @@ class Pipeline:
 
     # --- the span path -----------------------------------------------------------------------
     def _ingest_pending(self) -> None:
-        """Send the pending requests' spans through the span path, as one batch."""
-        parts, self._pending, self._pending_n = self._pending, [], 0
-        if parts:
+        """Send the pending requests' spans through the span path, as one batch. The
+        requests were answered already: a failure here (a bug) is logged and its spans
+        counted as lost, and never reaches the request that happened to fill the batch."""
+        parts, self._pending, n, self._pending_n = self._pending, [], self._pending_n, 0
+        if not parts:
+            return
+        try:
             self._ingest_spans(parts[0] if len(parts) == 1 else SpanColumns.concat(parts), self._pending_at)
+        except Exception:  # counted and logged: the collector goes on
+            log.exception("span path failed on a batch of %d spans", n)
+            self.counters["spans_lost_internal_error"] += n
 
     def _ingest_spans(self, c: SpanColumns, arrived: float) -> None:
         n = c.n

@@ -211,3 +211,22 @@ def test_detail_limit_keeps_violating_traces_before_sampled_ones(monkeypatch: py
     b = p.flush()
     assert [v["kind"] for v in b.violations] == ["leak"] and len(b.traces) == 1
     assert sum(b.rollups["traces"]["traces"]) == 4  # every trace still counted
+
+
+def test_a_failing_batch_is_counted_and_spares_the_request_that_filled_it(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import lanewatch.collect.pipeline as pl
+
+    p, _ = _pipeline()
+    tb = TraceBuilder()
+    for _ in range(3):
+        tb.new_trace().hop("A", "gray", "gray")
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug in the span path")
+
+    monkeypatch.setattr(pl, "BATCH_SPANS", 2)
+    monkeypatch.setattr(p, "_ingest_spans", broken)
+    assert p.ingest("traces", tb.body(), "proto").accepted == 3  # filled the batch: still accepted
+    assert p.flush().counters["spans_lost_internal_error"] == 3
+    assert "span path failed on a batch of 3 spans" in caplog.text
