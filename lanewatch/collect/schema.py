@@ -64,25 +64,15 @@ def _build() -> dict[str, Any]:
     _field(m, "end_time_unix_nano", 8, F.TYPE_FIXED64)
     _attributes(m, 9, raw=True)
     _field(m, "status", 15, F.TYPE_BYTES)  # the Status message, still encoded
-    m = fd.message_type.add(name="ScopeSpans")
-    _field(m, "spans", 2, F.TYPE_MESSAGE, "Span", repeated=True)
-    m = fd.message_type.add(name="ResourceSpans")
-    _field(m, "resource", 1, F.TYPE_MESSAGE, "Resource")
-    _field(m, "scope_spans", 2, F.TYPE_MESSAGE, "ScopeSpans", repeated=True)
-    m = fd.message_type.add(name="ExportTraceServiceRequest")
-    _field(m, "resource_spans", 1, F.TYPE_MESSAGE, "ResourceSpans", repeated=True)
-
-    # the same request with each span left encoded (for collect/wire.py), and a bare
-    # list of spans (the spans wire.py reads attributes of, re-framed)
-    m = fd.message_type.add(name="BlobScopeSpans")
-    _field(m, "spans", 2, F.TYPE_BYTES, repeated=True)
-    m = fd.message_type.add(name="BlobResourceSpans")
-    _field(m, "resource", 1, F.TYPE_MESSAGE, "Resource")
-    _field(m, "scope_spans", 2, F.TYPE_MESSAGE, "BlobScopeSpans", repeated=True)
-    m = fd.message_type.add(name="BlobTraceRequest")
-    _field(m, "resource_spans", 1, F.TYPE_MESSAGE, "BlobResourceSpans", repeated=True)
-    m = fd.message_type.add(name="SpanList")
-    _field(m, "spans", 2, F.TYPE_MESSAGE, "Span", repeated=True)
+    # the request, and the same request with each span left encoded (for collect/wire.py)
+    for prefix, span_type, type_name in (("", F.TYPE_MESSAGE, "Span"), ("Blob", F.TYPE_BYTES, "")):
+        m = fd.message_type.add(name=f"{prefix}ScopeSpans")
+        _field(m, "spans", 2, span_type, type_name, repeated=True)
+        m = fd.message_type.add(name=f"{prefix}ResourceSpans")
+        _field(m, "resource", 1, F.TYPE_MESSAGE, "Resource")
+        _field(m, "scope_spans", 2, F.TYPE_MESSAGE, f"{prefix}ScopeSpans", repeated=True)
+        m = fd.message_type.add(name=f"{prefix}ExportTraceServiceRequest")
+        _field(m, "resource_spans", 1, F.TYPE_MESSAGE, f"{prefix}ResourceSpans", repeated=True)
 
     m = fd.message_type.add(name="NumberDataPoint")
     _field(m, "time_unix_nano", 3, F.TYPE_FIXED64)
@@ -105,7 +95,7 @@ def _build() -> dict[str, Any]:
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fd)
     names = ("ExportTraceServiceRequest", "ExportMetricsServiceRequest", "Span", "AnyValue", "Status",
-             "BlobTraceRequest", "BlobScopeSpans", "SpanList")
+             "ScopeSpans", "BlobExportTraceServiceRequest", "BlobScopeSpans")
     return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PKG}.{n}")) for n in names}
 
 
@@ -113,10 +103,10 @@ _CLASSES = _build()
 TraceRequest: Any = _CLASSES["ExportTraceServiceRequest"]
 MetricsRequest: Any = _CLASSES["ExportMetricsServiceRequest"]
 #: ``ExportTraceServiceRequest`` with resources parsed and every span kept as its bytes.
-BlobTraceRequest: Any = _CLASSES["BlobTraceRequest"]
-#: Frames span bytes (``spans`` as bytes) so that :data:`SpanList` parses them as spans.
+BlobTraceRequest: Any = _CLASSES["BlobExportTraceServiceRequest"]
+#: Frames span bytes (``spans`` as bytes) the way :data:`ScopeSpans` parses them as spans.
 BlobScopeSpans: Any = _CLASSES["BlobScopeSpans"]
-SpanList: Any = _CLASSES["SpanList"]
+ScopeSpans: Any = _CLASSES["ScopeSpans"]
 
 
 def varint(n: int) -> bytes:

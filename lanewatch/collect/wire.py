@@ -467,7 +467,7 @@ def _parse_part(part: tuple[int, Deferred], keys: Keys) -> tuple[_Read, int]:
         return none, 0
     which = np.unique(np.concatenate(list(found.values())))
     framed = schema.BlobScopeSpans(spans=list(map(blobs.__getitem__, which.tolist()))).SerializeToString()
-    spans = schema.SpanList()
+    spans = schema.ScopeSpans()
     try:
         spans.ParseFromString(framed)
     except Exception:  # noqa: BLE001 -- junk inside an attribute: counted by the caller
