@@ -1,6 +1,6 @@
 """Collector throughput, side by side with the raw protobuf parse of the same payloads.
 
-    python bench/bench_collector.py [--spans 300000] [--rounds 3] [--default-gc]
+    python bench/bench_collector.py [--spans 300000] [--rounds 3] [--default-gc] [--shapes proto:1000,json:1000]
 
 For each payload shape it measures, in one run and on one core (the server
 side pinned to CPU 0, the replay client to CPU 1):
