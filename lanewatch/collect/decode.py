@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import repeat
 from operator import methodcaller
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -25,6 +27,9 @@ from lanewatch import lane as L
 from lanewatch.collect import columns, schema
 from lanewatch.collect.ingest import DecodeError, Format
 from lanewatch.collect.schema import any_string
+
+if TYPE_CHECKING:
+    from lanewatch.collect.wire import Deferred
 
 _EMPTY = schema._CLASSES["AnyValue"]()
 STATUS_CODES = schema.StatusCodes()
@@ -73,7 +78,7 @@ class SpanColumns:
     why: str = ""  # the message for the rejected ones
     #: attributes not read yet (``decode_traces(defer_attributes=True)``): per request, the
     #: index of its first span and what :func:`wire.read_deferred` needs
-    deferred: list[tuple[int, Any]] = field(default_factory=list)
+    deferred: list[tuple[int, Deferred]] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -178,6 +183,32 @@ class Keys:
     extra: Sequence[str] = ()
 
 
+@lru_cache(maxsize=16)
+def wanted_keys(keys: Keys) -> tuple[bytes, ...]:
+    """The attribute keys read from spans (request lane keys, ``lane.dyed``, rule keys), as
+    bytes, shortest first."""
+    return tuple(sorted({k.encode() for k in (*keys.request_lane, L.DYED_ATTR, *keys.extra)},
+                        key=lambda k: (len(k), k)))
+
+
+@lru_cache(maxsize=16)
+def _key_searches(keys: Keys) -> tuple[tuple[bytes, re.Pattern[bytes]], ...]:
+    return tuple((k, re.compile(re.escape(k))) for k in wanted_keys(keys))
+
+
+def any_wanted_key(data: bytes, keys: Keys) -> bool:
+    """Whether any wanted key's bytes occur in ``data``: where none does, no span has an
+    attribute to read. A key containing an absent key's bytes is not searched for."""
+    absent: list[bytes] = []
+    for key, search in _key_searches(keys):
+        if any(a in key for a in absent):
+            continue
+        if search.search(data) is not None:
+            return True
+        absent.append(key)
+    return False
+
+
 def first_set(values: list[list[Any]]) -> list[Any]:
     """Per position, the first non-empty value across several key columns."""
     out = values[0]
@@ -232,7 +263,7 @@ def _traces_pb(body: bytes, keys: Keys) -> RawSpans:
     merged = columns.parse_merged(body)
     mrs_all = merged.resource_spans if merged is not None else repeat(None)
     # a key absent from the bytes is no span's attribute: then no per-span lookups
-    need_attrs = any(k.encode() in body for k in (*keys.request_lane, L.DYED_ATTR, *keys.extra))
+    need_attrs = any_wanted_key(body, keys)
     cols = RawSpans()
     for rs, mrs in zip(req.resource_spans, mrs_all):
         cols.resources.append(resource_pb(rs.resource.attributes, keys))

@@ -52,9 +52,11 @@ from lanewatch.collect.decode import (
     Keys,
     Resource,
     SpanColumns,
+    any_wanted_key,
     attribute_column,
     first_set,
     resource_pb,
+    wanted_keys,
 )
 
 _INT64_MAX = 2**63 - 1
@@ -65,14 +67,10 @@ _get_attributes = attrgetter("attributes")
 
 
 @lru_cache(maxsize=16)
-def _patterns(keys: Keys) -> tuple[tuple[bytes, re.Pattern[bytes], re.Pattern[bytes]], ...]:
-    """Per wanted key, shortest first: its bytes, a search for them, and a search for the
-    start of a KeyValue with that key (``key`` is field 1)."""
-    out = []
-    for k in sorted({*keys.request_lane, L.DYED_ATTR, *keys.extra}, key=lambda k: (len(k), k)):
-        raw = k.encode()
-        out.append((raw, re.compile(re.escape(raw)), re.compile(re.escape(b"\n" + schema.varint(len(raw)) + raw))))
-    return tuple(out)
+def _kv_patterns(keys: Keys) -> tuple[tuple[bytes, re.Pattern[bytes]], ...]:
+    """Per wanted key: its bytes, and a search for the start of a KeyValue with that key
+    (``key`` is field 1)."""
+    return tuple((k, re.compile(re.escape(b"\n" + schema.varint(len(k)) + k))) for k in wanted_keys(keys))
 
 
 def fast_traces(body: bytes, keys: Keys) -> SpanColumns | None:
@@ -193,7 +191,7 @@ def _columns(blobs: list[bytes], kind: np.ndarray, start: np.ndarray, end_ns: np
         start_ns=start.astype(np.int64), end_ns=end_ns.astype(np.int64), err=err,
         dyed=np.zeros(n, dtype=bool), attr_at=np.zeros(0, dtype=np.int64), request_lane=[],
         extra={k: [] for k in keys.extra}, resource=resource, resources=resources)
-    if _any_wanted(raw, keys):  # else no span has attributes to read
+    if any_wanted_key(raw, keys):  # else no span has attributes to read
         cols.deferred.append((0, Deferred(padded, off, after_parent, stop, n_attributes)))
     return cols
 
@@ -265,19 +263,6 @@ def _walk_parts(parts: list[tuple[int, Deferred]], keys: Keys) -> _Read | None:
     return index[at], lanes, index[np.flatnonzero(dyed)], extra
 
 
-def _any_wanted(raw: bytes, keys: Keys) -> bool:
-    """Whether any wanted key's bytes occur in ``raw`` (a key containing an absent key's
-    bytes is not looked for: it is absent too)."""
-    absent: list[bytes] = []
-    for key, search, _ in _patterns(keys):
-        if any(a in key for a in absent):
-            continue
-        if search.search(raw) is not None:
-            return True
-        absent.append(key)
-    return False
-
-
 def _parents(buf: np.ndarray, words: _Words, off: np.ndarray, stop: np.ndarray,
              expected: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Parent span ids (0: none), found right after the ids and an optional trace_state,
@@ -288,12 +273,10 @@ def _parents(buf: np.ndarray, words: _Words, off: np.ndarray, stop: np.ndarray,
     tag = buf[pos]  # every span is at least 30 bytes
     with_state = tag == _TRACE_STATE
     if with_state.any():
-        at = pos[with_state]
-        low, high = buf[at + 1].astype(np.int64), buf[at + 2].astype(np.int64)
-        long = low > 0x7F  # a two-byte length (128 bytes to 16 KiB)
-        if (long & (high > 0x7F)).any():
-            return None  # longer still: read per span
-        pos[with_state] += np.where(long, 3 + ((low & 0x7F) | (high << 7)), 2 + low)
+        got = _varints(buf, pos[with_state] + 1)
+        if got is None:
+            return None  # a trace_state of 16 KiB or more: read per span
+        pos[with_state] += 1 + got[1] + got[0]
         inside = pos + 1 < stop
         tag = np.where(inside, buf[np.minimum(pos, len(buf) - 1)], 0)
     has = (tag == _PARENT) & (pos + 1 < stop)
@@ -455,11 +438,7 @@ def _parse_part(part: tuple[int, Deferred], keys: Keys) -> tuple[_Read, int]:
     raw = d.data[: int(d.stop[-1])]
     none: _Read = (np.zeros(0, dtype=np.int64), [], np.zeros(0, dtype=np.int64), {k: [] for k in keys.extra})
     found: dict[bytes, np.ndarray] = {}
-    absent: list[bytes] = []
-    for key, search, pattern in _patterns(keys):
-        if any(a in key for a in absent) or search.search(raw) is None:
-            absent.append(key)  # a key containing an absent one is absent too
-            continue
+    for key, pattern in _kv_patterns(keys):
         at = [m.start() for m in pattern.finditer(raw)]
         if at:
             found[key] = np.searchsorted(d.stop, at, side="right")

@@ -302,11 +302,20 @@ def test_aligned_misaligned_and_absent_columns() -> None:
 def test_keys_absent_from_the_body_skip_attribute_lookups() -> None:
     req = ExportTraceServiceRequest()
     req.resource_spans.add().scope_spans.add().spans.add(
-        trace_id=b"a" * 16, span_id=b"1" * 8, kind=2, start_time_unix_nano=1, attributes=[_kv("http.route", "/")])
+        trace_id=b"a" * 16, span_id=b"1" * 8, kind=2, start_time_unix_nano=1, end_time_unix_nano=2,
+        attributes=[_kv("http.route", "/")])
     body = req.SerializeToString()
-    for c in (decode.decode_traces(body, "proto", KEYS), decode._traces_pb(body, KEYS).columns()):
-        assert len(c.attr_at) == 0 or c.request_lane == [b""]
+    assert not decode.any_wanted_key(body, KEYS)
+    assert wire.fast_traces(body, KEYS) is not None
+    fast = decode.decode_traces(body, "proto", KEYS, defer_attributes=True)
+    assert fast.deferred == [] and len(fast.attr_at) == 0  # no walk scheduled
+    exact = decode._traces_pb(body, KEYS).columns()
+    assert exact.request_lane == [b""] and exact.extra == {"tenant": [b""]}
+    for c in (fast, exact):
         assert c.dyed.tolist() == [False]
+    req.resource_spans[0].scope_spans[0].spans[0].attributes.append(_kv("tenant", "t1"))
+    assert decode.any_wanted_key(req.SerializeToString(), KEYS)
+    assert decode.decode_traces(req.SerializeToString(), "proto", KEYS, defer_attributes=True).deferred
 
 
 def test_columns_of_several_requests_concatenate() -> None:
