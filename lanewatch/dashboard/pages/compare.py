@@ -19,7 +19,7 @@ from lanewatch.dashboard.app import GRAPH_CONFIG, colours_for, get_query, get_se
 from lanewatch.dashboard.state import ViewState, step_for
 from lanewatch.dashboard.theme import order_lanes
 from lanewatch.dashboard.timefmt import window_label
-from lanewatch.query_parts import MIN_REQUESTS
+from lanewatch.stats import Thresholds
 
 dash.register_page(  # type: ignore[no-untyped-call]
     __name__, path="/compare", name="Compare", title="lanewatch: compare", order=3)
@@ -65,7 +65,7 @@ def verdict_box(verdict: dict[str, Any] | None, lane: str, base: str) -> list[An
     """The comparison's verdict with its confidence, or why there is none yet."""
     if verdict is None:
         return [html.H3("Verdict"), C.empty_state(
-            f"No verdict yet: {lane} or {base} served fewer than {MIN_REQUESTS} requests in this "
+            f"No verdict yet: {lane} or {base} served fewer than {Thresholds().min_requests} requests in this "
             "window; widen the window or wait for traffic.", id="compare-no-verdict")]
     worse = bool(verdict.get("worse"))
     badge = html.Span(f"{lane} is worse" if worse else "no significant difference",

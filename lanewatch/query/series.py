@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from lanewatch.query_parts import Q_COLUMNS, cube_quantiles, hist_cube
+from lanewatch.query.parts import Q_COLUMNS, cube_quantiles, hist_cube
 from lanewatch.store.base import Store
 
 #: Per lane: ``req`` and ``err`` per step, and the latency quantiles (NaN: none).

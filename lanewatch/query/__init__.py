@@ -34,17 +34,17 @@ import pandas as pd
 from lanewatch import lane as L
 from lanewatch.config import Settings
 from lanewatch.histogram import N_BUCKETS
-from lanewatch.query_parts import (
+from lanewatch.query.parts import (
     HOP_LABELS,
     QS,
     clean,
-    compare_verdict,
     cube_quantiles,
     lane_order,
     records,
     series_json,
 )
-from lanewatch.query_series import SeriesReader, histograms
+from lanewatch.query.compare import compare_verdict
+from lanewatch.query.series import SeriesReader, histograms
 from lanewatch.store.base import Store
 
 

@@ -1,4 +1,4 @@
-"""Pure helpers of :mod:`lanewatch.query`: JSON-clean values, vectorised quantiles, series, statistics."""
+"""Pure helpers of :mod:`lanewatch.query`: JSON-clean values, vectorised quantiles, series."""
 
 from __future__ import annotations
 
@@ -17,11 +17,6 @@ HOP_LABELS: tuple[str, ...] = tuple(v.label for v in L.HOP_VERDICTS)
 QS: tuple[float, ...] = (0.5, 0.95, 0.99)
 Q_COLUMNS = ("p50_ms", "p95_ms", "p99_ms")
 _MID_MS = np.array([round(bucket_mid_ms(b), 3) for b in range(N_BUCKETS)])
-#: compare(): fewer requests than this on either side gives no verdict.
-MIN_REQUESTS = 30
-#: compare(): significance level, and the smallest latency effect (P(lane slower) - 0.5) called worse.
-ALPHA = 0.01
-MIN_LATENCY_EFFECT = 0.05
 
 
 def clean(value: Any) -> Any:
@@ -137,60 +132,3 @@ def series_json(ts: npt.NDArray[np.int64], step_s: int,
     for col in Q_COLUMNS:
         out[col] = _floats(arrays[col] if arrays else np.full(n, np.nan), 3)
     return out
-
-
-def _p_two_sided(z: float) -> float:
-    return math.erfc(abs(z) / math.sqrt(2))
-
-
-def _error_test(lane: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """Two-proportion z-test on error rates."""
-    n1, n2, e1, e2 = lane["requests"], base["requests"], lane["errors"], base["errors"]
-    pooled = (e1 + e2) / (n1 + n2)
-    se = math.sqrt(max(pooled * (1 - pooled), 0.0) * (1 / n1 + 1 / n2))
-    z = (e1 / n1 - e2 / n2) / se if se > 0 else 0.0
-    return {"lane_rate": round(e1 / n1, 6), "base_rate": round(e2 / n2, 6), "z": round(z, 3),
-            "p_value": _p_two_sided(z)}
-
-
-def _latency_test(a: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> dict[str, Any] | None:
-    """Mann-Whitney U on two aligned latency histograms (ties within a bucket): P(lane slower)."""
-    a, c = np.maximum(a, 0.0), np.maximum(c, 0.0)
-    n1, n2 = float(a.sum()), float(c.sum())
-    if n1 < 1 or n2 < 1:
-        return None
-    below = np.cumsum(c) - c
-    u = float(np.sum(a * (below + 0.5 * c)))
-    t = a + c
-    n = n1 + n2
-    var = n1 * n2 / 12 * ((n + 1) - float(np.sum(t ** 3 - t)) / (n * (n - 1)))
-    z = (u - n1 * n2 / 2) / math.sqrt(var) if var > 0 else 0.0
-    return {"prob_slower": round(u / (n1 * n2), 4), "z": round(z, 3), "p_value": _p_two_sided(z)}
-
-
-def compare_verdict(lane_tot: dict[str, Any], base_tot: dict[str, Any], hist_lane: npt.NDArray[np.float64],
-                    hist_base: npt.NDArray[np.float64], lane: str, base: str) -> dict[str, Any] | None:
-    """Is ``lane`` worse than ``base``? None below :data:`MIN_REQUESTS` on either side.
-
-    ``worse`` when the error rate is higher with p < :data:`ALPHA`, or latency is
-    stochastically higher (P(lane slower) > 0.5 + :data:`MIN_LATENCY_EFFECT`, p < ALPHA).
-    ``confidence`` is 1 - the p-value behind the claim (or of the closest test when none holds).
-    """
-    if lane_tot["requests"] < MIN_REQUESTS or base_tot["requests"] < MIN_REQUESTS:
-        return None
-    errors = _error_test(lane_tot, base_tot)
-    latency = _latency_test(hist_lane, hist_base)
-    worse_err = errors["lane_rate"] > errors["base_rate"] and errors["p_value"] < ALPHA
-    worse_lat = bool(latency and latency["prob_slower"] > 0.5 + MIN_LATENCY_EFFECT
-                     and latency["p_value"] < ALPHA)
-    claims = ([errors["p_value"]] if worse_err else []) + ([latency["p_value"]] if worse_lat and latency else [])
-    p = min(claims) if claims else min([errors["p_value"]] + ([latency["p_value"]] if latency else []))
-    reasons = []
-    if worse_err:
-        reasons.append(f"error rate {errors['lane_rate']:.2%} vs {errors['base_rate']:.2%}")
-    if worse_lat and latency:
-        reasons.append(f"slower than {base} in {latency['prob_slower']:.0%} of pairs")
-    text = (f"{lane} is worse than {base}: " + "; ".join(reasons) if reasons
-            else f"no significant difference between {lane} and {base}")
-    return {"worse": bool(claims), "confidence": round(1 - p, 6), "text": text,
-            "errors": errors, "latency": latency, "alpha": ALPHA}
