@@ -34,6 +34,7 @@ import pandas as pd
 from lanewatch import lane as L
 from lanewatch.config import Settings
 from lanewatch.histogram import N_BUCKETS
+from lanewatch.query.compare import compare_verdict
 from lanewatch.query.parts import (
     HOP_LABELS,
     QS,
@@ -43,7 +44,6 @@ from lanewatch.query.parts import (
     records,
     series_json,
 )
-from lanewatch.query.compare import compare_verdict
 from lanewatch.query.series import SeriesReader, histograms
 from lanewatch.store.base import Store
 

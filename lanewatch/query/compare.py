@@ -10,10 +10,12 @@ import numpy.typing as npt
 from lanewatch import stats
 from lanewatch.stats import Thresholds
 
+DEFAULT_THRESHOLDS = Thresholds()
+
 
 def compare_verdict(lane_tot: dict[str, Any], base_tot: dict[str, Any], hist_lane: npt.NDArray[np.float64],
                     hist_base: npt.NDArray[np.float64], lane: str, base: str,
-                    th: Thresholds = Thresholds()) -> dict[str, Any] | None:
+                    th: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Any] | None:
     """Is ``lane`` worse than ``base``? None below ``th.min_requests`` on either side.
 
     ``worse`` when the error rate is higher with p < ``th.alpha``, or latency is
