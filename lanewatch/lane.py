@@ -73,6 +73,11 @@ class Verdict(IntEnum):
 
 HOP_VERDICTS: Final = (Verdict.IN_LANE, Verdict.FALLBACK, Verdict.LEAK, Verdict.INTRUSION)
 VERDICT_NAMES: Final = tuple(v.label for v in Verdict)
+#: The violating verdicts (:attr:`Verdict.is_violation`), as codes and as names.
+VIOLATIONS: Final = tuple(v for v in Verdict if v.is_violation)
+VIOLATION_NAMES: Final = tuple(v.label for v in VIOLATIONS)
+#: Hop verdicts that violate, as names (every violation but the edge-only ``tag_lost``).
+HOP_VIOLATION_NAMES: Final = tuple(v.label for v in HOP_VERDICTS if v.is_violation)
 
 
 class SpanKind(IntEnum):

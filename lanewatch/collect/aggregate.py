@@ -1,6 +1,6 @@
 """Per-second rollups with dictionary-encoded keys and numpy bincount.
 
-A :class:`Rollup` accumulates one store table (see ``store.base.ROLLUPS``)
+A :class:`Rollup` accumulates one store table (see ``lanewatch.rollups.ROLLUPS``)
 between flushes: each distinct key tuple (second, service, lanes...) gets an
 integer code from a ``dict`` with ``__missing__``, and a batch's metrics are
 summed per code with one ``np.bincount`` each. :meth:`Rollup.drain` hands the
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lanewatch.store.base import ROLLUPS
+from lanewatch.rollups import ROLLUPS
 
 
 class _Codes(dict[tuple[Any, ...], int]):

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lanewatch import lane as L
+from lanewatch import rollups as R
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
@@ -29,6 +30,11 @@ COLUMNS: dict[str, type] = {
 Chunk = dict[str, np.ndarray]
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+_N_EDGE = len(R.EDGE_METRICS)
+#: edge value column of each verdict code (hop verdicts only)
+_VERDICT_COLUMN = np.array(R.EDGE_VERDICT, dtype=np.int64)
+#: verdict code -> violates its lane (codes up to the largest Verdict)
+_VIOLATES = np.array([L.Verdict(c).is_violation for c in range(max(L.Verdict) + 1)], dtype=bool)
 _NS = 1_000_000_000
 _MAX_DEPTH = 64
 
@@ -84,7 +90,7 @@ class Judged:
     """Everything the rollups need from a set of complete traces."""
 
     edge_keys: tuple[I64, I64, I64, I64]  # second, caller svc, callee svc, lane sent
-    edge_values: npt.NDArray[np.float64]  # (n_edges, 7): calls, errors, 4 verdicts, tag_lost
+    edge_values: npt.NDArray[np.float64]  # (n_edges, len(rollups.EDGE_METRICS)), named there
     trace_keys: tuple[I64, I64]  # entry second, entry lane (one per trace with hops)
     trace_stayed: npt.NDArray[np.bool_]
     trace_tkey: U64  # trace key of each judged trace (same order)
@@ -132,11 +138,11 @@ def judge_bulk(r: Chunk, groups: tuple[U64, I64] | None = None) -> Judged:
     edge = is_hop & (parent >= 0) & is_send[par]
     hop_i, cli_i = idx[edge], parent[edge]
     lost = r["req"][cli_i] != r["recv"][hop_i]
-    vals = np.zeros((len(hop_i), 7))
-    vals[:, 0] = 1.0
-    vals[:, 1] = r["err"][hop_i]
-    vals[np.arange(len(hop_i)), 2 + r["verdict"][hop_i].astype(np.int64)] = 1.0
-    vals[:, 6] = lost
+    vals = np.zeros((len(hop_i), _N_EDGE))
+    vals[:, R.EDGE_CALLS] = 1.0
+    vals[:, R.EDGE_ERRORS] = r["err"][hop_i]
+    vals[np.arange(len(hop_i)), _VERDICT_COLUMN[r["verdict"][hop_i].astype(np.int64)]] = 1.0
+    vals[:, R.EDGE_TAG_LOST] = lost
     bad[group[hop_i[lost]]] = True
     callee = np.full(n, -1, dtype=np.int64)
     callee[cli_i] = hop_i
@@ -150,13 +156,13 @@ def judge_bulk(r: Chunk, groups: tuple[U64, I64] | None = None) -> Judged:
     bad[group[send_i[inside]]] = True
     leaving = send_i[inside & (callee[send_i] >= 0)]
     if len(leaving):
-        extra = np.zeros((len(leaving), 7))
-        extra[:, 6] = 1.0
+        extra = np.zeros((len(leaving), _N_EDGE))
+        extra[:, R.EDGE_TAG_LOST] = 1.0
         vals = np.vstack([vals, extra])
         more = [r["start"][leaving] // _NS, r["svc"][leaving], r["svc"][callee[leaving]], r["req"][leaving]]
         keys = [np.concatenate([a, b]) for a, b in zip(keys, more)]
     # hop verdicts that violate
-    bad[group[is_hop & (r["verdict"] >= L.Verdict.LEAK)]] = True
+    bad[group[is_hop & _VIOLATES[np.maximum(r["verdict"], 0)]]] = True
     counters["unpaired_server_spans"] = int((is_hop & (r["pid"] != 0) & (parent < 0)).sum())
     counters["unpaired_client_spans"] = int((is_send & (callee < 0)).sum())
 

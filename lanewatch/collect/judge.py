@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from lanewatch import lane as L
+from lanewatch import rollups as R
 
 
 class Row(NamedTuple):
@@ -124,8 +125,10 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
             parent_of[h.span_id] = _hop_parent(spans, client)
             callee_of[client.span_id] = h
             tag_lost = client.request_lane != h.received_lane
-            values = [1.0, float(h.error), 0.0, 0.0, 0.0, 0.0, float(tag_lost)]
-            values[2 + h.verdict] = 1.0
+            values = [0.0] * len(R.EDGE_METRICS)
+            values[R.EDGE_CALLS], values[R.EDGE_ERRORS] = 1.0, float(h.error)
+            values[R.EDGE_VERDICT[h.verdict]] = 1.0
+            values[R.EDGE_TAG_LOST] = float(tag_lost)
             j.edges.append((("edges", client.start_ns // _NS, client.service, h.service,
                              client.request_lane), values))
             if tag_lost:
@@ -133,7 +136,7 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
                 issues.append(("tag_lost", h, client, h))
         else:
             parent_of[h.span_id] = _hop_parent(spans, client) if client.kind not in _HOP else client
-        if h.verdict >= L.Verdict.LEAK:
+        if L.Verdict(h.verdict).is_violation:
             issues.append((_LABELS[h.verdict], h, parent_of[h.span_id], h))
     for c in sends:
         callee = callee_of.get(c.span_id)
@@ -144,8 +147,10 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
             lost.add(above.span_id)
             issues.append(("tag_lost", above, above, c))
             if callee is not None:  # counted on the edge the call leaves by
+                only_lost = [0.0] * len(R.EDGE_METRICS)
+                only_lost[R.EDGE_TAG_LOST] = 1.0
                 j.edges.append((("edges", c.start_ns // _NS, c.service, callee.service, c.request_lane),
-                                [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]))
+                                only_lost))
     entry = hops[0]
     for h in hops:
         if (parent_of[h.span_id] is None, -h.start_ns) > (parent_of[entry.span_id] is None, -entry.start_ns):

@@ -36,7 +36,8 @@ from lanewatch.collect.liveness import Liveness
 from lanewatch.collect.names import Names, Strings
 from lanewatch.config import Rule, Settings
 from lanewatch.histogram import N_BUCKETS, bucket_of
-from lanewatch.store.base import ROLLUPS, Batch, Store
+from lanewatch.rollups import ROLLUPS
+from lanewatch.store.base import Batch, Store
 
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000

@@ -106,7 +106,7 @@ class Query:
         tag_lost = int(edges.tag_lost.sum())
         return {"window_s": int(window_s), "from": t0, "to": t1, "hops": hop_counts,
                 "edges": {"tag_lost": tag_lost, "calls": int(edges.calls.sum())},
-                "lanes": lanes, "violations": hop_counts["leak"] + hop_counts["intrusion"] + tag_lost,
+                "lanes": lanes, "violations": sum(hop_counts[v] for v in L.HOP_VIOLATION_NAMES) + tag_lost,
                 "counters": self._counters(), "estimated": False}
 
     def series(self, window_s: int, service: str | None = None, lane: str | None = None,

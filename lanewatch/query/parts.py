@@ -13,7 +13,7 @@ import pandas as pd
 from lanewatch import lane as L
 from lanewatch.histogram import N_BUCKETS, bucket_mid_ms
 
-HOP_LABELS: tuple[str, ...] = tuple(v.label for v in L.HOP_VERDICTS)
+HOP_LABELS: tuple[str, ...] = tuple(v.label for v in L.HOP_VERDICTS)  # = rollups.HOP_VERDICT_LABELS
 QS: tuple[float, ...] = (0.5, 0.95, 0.99)
 Q_COLUMNS = ("p50_ms", "p95_ms", "p99_ms")
 _MID_MS = np.array([round(bucket_mid_ms(b), 3) for b in range(N_BUCKETS)])

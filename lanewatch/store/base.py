@@ -19,21 +19,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-#: table -> (key columns, summed metric columns). Column types: keys are
-#: strings except ``ts``/``res``/``bucket`` (integers); metrics are integers
-#: except ``latency_sum_ms`` (float).
-ROLLUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    # one row per (second, service, instance lane, request lane, expected lane, verdict)
-    "hops": (("ts", "res", "service", "instance_lane", "request_lane", "expected_lane", "verdict"),
-             ("requests", "errors", "latency_sum_ms")),
-    # log-bucket latency histogram of hops (see collect.aggregate.BUCKETS)
-    "latency": (("ts", "res", "service", "instance_lane", "request_lane", "bucket"), ("count",)),
-    # per edge caller -> callee in the lane the caller sent; verdict counts of the callee hop
-    "edges": (("ts", "res", "caller", "callee", "lane"),
-              ("calls", "errors", "in_lane", "fallback", "leak", "intrusion", "tag_lost")),
-    # finalised traces by entry lane (ts = start of the entry hop)
-    "traces": (("ts", "res", "entry_lane"), ("traces", "stayed")),
-}
+from lanewatch.rollups import ROLLUPS  # noqa: F401 -- re-exported: the rollup schema the store keeps
 
 #: One row per violation found (hop or edge), newest kept, bounded.
 VIOLATION_COLUMNS: tuple[str, ...] = (

@@ -11,7 +11,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from lanewatch.lane import Verdict
-from lanewatch.store.base import INSTANCE_COLUMNS, ROLLUPS, TRACE_COLUMNS, VIOLATION_COLUMNS
+from lanewatch.rollups import ROLLUPS
+from lanewatch.store.base import INSTANCE_COLUMNS, TRACE_COLUMNS, VIOLATION_COLUMNS
 from lanewatch.store.duck_schema import column_type, metric_type
 
 _VERDICT_LABELS = np.array([v.label for v in Verdict], dtype=object)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lanewatch.store.base import ROLLUPS
+from lanewatch.rollups import ROLLUPS
 from lanewatch.store.duck_schema import MINUTE, check_columns, plan, sum_expr
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from lanewatch.store.base import ROLLUPS
+from lanewatch.rollups import ROLLUPS
 
 SCHEMA_VERSION = 1
 MINUTE = 60

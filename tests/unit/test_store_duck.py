@@ -14,8 +14,9 @@ import pytest
 from lanewatch.config import Settings
 from lanewatch.histogram import quantiles
 from lanewatch.lane import Verdict
+from lanewatch.rollups import ROLLUPS
 from lanewatch.store import open_store
-from lanewatch.store.base import ROLLUPS, Batch
+from lanewatch.store.base import Batch
 from lanewatch.store.duck import DuckStore
 
 T0 = 1_767_225_600  # a whole minute (2026-01-01T00:00:00Z)

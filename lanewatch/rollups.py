@@ -1,0 +1,48 @@
+"""The rollup schema the lane model defines: tables, their keys and their summed metrics.
+
+Pure. The collector fills these tables (``collect.aggregate``), the stores keep them
+(``store``), the read side sums them (``query``). Every row is *mergeable*: metrics are
+summed by key, so a row may be written in pieces (late spans, several collectors,
+downsampling) and a correction is a row with negative counts.
+
+Edge metrics are derived from :mod:`lanewatch.lane`: one column per hop verdict, so a new
+verdict kind adds its column here without any other change.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from lanewatch import lane as L
+
+#: Hop verdict labels, in code order (``Verdict`` values of :data:`lane.HOP_VERDICTS`).
+HOP_VERDICT_LABELS: Final = tuple(v.label for v in L.HOP_VERDICTS)
+#: Edge metrics: calls, errors, one count per hop verdict of the callee, tag losses.
+EDGE_METRICS: Final = ("calls", "errors", *HOP_VERDICT_LABELS, L.Verdict.TAG_LOST.label)
+
+#: table -> (key columns, summed metric columns). Column types: keys are strings except
+#: ``ts``/``res``/``bucket`` (integers); metrics are integers except ``latency_sum_ms`` (float).
+ROLLUPS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    # one row per (second, service, instance lane, request lane, expected lane, verdict)
+    "hops": (("ts", "res", "service", "instance_lane", "request_lane", "expected_lane", "verdict"),
+             ("requests", "errors", "latency_sum_ms")),
+    # log-bucket latency histogram of hops (see lanewatch.histogram)
+    "latency": (("ts", "res", "service", "instance_lane", "request_lane", "bucket"), ("count",)),
+    # per edge caller -> callee in the lane the caller sent; verdict counts of the callee hop
+    "edges": (("ts", "res", "caller", "callee", "lane"), EDGE_METRICS),
+    # finalised traces by entry lane (ts = start of the entry hop)
+    "traces": (("ts", "res", "entry_lane"), ("traces", "stayed")),
+}
+
+
+def edge_column(name: str) -> int:
+    """Index of edge metric ``name`` in :data:`EDGE_METRICS` (and in edge value matrices)."""
+    return EDGE_METRICS.index(name)
+
+
+EDGE_CALLS: Final = edge_column("calls")
+EDGE_ERRORS: Final = edge_column("errors")
+EDGE_TAG_LOST: Final = edge_column(L.Verdict.TAG_LOST.label)
+#: Edge column of each verdict code, ``EDGE_VERDICT[code]`` (-1 for verdicts that are not hop verdicts).
+EDGE_VERDICT: Final = tuple(edge_column(L.Verdict(c).label) if L.Verdict(c) in L.HOP_VERDICTS else -1
+                            for c in range(max(L.Verdict) + 1))
