@@ -6,7 +6,7 @@ For each payload shape it measures, in one run and on one core (the server
 side pinned to CPU 0, the replay client to CPU 1):
 
 * ``raw parse``: ``ExportTraceServiceRequest.ParseFromString`` (full OTLP schema);
-* ``in-process``: ``Pipeline.ingest`` for every request, then the flush that
+* ``in-process``: ``Engine.ingest`` for every request, then the flush that
   finalises every trace (decode + verdicts + pairing + rollups);
 * ``over HTTP``: the same pipeline behind the OTLP/HTTP receiver, fed by a
   replay client (keep-alive, pre-built bodies) in another process, until the
@@ -37,7 +37,8 @@ import payloads
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from lanewatch import config
-from lanewatch.collect.pipeline import Pipeline, tune_gc
+from lanewatch.collect.engine import Engine
+from lanewatch.collect.pipeline import tune_gc
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
 
 
@@ -56,13 +57,13 @@ def pin(cpu: int) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-def make_pipeline(trace_wait_s: float = 2.0) -> tuple[Pipeline, JumpClock]:
+def make_pipeline(trace_wait_s: float = 2.0) -> tuple[Engine, JumpClock]:
     clock = JumpClock()
     settings = config.load(environ={}, flags={"trace_wait_s": trace_wait_s, "sample_ok_traces": 0.01})
-    return Pipeline(settings, store=None, clock=clock), clock
+    return Engine(settings, clock=clock), clock
 
 
-def finish(p: Pipeline, clock: JumpClock) -> None:
+def finish(p: Engine, clock: JumpClock) -> None:
     clock.offset += 3600
     p.flush()
 

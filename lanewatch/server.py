@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from lanewatch import config
+from lanewatch.collect.engine import Engine
 from lanewatch.collect.pipeline import Pipeline, tune_gc
 from lanewatch.collect.receivers.grpc import OtlpGrpcReceiver
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
@@ -29,18 +30,16 @@ log = logging.getLogger("lanewatch")
 
 
 class _LiveView:
-    """What the running pipeline knows before the next flush reaches the store."""
+    """What the running engine knows before its next batch reaches the store."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        self._p = pipeline
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     def instances(self) -> list[dict[str, Any]]:
-        with self._p._lock:
-            return [i.row() for i in self._p.liveness._by_key.values()]
+        return self._engine.instances()
 
     def counters(self) -> dict[str, int]:
-        with self._p._lock:
-            return dict(self._p.counters)
+        return self._engine.pending_counters()
 
 
 class Collector:
@@ -54,11 +53,13 @@ class Collector:
 
         self.settings = settings
         self.store = open_store(settings)
-        self.pipeline = Pipeline(settings, self.store, clock)
-        self.query = Query(self.store, settings, clock, live=_LiveView(self.pipeline))
+        self.engine = Engine(settings, clock)
+        self.pipeline = Pipeline(self.engine, [self.store], interval_s=settings.flush_interval_s,
+                                 jobs=[self.store.maintain, self.engine.forget_instances], clock=clock)
+        self.query = Query(self.store, settings, clock, live=_LiveView(self.engine))
         limit = settings.max_body_bytes
-        self.http = OtlpHttpReceiver(self.pipeline, settings.host, settings.otlp_http_port, limit)
-        self.grpc = (OtlpGrpcReceiver(self.pipeline, settings.host, settings.otlp_grpc_port, limit)
+        self.http = OtlpHttpReceiver(self.engine, settings.host, settings.otlp_http_port, limit)
+        self.grpc = (OtlpGrpcReceiver(self.engine, settings.host, settings.otlp_grpc_port, limit)
                      if settings.otlp_grpc_port >= 0 else None)
         self._web_enabled = web
         self._web: Any = None

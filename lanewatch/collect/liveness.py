@@ -102,6 +102,10 @@ class Liveness:
                     return True
         return False
 
+    def rows(self) -> list[dict[str, Any]]:
+        """Rows of every instance tracked."""
+        return [inst.row() for inst in self._by_key.values()]
+
     def take_changes(self) -> list[dict[str, Any]]:
         """Rows of instances changed since the last call (for the store)."""
         out = []

@@ -1,10 +1,10 @@
-"""The span path: decode -> dedupe -> hop verdicts -> per-second rollups -> traces.
+"""The flush thread: the engine's batches, on a timer, to every sink; periodic upkeep.
 
-:class:`Pipeline` is the receivers' :class:`~lanewatch.collect.ingest.Sink`.
-Hop counts are rolled up as spans arrive (visible on the next flush, every
-``flush_interval_s``); edges, ``tag_lost`` and trace verdicts follow when a
-trace is final (``trace_wait_s`` after its last span). Everything the
-collector drops or cannot place is counted and handed to the store.
+:class:`Pipeline` owns the thread and nothing else: the span path is the
+:class:`~lanewatch.collect.engine.Engine`, storage is a sink
+(:class:`~lanewatch.collect.sink.BatchSink`), and upkeep (store retention, forgetting
+old instances) is a list of jobs run every ``upkeep_every_s``. A failing sink or job is
+logged and counted (:attr:`Pipeline.failures`); the others go on.
 """
 
 from __future__ import annotations
@@ -14,237 +14,69 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-import numpy as np
-
-from lanewatch import lane as L
-from lanewatch.collect import bulk, classify, wire
-from lanewatch.collect.aggregate import Rollup
-from lanewatch.collect.assembly import Assembly
-from lanewatch.collect.decode import (
-    AttributeStrings,
-    Keys,
-    SpanColumns,
-    decode_metrics,
-    decode_traces,
-)
-from lanewatch.collect.details import describe
-from lanewatch.collect.ingest import Format, IngestResult, Overloaded, Signal
-from lanewatch.collect.judge import Finalised
-from lanewatch.collect.liveness import Liveness
-from lanewatch.collect.names import Names, Strings
-from lanewatch.config import Rule, Settings
-from lanewatch.histogram import N_BUCKETS, bucket_of
-from lanewatch.rollups import ROLLUPS
-from lanewatch.store.base import Batch, Store
+from lanewatch.collect.engine import Engine
+from lanewatch.collect.sink import BatchSink
+from lanewatch.store.base import Batch
 
 log = logging.getLogger(__name__)
-_NS = 1_000_000_000
-#: Violating traces per flush whose lane paths and violation records are built; the
-#: rest are still counted in every rollup, and the excess is counted too.
-MAX_DETAILED_TRACES = 2000
-#: Decoded requests wait until this many spans are pending (or the next flush) and then
-#: go through the span path together: its fixed cost per call (a few dozen numpy calls,
-#: set and dict operations) is then paid once per batch instead of once per request.
-BATCH_SPANS = 8192
+
+#: A periodic upkeep job: called with the clock's time.
+Job = Callable[[float], None]
 
 
 class Pipeline:
-    """Thread-safe: receivers call :meth:`ingest` from many threads; :meth:`flush`
-    (called by :meth:`start`'s thread, or by tests) hands a Batch to the store."""
+    """Flush ``engine`` every ``interval_s`` on a thread and hand each non-empty batch to
+    every sink in order; run ``jobs`` every ``upkeep_every_s``. :meth:`stop` flushes once more."""
 
-    def __init__(self, settings: Settings, store: Store | None = None,
+    def __init__(self, engine: Engine, sinks: Sequence[BatchSink] = (), *, interval_s: float,
+                 jobs: Sequence[Job] = (), upkeep_every_s: float = 60.0,
                  clock: Callable[[], float] = time.time) -> None:
-        self.settings, self.store, self.clock = settings, store, clock
-        self.keys = Keys(tuple(settings.request_lane_attributes), tuple(settings.instance_lane_attributes),
-                         tuple(settings.rule_attributes))
-        self.counters: Counter[str] = Counter()
-        self.lanes = Names(settings.max_lanes, L.normalize_lane, L.OVERFLOW_LANE, "lane", self.counters)
-        self.services = Names(settings.max_services, _service_name, "_other", "service", self.counters)
-        self.liveness = Liveness(settings.liveness_ttl_s, settings.topology, clock)
-        self.assembly = Assembly(settings.trace_wait_s, settings.closed_trace_keep_s,
-                                 settings.max_pending_spans, clock)
-        self.strings = Strings()
-        self._rules: dict[int, list[tuple[Rule, int]]] = {self.strings[r.service]: [] for r in settings.rules}
-        for r in settings.rules:
-            self._rules[self.strings[r.service]].append((r, self.strings[r.lane]))
-        self._sample_cut = np.uint64(min(int(settings.sample_ok_traces * 2.0**64), 2**64 - 1))
-        self.rollups = {t: Rollup(t) for t in ROLLUPS}
-        self._pending: list[SpanColumns] = []  # decoded, not yet through the span path
-        self._pending_n = 0
-        self._pending_at = 0.0  # when the newest of them arrived: the batch's arrival time
-        self._lock = threading.Lock()
+        self.engine, self.sinks, self.jobs = engine, list(sinks), list(jobs)
+        self.interval_s, self.upkeep_every_s, self.clock = interval_s, upkeep_every_s, clock
+        #: failures per sink or job name (``type(sink).__name__`` / the job's ``__name__``)
+        self.failures: Counter[str] = Counter()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_upkeep = clock()
 
-    # --- Sink ------------------------------------------------------------------------------
-    def ingest(self, signal: Signal, body: bytes, fmt: Format) -> IngestResult:
-        if signal == "metrics":
-            beats, points = decode_metrics(body, fmt, self.keys)
-            with self._lock:
-                for b in beats:
-                    r = b.resource
-                    self.liveness.observe(self.services[r.service], self.lanes[r.lane], r.instance,
-                                          b.time_ns / _NS, b.up, revive=b.explicit)
-                self.counters["metric_points_received"] += points
-            return IngestResult(accepted=points)
-        held = self.assembly.n_open + self._pending_n
-        if held > 2 * self.settings.max_pending_spans:  # flushes are not keeping up: push back
-            self.count_drop("overloaded")
-            raise Overloaded(f"collector holds {held} spans waiting for their traces to finish; "
-                             "retry later", retry_after_s=max(1.0, self.settings.flush_interval_s))
-        cols = decode_traces(body, fmt, self.keys, defer_attributes=True)
-        rejected, why = cols.rejected, cols.why
-        with self._lock:
-            if cols.n:
-                self._pending.append(cols)
-                self._pending_n += cols.n
-                self._pending_at = self.clock()
-                if self._pending_n >= BATCH_SPANS:
-                    self._ingest_pending()
-            self.counters["spans_received"] += cols.n
-            if rejected:
-                self.counters["spans_rejected_invalid"] += rejected
-        return IngestResult(accepted=cols.n, rejected=rejected, message=why)
-
-    def count_drop(self, reason: str, n: int = 1) -> None:
-        with self._lock:
-            self.counters[f"requests_refused_{reason}"] += n
-
-    # --- the span path -----------------------------------------------------------------------
-    def _ingest_pending(self) -> None:
-        """Send the pending requests' spans through the span path, as one batch. The
-        requests were answered already: a failure here (a bug) is logged and its spans
-        counted as lost, and never reaches the request that happened to fill the batch."""
-        parts, self._pending, n, self._pending_n = self._pending, [], self._pending_n, 0
-        if not parts:
-            return
-        try:
-            self._ingest_spans(parts[0] if len(parts) == 1 else SpanColumns.concat(parts), self._pending_at)
-        except Exception:  # counted and logged: the collector goes on
-            log.exception("span path failed on a batch of %d spans", n)
-            self.counters["spans_lost_internal_error"] += n
-
-    def _ingest_spans(self, c: SpanColumns, arrived: float) -> None:
-        n = c.n
-        if n == 0:
-            return
-        S = self.strings
-        unreadable = wire.read_deferred(c, self.keys)
-        if unreadable:
-            self.counters["spans_with_unreadable_attributes"] += unreadable
-        res = c.resource
-        res_service = self.services.map([r.service for r in c.resources])
-        res_lane = self.lanes.map([r.lane for r in c.resources])
-        start, end = c.start_ns, c.end_ns
-        last_end = np.zeros(len(c.resources), dtype=np.int64)
-        np.maximum.at(last_end, res, end)
-        for i, r in enumerate(c.resources):
-            self.liveness.observe(res_service[i], res_lane[i], r.instance, float(last_end[i]) / _NS,
-                                  revive=False)
-
-        svc = S.codes(res_service)[res]
-        inst = S.codes(res_lane)[res]
-        req = np.zeros(n, dtype=np.int32)  # base: code 0
-        if len(c.attr_at):
-            req[c.attr_at] = S.codes(self.lanes.map(c.request_lane))
-        kind = c.kind
-        is_hop = (kind == L.SpanKind.SERVER) | (kind == L.SpanKind.CONSUMER)
-        extra = {k: AttributeStrings(c.attr_at, v, n) for k, v in c.extra.items()}
-        exp = classify.expected_lanes(svc, req, is_hop, extra, self._rules)
-        verdict = classify.hop_verdicts(svc, inst, exp, is_hop, start / _NS, self._is_live, base=0)
-        recv = req
-        if c.dyed.any():  # dyed hops received no lane
-            recv = np.where(c.dyed, 0, req).astype(np.int32)
-        chunk = {
-            "thi": c.trace_hi, "tlo": c.trace_lo, "tkey": bulk.trace_key(c.trace_hi, c.trace_lo),
-            "sid": c.span_id, "pid": c.parent_id, "kind": kind, "svc": svc, "inst": inst, "req": req,
-            "recv": recv, "exp": exp, "verdict": verdict, "start": start, "err": c.err,
-        }
-        fresh = self.assembly.add(chunk, arrived)
-        sel = np.flatnonzero(fresh & is_hop)
-        m = len(sel)
-        if m == 0:
-            return
-        seconds = start[sel] // _NS
-        keys = [seconds, svc[sel], inst[sel], req[sel]]
-        code = (0, len(S) - 1)
-        kb: list[tuple[int, int] | None] = [(int(seconds.min()), int(seconds.max())), code, code, code]
-        latency_ms = np.maximum(end[sel] - start[sel], 0) / 1e6
-        self.rollups["hops"].add_columns(
-            [*keys, exp[sel], verdict[sel]], [None, S.names, S.names, S.names, S.names, _verdict_names],
-            [None, chunk["err"][sel].astype(np.float64), latency_ms], [*kb, code, (0, 3)])
-        self.rollups["latency"].add_columns([*keys, bucket_of(latency_ms)],
-                                            [None, S.names, S.names, S.names, None], [None],
-                                            [*kb, (0, N_BUCKETS - 1)])
-        self.counters["hops"] += m
-
-    def _is_live(self, svc: int, lane: int, t: float) -> bool:
-        return self.liveness.is_live(self.strings.name(svc), self.strings.name(lane), t)
-
-    def _judge(self, rows: bulk.Chunk, sign: float,
-               groups: tuple[np.ndarray, np.ndarray] | None = None) -> bulk.Judged:
-        """Roll up edges and traces of complete traces (``sign`` -1 takes back a prior report)."""
-        S = self.strings
-        j = bulk.judge_bulk(rows, groups)
-        v = j.edge_values * sign
-        self.rollups["edges"].add_columns(j.edge_keys, [None, S.names, S.names, S.names],
-                                          [v[:, i] for i in range(v.shape[1])])
-        ts, entry = j.trace_keys
-        self.rollups["traces"].add_columns([ts, entry], [None, S.names],
-                                           [np.full(len(ts), sign), j.trace_stayed * sign])
-        for name, k in j.counters.items():
-            self.counters[name] += int(sign) * k
-        return j
-
-    # --- flushing ------------------------------------------------------------------------
     def flush(self) -> Batch:
-        """Finalise idle traces and hand everything accumulated to the store."""
-        with self._lock:
-            self._ingest_pending()
-            expired = self.assembly.expire()
-            details = Finalised()
-            if expired.rows is not None:
-                rows = expired.rows
-                if expired.prev is not None:
-                    self._judge(expired.prev, -1.0)
-                    rows = bulk.concat([rows, expired.prev])
-                j = self._judge(rows, 1.0, expired.groups if expired.prev is None else None)
-                violating = j.trace_tkey[~j.trace_stayed]
-                sampled = j.trace_tkey[j.trace_stayed & (j.trace_tkey < self._sample_cut)]
-                details, skipped = describe(rows, expired.prev, violating, sampled, self.strings,
-                                            MAX_DETAILED_TRACES, (j.traces, j.row_trace))
-                if skipped:
-                    self.counters["violating_traces_not_detailed"] += skipped
-            self.counters.update(self.assembly.counters)
-            self.assembly.counters.clear()
-            batch = Batch(rollups={t: r.drain() for t, r in self.rollups.items()},
-                          violations=details.violations, traces=details.traces,
-                          instances=self.liveness.take_changes(),
-                          counters={k: v for k, v in self.counters.items() if v})
-            self.counters.clear()
-        if self.store is not None and batch:
-            self.store.write(batch)
+        """One flush: the engine's batch to every sink (a failing sink does not stop the others)."""
+        batch = self.engine.flush()
+        if batch:
+            for sink in self.sinks:
+                try:
+                    sink.write(batch)
+                except Exception:  # logged and counted: the other sinks and later flushes go on
+                    log.exception("batch sink %s failed", type(sink).__name__)
+                    self.failures[type(sink).__name__] += 1
         return batch
 
-    def start(self) -> None:
-        """Flush every ``flush_interval_s`` and maintain the store every minute, in a thread."""
-        def loop() -> None:
-            last_maintain = self.clock()
-            while not self._stop.wait(self.settings.flush_interval_s):
-                try:
-                    self.flush()
-                    now = self.clock()
-                    if self.store is not None and now - last_maintain > 60:
-                        last_maintain = now
-                        self.store.maintain(now)
-                        with self._lock:
-                            self.liveness.forget_before(now - max(3600.0, 10 * self.settings.liveness_ttl_s))
-                except Exception:  # keep flushing whatever one flush hit
-                    log.exception("flush failed")
+    def upkeep(self, now: float) -> None:
+        """Run every job now."""
+        self._last_upkeep = now
+        for job in self.jobs:
+            try:
+                job(now)
+            except Exception:
+                name = getattr(job, "__name__", type(job).__name__)
+                log.exception("upkeep job %s failed", name)
+                self.failures[name] += 1
 
-        self._thread = threading.Thread(target=loop, name="lanewatch-flush", daemon=True)
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.flush()
+            except Exception:  # the engine itself failed: keep flushing
+                log.exception("flush failed")
+                self.failures["engine"] += 1
+            now = self.clock()
+            if now - self._last_upkeep >= self.upkeep_every_s:
+                self.upkeep(now)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="lanewatch-flush", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -273,11 +105,3 @@ def tune_gc() -> None:
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 10)
 
-
-def _verdict_names(codes: np.ndarray) -> list[str]:
-    return [L.VERDICT_NAMES[v] for v in codes.tolist()]
-
-
-def _service_name(raw: object) -> str:
-    s = str(raw).strip()[:200]
-    return s if s else "unknown_service"

@@ -12,9 +12,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from lanewatch import config
 from lanewatch import lane as L
 from lanewatch.collect import classify
+from lanewatch.collect.engine import Engine
 from lanewatch.collect.ingest import DecodeError, Overloaded
 from lanewatch.collect.liveness import Liveness
-from lanewatch.collect.pipeline import Pipeline
 from lanewatch.testing import FakeClock, TraceBuilder, heartbeat_request
 
 
@@ -67,9 +67,9 @@ def test_declared_topology_is_always_live() -> None:
     assert lv.is_live("B", "gray", 0.0) and not lv.is_live("B", "gray2", 0.0)
 
 
-def _pipeline(**flags: object) -> tuple[Pipeline, FakeClock]:
+def _pipeline(**flags: object) -> tuple[Engine, FakeClock]:
     clock = FakeClock()
-    return Pipeline(config.load(environ={}, flags=flags), clock=clock), clock
+    return Engine(config.load(environ={}, flags=flags), clock=clock), clock
 
 
 @pytest.mark.parametrize("body,fmt", [(b"\x0a\xff\xff\xff", "proto"), (b"{not json", "json"),
@@ -146,7 +146,7 @@ def test_undecodable_attribute_values_are_counted_not_fatal() -> None:
 
 def test_a_header_captured_as_a_string_array_is_read_as_its_first_value() -> None:
     key = "http.request.header.x-mse-tag"  # as the Java agent records a captured header
-    p = Pipeline(config.load(environ={}, flags={"request_lane_attributes": ["lane", key]}), clock=FakeClock())
+    p = Engine(config.load(environ={}, flags={"request_lane_attributes": ["lane", key]}), clock=FakeClock())
     tb = TraceBuilder()
     tb.hop("A", "gray")
     req = tb.request()
@@ -194,7 +194,7 @@ def test_heartbeat_zero_ends_liveness_at_once() -> None:
 
 
 def test_detail_limit_keeps_violating_traces_before_sampled_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lanewatch.collect.pipeline as pl
+    import lanewatch.collect.engine as pl
 
     p, clock = _pipeline(sample_ok_traces=1.0, trace_wait_s=1.0)
     for svc in "AB":
@@ -215,7 +215,7 @@ def test_detail_limit_keeps_violating_traces_before_sampled_ones(monkeypatch: py
 
 def test_a_failing_batch_is_counted_and_spares_the_request_that_filled_it(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    import lanewatch.collect.pipeline as pl
+    import lanewatch.collect.engine as pl
 
     p, _ = _pipeline()
     tb = TraceBuilder()

@@ -19,7 +19,7 @@ import yaml
 from lanewatch import config
 from lanewatch import lane as L
 from lanewatch.collect import decode
-from lanewatch.collect.pipeline import Pipeline
+from lanewatch.collect.engine import Engine
 from lanewatch.testing import FakeClock, SpanSpec, TraceBuilder, heartbeat_request
 
 GOLDEN = sorted((Path(__file__).parents[1] / "testdata" / "golden").glob("*.yaml"))
@@ -46,10 +46,10 @@ def build(tb: TraceBuilder, node: dict[str, Any], caller: SpanSpec | None = None
         build(tb, child, client)
 
 
-def make_pipeline(case: dict[str, Any], clock: FakeClock) -> Pipeline:
+def make_pipeline(case: dict[str, Any], clock: FakeClock) -> Engine:
     settings = config.load(environ={}, flags={"trace_wait_s": 2.0})
     settings = config.with_overrides(settings, rules=[config._rule(i, r) for i, r in enumerate(case.get("rules", []))])
-    p = Pipeline(settings, store=None, clock=clock)
+    p = Engine(settings, clock=clock)
     for service, lanes in case.get("live", {}).items():
         for lane in lanes:
             p.ingest("metrics", heartbeat_request(service, "" if lane == "base" else lane), "proto")
@@ -59,7 +59,7 @@ def make_pipeline(case: dict[str, Any], clock: FakeClock) -> Pipeline:
     return p
 
 
-def deliver(p: Pipeline, tb: TraceBuilder, how: str) -> None:
+def deliver(p: Engine, tb: TraceBuilder, how: str) -> None:
     spans = list(tb.spans)
     if how == "in_order":
         p.ingest("traces", tb.body(spans), "proto")

@@ -1,0 +1,72 @@
+"""The flush thread hands every batch to every sink; a failing sink or job spares the others."""
+
+from __future__ import annotations
+
+from lanewatch import config
+from lanewatch.collect.engine import Engine
+from lanewatch.collect.pipeline import Pipeline
+from lanewatch.store.base import Batch
+from lanewatch.testing import FakeClock, TraceBuilder
+
+
+class Keep:
+    def __init__(self) -> None:
+        self.batches: list[Batch] = []
+
+    def write(self, batch: Batch) -> None:
+        self.batches.append(batch)
+
+
+class Broken:
+    def write(self, batch: Batch) -> None:
+        raise RuntimeError("sink down")
+
+
+def _engine() -> tuple[Engine, FakeClock]:
+    clock = FakeClock()
+    return Engine(config.load(environ={}, flags={"trace_wait_s": 1.0}), clock=clock), clock
+
+
+def test_every_sink_gets_every_batch_even_after_one_fails() -> None:
+    engine, clock = _engine()
+    first, second = Keep(), Keep()
+    p = Pipeline(engine, [first, Broken(), second], interval_s=0.1, clock=clock)
+    tb = TraceBuilder(t0=clock())
+    tb.hop("A", "gray", "gray")
+    engine.ingest("traces", tb.body(), "proto")
+    p.flush()
+    clock.advance(2)
+    p.flush()
+    assert len(first.batches) == len(second.batches) == 2
+    assert first.batches[0] is second.batches[0]  # the same batch, not a copy
+    assert sum(first.batches[1].rollups["traces"]["traces"]) == 1
+    assert p.failures["Broken"] == 2
+    assert not p.flush() and len(first.batches) == 2  # an empty flush reaches no sink
+
+
+def test_upkeep_runs_every_job_and_counts_failures() -> None:
+    engine, clock = _engine()
+    ran: list[float] = []
+
+    def boom(now: float) -> None:
+        raise ValueError("x")
+
+    p = Pipeline(engine, [], interval_s=0.1, jobs=[boom, ran.append], clock=clock)
+    p.upkeep(clock())
+    assert ran == [clock()] and p.failures["boom"] == 1
+
+
+def test_stop_flushes_what_is_pending_to_the_sinks() -> None:
+    engine, clock = _engine()
+    sink = Keep()
+    p = Pipeline(engine, [sink], interval_s=60, clock=clock)
+    p.start()
+    engine.ingest("traces", _one_hop(clock()), "proto")
+    p.stop()
+    assert sum(sum(b.rollups["hops"]["requests"]) for b in sink.batches) == 1
+
+
+def _one_hop(t0: float) -> bytes:
+    tb = TraceBuilder(t0=t0)
+    tb.hop("A", "", "")
+    return tb.body()
