@@ -57,7 +57,8 @@ def make_batch(rng: np.random.Generator, t0: int, seconds: int, services: list[s
     calls = rng.poisson(10, ne) + 1
     edges: dict[str, Any] = {"ts": np.repeat(np.arange(t0, t0 + ns), len(caller) * nl),
              "caller": np.tile(np.repeat(caller, nl), ns), "callee": np.tile(np.repeat(callee, nl), ns),
-             "lane": np.tile(np.array(lanes, dtype=object), len(caller) * ns), "calls": calls,
+             "lane": np.tile(np.array(lanes, dtype=object), len(caller) * ns),
+             "entry_lane": np.tile(np.array(lanes, dtype=object), len(caller) * ns), "calls": calls,
              "errors": rng.binomial(calls, 0.01), "in_lane": calls, "fallback": np.zeros(ne, int),
              "leak": np.zeros(ne, int), "intrusion": np.zeros(ne, int),
              "tag_lost": rng.binomial(1, 0.001, ne)}

@@ -28,10 +28,14 @@ ROLLUPS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
              ("requests", "errors", "latency_sum_ms")),
     # log-bucket latency histogram of hops (see lanewatch.histogram)
     "latency": (("ts", "res", "service", "instance_lane", "request_lane", "bucket"), ("count",)),
-    # per edge caller -> callee in the lane the caller sent; verdict counts of the callee hop
-    "edges": (("ts", "res", "caller", "callee", "lane"), EDGE_METRICS),
+    # per edge caller -> callee, by the lane the caller sent (``lane``) and the entry lane of
+    # its trace; verdict counts of the callee hop (ts = start of the client span)
+    "edges": (("ts", "res", "caller", "callee", "lane", "entry_lane"), EDGE_METRICS),
     # finalised traces by entry lane (ts = start of the entry hop)
     "traces": (("ts", "res", "entry_lane"), ("traces", "stayed")),
+    # finalised traces once per service that served a hop of them, by entry lane
+    # (ts = start of the trace's entry hop): trace counts under a service filter
+    "trace_services": (("ts", "res", "service", "entry_lane"), ("traces", "stayed")),
 }
 
 

@@ -89,11 +89,14 @@ def _entry_hops(hops: I64, start: I64, below: npt.NDArray[np.bool_], group: I64,
 class Judged:
     """Everything the rollups need from a set of complete traces."""
 
-    edge_keys: tuple[I64, I64, I64, I64]  # second, caller svc, callee svc, lane sent
+    edge_keys: tuple[I64, I64, I64, I64, I64]  # second, caller svc, callee svc, lane sent, entry lane
     edge_values: npt.NDArray[np.float64]  # (n_edges, len(rollups.EDGE_METRICS)), named there
     trace_keys: tuple[I64, I64]  # entry second, entry lane (one per trace with hops)
     trace_stayed: npt.NDArray[np.bool_]
     trace_tkey: U64  # trace key of each judged trace (same order)
+    #: once per (trace, service with a hop in it): entry second, service, entry lane
+    trace_service_keys: tuple[I64, I64, I64]
+    trace_service_stayed: npt.NDArray[np.bool_]
     counters: dict[str, int]
     traces: U64  # the distinct trace keys of the rows (sorted)
     row_trace: I64  # each row's index into ``traces``
@@ -133,6 +136,12 @@ def judge_bulk(r: Chunk, groups: tuple[U64, I64] | None = None) -> Judged:
     bad = np.zeros(len(uniq), dtype=bool)
     counters: dict[str, int] = {}
 
+    # entry hop per trace: roots first, then earliest start (then the first row)
+    hops = idx[is_hop]
+    entry = _entry_hops(hops, r["start"][hops], anc[hops] >= 0, group[hops], len(uniq))
+    entry_lane = np.zeros(len(uniq), dtype=np.int64)  # per trace (traces without hops: unused)
+    entry_lane[group[entry]] = r["exp"][entry]
+
     # edges: a hop whose parent is a CLIENT/PRODUCER span
     par = np.maximum(parent, 0)
     edge = is_hop & (parent >= 0) & is_send[par]
@@ -146,7 +155,8 @@ def judge_bulk(r: Chunk, groups: tuple[U64, I64] | None = None) -> Judged:
     bad[group[hop_i[lost]]] = True
     callee = np.full(n, -1, dtype=np.int64)
     callee[cli_i] = hop_i
-    keys = [r["start"][cli_i] // _NS, r["svc"][cli_i], r["svc"][hop_i], r["req"][cli_i]]
+    keys = [r["start"][cli_i] // _NS, r["svc"][cli_i], r["svc"][hop_i], r["req"][cli_i],
+            entry_lane[group[hop_i]]]
     # tag lost inside a service: a send under a hop of its own service carrying another lane
     send_i = idx[is_send]
     above = anc[send_i]
@@ -159,20 +169,26 @@ def judge_bulk(r: Chunk, groups: tuple[U64, I64] | None = None) -> Judged:
         extra = np.zeros((len(leaving), _N_EDGE))
         extra[:, R.EDGE_TAG_LOST] = 1.0
         vals = np.vstack([vals, extra])
-        more = [r["start"][leaving] // _NS, r["svc"][leaving], r["svc"][callee[leaving]], r["req"][leaving]]
+        more = [r["start"][leaving] // _NS, r["svc"][leaving], r["svc"][callee[leaving]], r["req"][leaving],
+                entry_lane[group[leaving]]]
         keys = [np.concatenate([a, b]) for a, b in zip(keys, more)]
     # hop verdicts that violate
     bad[group[is_hop & _VIOLATES[np.maximum(r["verdict"], 0)]]] = True
     counters["unpaired_server_spans"] = int((is_hop & (r["pid"] != 0) & (parent < 0)).sum())
     counters["unpaired_client_spans"] = int((is_send & (callee < 0)).sum())
 
-    # entry hop per trace: roots first, then earliest start (then the first row)
-    hops = idx[is_hop]
-    entry = _entry_hops(hops, r["start"][hops], anc[hops] >= 0, group[hops], len(uniq))
     counters["traces_without_hops"] = len(uniq) - len(entry)
     g = group[entry]
+    # each trace once per service that served one of its hops
+    entry_ts = np.zeros(len(uniq), dtype=np.int64)
+    entry_ts[g] = r["start"][entry] // _NS
+    n_svc = int(r["svc"].max()) + 1 if n else 1
+    pairs = np.unique(group[hops].astype(np.int64) * n_svc + r["svc"][hops])
+    pg, ps = pairs // n_svc, pairs % n_svc
     return Judged(
-        edge_keys=(keys[0], keys[1], keys[2], keys[3]),
+        edge_keys=(keys[0], keys[1], keys[2], keys[3], keys[4]),
         edge_values=vals,
         trace_keys=(r["start"][entry] // _NS, r["exp"][entry]),
-        trace_stayed=~bad[g], trace_tkey=uniq[g], counters=counters, traces=uniq, row_trace=group)
+        trace_stayed=~bad[g], trace_tkey=uniq[g],
+        trace_service_keys=(entry_ts[pg], ps, entry_lane[pg]), trace_service_stayed=~bad[pg],
+        counters=counters, traces=uniq, row_trace=group)

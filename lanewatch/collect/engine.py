@@ -167,6 +167,7 @@ class Engine:
         m = len(sel)
         if m == 0:
             return
+        self._count_served(c, res_service, res_lane, sel)
         seconds = start[sel] // _NS
         keys = [seconds, svc[sel], inst[sel], req[sel]]
         code = (0, len(S) - 1)
@@ -180,6 +181,17 @@ class Engine:
                                             [*kb, (0, N_BUCKETS - 1)])
         self.counters["hops"] += m
 
+    def _count_served(self, c: SpanColumns, services: list[str], lanes: list[str], sel: np.ndarray) -> None:
+        """Hops, errors and the newest hop per instance (resource) among the hop rows ``sel``."""
+        res, k = c.resource[sel], len(c.resources)
+        hops = np.bincount(res, minlength=k)
+        errors = np.bincount(res, weights=c.err[sel], minlength=k)
+        newest = np.full(k, np.iinfo(np.int64).min)
+        np.maximum.at(newest, res, c.start_ns[sel])
+        for i in np.flatnonzero(hops).tolist():
+            self.liveness.served(services[i], lanes[i], c.resources[i].instance, int(hops[i]),
+                                 int(errors[i]), float(newest[i]) / _NS)
+
     def _is_live(self, svc: int, lane: int, t: float) -> bool:
         return self.liveness.is_live(self.strings.name(svc), self.strings.name(lane), t)
 
@@ -189,11 +201,14 @@ class Engine:
         S = self.strings
         j = bulk.judge_bulk(rows, groups)
         v = j.edge_values * sign
-        self.rollups["edges"].add_columns(j.edge_keys, [None, S.names, S.names, S.names],
+        self.rollups["edges"].add_columns(j.edge_keys, [None, S.names, S.names, S.names, S.names],
                                           [v[:, i] for i in range(v.shape[1])])
         ts, entry = j.trace_keys
         self.rollups["traces"].add_columns([ts, entry], [None, S.names],
                                            [np.full(len(ts), sign), j.trace_stayed * sign])
+        ts, svc, entry = j.trace_service_keys
+        self.rollups["trace_services"].add_columns([ts, svc, entry], [None, S.names, S.names],
+                                                   [np.full(len(ts), sign), j.trace_service_stayed * sign])
         for name, k in j.counters.items():
             self.counters[name] += int(sign) * k
         return j

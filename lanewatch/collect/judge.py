@@ -42,7 +42,8 @@ _NS = 1_000_000_000
 class Judgement:
     """The verdict on one trace and what it adds to the rollups."""
 
-    __slots__ = ("counters", "edges", "entry_lane", "stayed", "trace_id", "trace_row", "ts", "violations")
+    __slots__ = ("counters", "edges", "entry_lane", "services", "stayed", "trace_id", "trace_row", "ts",
+                 "violations")
 
     def __init__(self, trace_id: str) -> None:
         self.trace_id = trace_id
@@ -53,6 +54,7 @@ class Judgement:
         self.violations: list[dict[str, Any]] = []
         self.trace_row: dict[str, Any] | None = None
         self.counters: dict[str, int] = {}
+        self.services: list[str] = []  # services that served a hop of the trace
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -76,6 +78,8 @@ class Judgement:
                 a[i] += x
         if self.ts >= 0:
             acc[("traces", self.ts, self.entry_lane)] = [1.0, float(self.stayed)]
+            for svc in self.services:
+                acc[("trace_services", self.ts, svc, self.entry_lane)] = [1.0, float(self.stayed)]
         for name, n in self.counters.items():
             acc[("counter", name)] = [float(n)]
         return acc
@@ -112,6 +116,7 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
             j._count("unpaired_client_spans")
         return j
     parent_of: dict[bytes, Row | None] = {}
+    edges: list[tuple[tuple[Any, ...], list[float]]] = []  # keys without the entry lane (not known yet)
     lost: set[bytes] = set()  # hops whose incoming edge lost the tag, or that lost it inside
     callee_of: dict[bytes, Row] = {}  # client span id -> the hop it caused
     issues: list[tuple[str, Row, Row | None, Row | None]] = []  # (kind, row, caller, callee)
@@ -129,8 +134,7 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
             values[R.EDGE_CALLS], values[R.EDGE_ERRORS] = 1.0, float(h.error)
             values[R.EDGE_VERDICT[h.verdict]] = 1.0
             values[R.EDGE_TAG_LOST] = float(tag_lost)
-            j.edges.append((("edges", client.start_ns // _NS, client.service, h.service,
-                             client.request_lane), values))
+            edges.append(((client.start_ns // _NS, client.service, h.service, client.request_lane), values))
             if tag_lost:
                 lost.add(h.span_id)
                 issues.append(("tag_lost", h, client, h))
@@ -149,14 +153,15 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
             if callee is not None:  # counted on the edge the call leaves by
                 only_lost = [0.0] * len(R.EDGE_METRICS)
                 only_lost[R.EDGE_TAG_LOST] = 1.0
-                j.edges.append((("edges", c.start_ns // _NS, c.service, callee.service, c.request_lane),
-                                only_lost))
+                edges.append(((c.start_ns // _NS, c.service, callee.service, c.request_lane), only_lost))
     entry = hops[0]
     for h in hops:
         if (parent_of[h.span_id] is None, -h.start_ns) > (parent_of[entry.span_id] is None, -entry.start_ns):
             entry = h
     j.entry_lane, j.ts = entry.expected, entry.start_ns // _NS
     j.stayed = not issues
+    j.edges = [(("edges", *key, j.entry_lane), values) for key, values in edges]
+    j.services = sorted({h.service for h in hops})
     if issues or sampled:
         path = lane_path(hops, parent_of, lost)
         j.trace_row = {"trace_id": j.trace_id, "ts": j.ts, "entry_lane": j.entry_lane,
@@ -175,7 +180,7 @@ def _violation(j: Judgement, kind: str, row: Row, a: Row | None, b: Row | None,
     return {"ts": (b or row).start_ns // _NS, "kind": kind, "service": row.service,
             "caller": a.service if a else "", "callee": "" if inside else row.service,
             "request_lane": (a.request_lane if a and kind == "tag_lost" else row.request_lane),
-            "instance_lane": row.instance_lane, "entry_lane": j.entry_lane,
+            "instance_lane": row.instance_lane, "expected_lane": row.expected, "entry_lane": j.entry_lane,
             "trace_id": j.trace_id, "span_id": (b or row).span_id.hex(), "lane_path": path}
 
 

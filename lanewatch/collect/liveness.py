@@ -30,11 +30,16 @@ class Instance:
     left: bool = False  # said it is leaving (heartbeat 0) and has not come back
     intervals: list[list[float]] = field(default_factory=list)  # [start, end], end inclusive
     dirty: bool = True
+    hops: int = 0  # hops served since the last row was taken for the store
+    errors: int = 0
+    last_hop: float | None = None  # span start of the newest hop served
 
     def row(self) -> dict[str, Any]:
+        """The store's ``instances`` row; ``hops``/``errors`` since the last row taken."""
         return {"service": self.service, "lane": self.lane, "instance": self.instance,
                 "first_seen": self.first_seen, "last_seen": self.last_seen,
-                "state": "left" if self.left else "up"}
+                "state": "left" if self.left else "up", "hops": self.hops, "errors": self.errors,
+                "last_hop": self.last_hop}
 
 
 class Liveness:
@@ -88,6 +93,17 @@ class Liveness:
         inst.first_seen = min(inst.first_seen, t)
         inst.last_seen = max(inst.last_seen, t)
 
+    def served(self, service: str, lane: str, instance: str, hops: int, errors: int, last_hop: float) -> None:
+        """Count ``hops`` (``errors`` of them failed) served by a known instance, the newest
+        starting at ``last_hop``."""
+        inst = self._by_key.get((service, lane, instance))
+        if inst is None or hops <= 0:
+            return
+        inst.hops += hops
+        inst.errors += errors
+        inst.last_hop = last_hop if inst.last_hop is None else max(inst.last_hop, last_hop)
+        inst.dirty = True
+
     def is_live(self, service: str, lane: str, t: float) -> bool:
         """Did ``service`` have a live instance in ``lane`` at time ``t``?"""
         if (service, lane) in self.declared:
@@ -113,6 +129,7 @@ class Liveness:
             if inst.dirty:
                 inst.dirty = False
                 out.append(inst.row())
+                inst.hops = inst.errors = 0
         return out
 
     def forget_before(self, t: float) -> None:

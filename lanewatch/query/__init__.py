@@ -34,9 +34,9 @@ import pandas as pd
 from lanewatch import lane as L
 from lanewatch.config import Settings
 from lanewatch.histogram import N_BUCKETS
+from lanewatch.query import summary as S
 from lanewatch.query.compare import compare_verdict
 from lanewatch.query.parts import (
-    HOP_LABELS,
     QS,
     clean,
     cube_quantiles,
@@ -75,39 +75,27 @@ class Query:
         return (t1 - int(window_s)) // step_s * step_s, t1
 
     def summary(self, window_s: int, service: str | None = None, lane: str | None = None) -> dict[str, Any]:
-        """Hop verdicts, tag losses and per-lane traffic and trace counts over the window."""
+        """Hop verdicts, tag losses, per-lane traffic and trace counts over the window, the
+        lanes found dead now, and what was seen (see :mod:`.summary` for the lane scope)."""
         t0, t1 = self._window(window_s)
-        hops = self.store.rollup("hops", t0, t1, ["instance_lane", "expected_lane", "verdict"],
-                                 where={"service": service})
-        involved = hops if lane is None else hops[(hops.instance_lane == lane) | (hops.expected_lane == lane)]
-        by_verdict = involved.groupby("verdict")["requests"].sum()
-        hop_counts = {v: int(by_verdict.get(v, 0)) for v in HOP_LABELS}
-        edge_keys = ["caller", "callee", "lane"] if service else ["lane"]
-        edges = self.store.rollup("edges", t0, t1, edge_keys, where={"lane": lane})
-        if service:
-            edges = edges[(edges.caller == service) | (edges.callee == service)]
-        served = hops if lane is None else hops[hops.instance_lane == lane]
-        traffic = served.groupby("instance_lane")[["requests", "errors"]].sum()
-        traces = self.store.rollup("traces", t0, t1, ["entry_lane"], where={"entry_lane": lane})
-        traces = traces.set_index("entry_lane")
-        names = lane_order(set(traffic.index[traffic.requests != 0]) | set(traces.index[traces.traces != 0])
-                           | ({lane} if lane else set()))
-        lanes: dict[str, dict[str, Any]] = {}
-        for name in names:
-            n_tr = int(traces.traces.get(name, 0))
-            stayed = int(traces.stayed.get(name, 0))
-            req = int(traffic.requests.get(name, 0))
-            err = int(traffic.errors.get(name, 0))
-            lanes[name] = {"traces": n_tr, "stayed": stayed,
-                           "stayed_share": round(stayed / n_tr, 6) if n_tr > 0 else None,
-                           "requests": req, "errors": err,
-                           "error_rate": round(err / req, 6) if req > 0 else None,
-                           "qps": round(req / window_s, 3)}
-        tag_lost = int(edges.tag_lost.sum())
-        return {"window_s": int(window_s), "from": t0, "to": t1, "hops": hop_counts,
-                "edges": {"tag_lost": tag_lost, "calls": int(edges.calls.sum())},
-                "lanes": lanes, "violations": sum(hop_counts[v] for v in L.HOP_VIOLATION_NAMES) + tag_lost,
-                "counters": self._counters(), "estimated": False}
+        out = S.summarize(self.store, t0, t1, window_s, service, lane, self.settings.trace_wait_s)
+        instances = self.instances()
+        dead = S.dead_lanes(self.store, instances, self.clock(), self.dead_after_s, service, lane)
+        for d in dead:  # a dead lane keeps its row: "nothing went wrong" is then "nothing went"
+            if d["lane"] not in out["lanes"]:
+                out["lanes"][d["lane"]] = S.lane_rows(pd.DataFrame({"requests": [], "errors": []}),
+                                                      pd.DataFrame({"traces": [], "stayed": []}),
+                                                      [d["lane"]], out["covered_s"] or None, None)[d["lane"]]
+        out["lanes"] = {k: out["lanes"][k] for k in lane_order(out["lanes"])}
+        out.update(dead_lanes=dead, dead_after_s=self.dead_after_s,
+                   seen=S.seen(self.store, t0, t1, instances), counters=self._counters(), estimated=False)
+        return out
+
+    @property
+    def dead_after_s(self) -> float:
+        """How long a live lane may serve nothing before it is dead (``dead_lanes.after_s``)."""
+        section = getattr(self.settings, "dead_lanes", None)
+        return float(getattr(section, "after_s", S.DEFAULT_DEAD_AFTER_S))
 
     def series(self, window_s: int, service: str | None = None, lane: str | None = None,
                step_s: int = 1) -> dict[str, Any]:
@@ -131,7 +119,11 @@ class Query:
         """Kept violations, newest first (see the module docstring for the filters)."""
         t0, t1 = self._window(window_s)
         svc = [{c: service} for c in ("service", "caller", "callee")] if service else [{}]
-        lanes = [{c: lane} for c in ("request_lane", "instance_lane", "entry_lane")] if lane else [{}]
+        lanes: list[dict[str, str | None]] = [{}]
+        if lane:  # the lane scope of .summary: the trace's entry lane, or a hop serving/expecting it
+            hop_kinds = [k for k in L.HOP_VIOLATION_NAMES if kind in (None, k)]
+            lanes = [{"entry_lane": lane}] + [{c: lane, "kind": k} for c in ("instance_lane", "expected_lane")
+                                              for k in hop_kinds]
         frames = [self.store.violations(t0, t1, {"kind": kind, **s, **ln}, limit) for s in svc for ln in lanes]
         frames = [f for f in frames if not f.empty]
         if not frames:
@@ -140,12 +132,20 @@ class Query:
         return records(df.sort_values("ts", ascending=False, kind="stable").head(limit))
 
     def edges(self, window_s: int, lane: str | None = None) -> list[dict[str, Any]]:
-        """Per (caller, callee, lane sent): calls, rate (calls/s), errors, verdict counts."""
+        """Per (caller, callee, lane drawn, lane sent, entry lane): calls, rate (calls/s over the
+        seconds the data covers), errors, verdict counts. ``lane`` is the lane the request
+        carried (sent, or the trace's entry lane when none was sent); ``lane=L`` keeps the
+        edges of traces that entered in L and those that sent L (see :mod:`.summary`)."""
         t0, t1 = self._window(window_s)
-        df = self.store.rollup("edges", t0, t1, ["caller", "callee", "lane"], where={"lane": lane})
-        df = df[df.calls != 0].copy()
-        df.insert(4, "rate", (df.calls / window_s).round(3))
-        return records(df)
+        df = self.store.rollup("edges", t0, t1, ["caller", "callee", "lane", "entry_lane"])
+        df = df[df.calls != 0]
+        if lane:
+            df = df[S.edges_of_lane(df, lane)]
+        df = df.rename(columns={"lane": "sent_lane"})
+        df.insert(2, "lane", S.drawn_lane(df.rename(columns={"sent_lane": "lane"})))
+        first = S.first_second(self.store, "edges", "calls", t0, t1, {})
+        df.insert(5, "rate", (df.calls / (t1 - first if first is not None else window_s)).round(3))
+        return records(df.sort_values(["caller", "callee", "lane", "sent_lane"], kind="stable"))
 
     def flows(self, window_s: int, service: str | None = None) -> list[dict[str, Any]]:
         """Requests per (service, expected lane, instance lane, verdict), for a Sankey."""
@@ -161,8 +161,12 @@ class Query:
         for r in self.live.instances() if self.live else []:
             key = (r["service"], r["lane"], r["instance"])
             old = rows.get(key)
-            if old is not None:
-                r = {**r, "first_seen": min(old["first_seen"], r["first_seen"])}
+            if old is not None:  # live rows count the hops not yet in the store: added
+                hops = [x for x in (old.get("last_hop"), r.get("last_hop")) if x is not None]
+                r = {**r, "first_seen": min(old["first_seen"], r["first_seen"]),
+                     "hops": int(old.get("hops") or 0) + int(r.get("hops") or 0),
+                     "errors": int(old.get("errors") or 0) + int(r.get("errors") or 0),
+                     "last_hop": max(hops) if hops else None}
                 if old["last_seen"] > r["last_seen"]:
                     r = {**r, "last_seen": old["last_seen"], "state": old["state"]}
             rows[key] = clean(dict(r))

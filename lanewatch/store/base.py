@@ -24,13 +24,16 @@ from lanewatch.rollups import ROLLUPS  # noqa: F401 -- re-exported: the rollup s
 #: One row per violation found (hop or edge), newest kept, bounded.
 VIOLATION_COLUMNS: tuple[str, ...] = (
     "ts", "kind", "service", "caller", "callee", "request_lane", "instance_lane",
-    "entry_lane", "trace_id", "span_id", "lane_path", "late")
+    "entry_lane", "trace_id", "span_id", "lane_path", "late", "expected_lane")
 
 #: One row per kept trace (every violating one, a sample of the rest).
 TRACE_COLUMNS: tuple[str, ...] = ("trace_id", "ts", "entry_lane", "stayed", "lane_path", "hops")
 
 #: One row per instance ever seen: what decides fallback vs leak.
-INSTANCE_COLUMNS: tuple[str, ...] = ("service", "lane", "instance", "first_seen", "last_seen", "state")
+#: ``hops``/``errors``: hops the instance served (and failed) since first seen (in a Batch: since
+#: its previous row); ``last_hop``: span start of its newest hop (None: none yet).
+INSTANCE_COLUMNS: tuple[str, ...] = ("service", "lane", "instance", "first_seen", "last_seen", "state",
+                                     "hops", "errors", "last_hop")
 
 
 @dataclass

@@ -34,7 +34,14 @@ from lanewatch.store.duck_read import (
     rollup_sql,
     unpack_cells,
 )
-from lanewatch.store.duck_schema import MINUTE, SCHEMA_VERSION, all_physical, ddl, physical_tables
+from lanewatch.store.duck_schema import (
+    MIGRATIONS,
+    MINUTE,
+    SCHEMA_VERSION,
+    all_physical,
+    ddl,
+    physical_tables,
+)
 
 log = logging.getLogger(__name__)
 
@@ -265,9 +272,18 @@ class DuckStore:
         row = self._scalar("SELECT value FROM meta WHERE key = 'schema_version'")
         if row is None:
             self._con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-        elif row != str(SCHEMA_VERSION):
+            return
+        version = int(row) if row.isdigit() else -1
+        if not 1 <= version <= SCHEMA_VERSION:
             raise RuntimeError(f"{self.path}: store schema version {row}, this lanewatch reads "
-                               f"{SCHEMA_VERSION}; use another --data-dir")
+                               f"up to {SCHEMA_VERSION}; use another --data-dir")
+        while version < SCHEMA_VERSION:  # each step in one transaction
+            with self._transaction() as con:
+                for stmt in MIGRATIONS[version]:
+                    con.execute(stmt)
+                version += 1
+                con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
+            log.info("%s: store schema migrated to version %d", self.path, version)
 
     def close(self) -> None:
         """Close every connection; idempotent."""

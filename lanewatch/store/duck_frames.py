@@ -107,8 +107,10 @@ def trace_frame(rows: list[dict[str, Any]], seq0: int) -> pd.DataFrame:
 
 def instance_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame({c: [r.get(c) for r in rows] for c in INSTANCE_COLUMNS})
-    for col in ("first_seen", "last_seen"):
-        frame[col] = frame[col].astype(np.float64)
+    for col in ("first_seen", "last_seen", "last_hop"):
+        frame[col] = frame[col].astype(np.float64)  # last_hop None (no hop yet) -> NaN -> NULL
+    for col in ("hops", "errors"):
+        frame[col] = frame[col].fillna(0).astype(np.int64)
     for col in ("service", "lane", "instance", "state"):
         frame[col] = frame[col].astype(object)
     return frame

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from lanewatch.rollups import ROLLUPS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MINUTE = 60
 #: Keys dropped by the lane-level projection.
 SERVICE_KEYS = frozenset(("service", "caller", "callee"))
@@ -92,15 +92,29 @@ def ddl() -> list[str]:
     out += [
         ("CREATE TABLE IF NOT EXISTS violations (seq BIGINT, ts BIGINT, kind VARCHAR, service VARCHAR,"
          " caller VARCHAR, callee VARCHAR, request_lane VARCHAR, instance_lane VARCHAR,"
-         " entry_lane VARCHAR, trace_id VARCHAR, span_id VARCHAR, lane_path VARCHAR, late BOOLEAN)"),
+         " entry_lane VARCHAR, trace_id VARCHAR, span_id VARCHAR, lane_path VARCHAR, late BOOLEAN,"
+         " expected_lane VARCHAR)"),
         ("CREATE TABLE IF NOT EXISTS kept_traces (seq BIGINT, trace_id VARCHAR, ts BIGINT,"
          " entry_lane VARCHAR, stayed BOOLEAN, lane_path VARCHAR, hops VARCHAR)"),
         ("CREATE TABLE IF NOT EXISTS instances (service VARCHAR, lane VARCHAR, instance VARCHAR,"
-         " first_seen DOUBLE, last_seen DOUBLE, state VARCHAR, PRIMARY KEY (service, lane, instance))"),
+         " first_seen DOUBLE, last_seen DOUBLE, state VARCHAR, hops BIGINT DEFAULT 0,"
+         " errors BIGINT DEFAULT 0, last_hop DOUBLE, PRIMARY KEY (service, lane, instance))"),
         "CREATE TABLE IF NOT EXISTS counters (name VARCHAR PRIMARY KEY, value BIGINT)",
         "CREATE TABLE IF NOT EXISTS lane_ids (id SMALLINT PRIMARY KEY, name VARCHAR UNIQUE)",
     ]
     return out
+
+
+#: Statements that bring a store of version ``v`` to ``v + 1`` (a file made by ddl() is current).
+MIGRATIONS: dict[int, list[str]] = {
+    # 1 -> 2: edges keyed by the entry lane of their trace as well (rows before it have NULL);
+    # instances count the hops they served; trace_services is created by ddl()
+    1: [f"ALTER TABLE {p.name} ADD COLUMN entry_lane VARCHAR" for p in physical_tables("edges")]
+       + ["ALTER TABLE instances ADD COLUMN hops BIGINT DEFAULT 0",
+          "ALTER TABLE instances ADD COLUMN errors BIGINT DEFAULT 0",
+          "ALTER TABLE instances ADD COLUMN last_hop DOUBLE",
+          "ALTER TABLE violations ADD COLUMN expected_lane VARCHAR"],
+}
 
 
 def sum_expr(metric: str) -> str:

@@ -19,7 +19,8 @@ def insert_rollup(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFram
     try:
         for p in physical_tables(table):
             ts, res = (f"ts // {MINUTE} * {MINUTE}", str(MINUTE)) if p.minute else ("ts", "res")
-            con.execute(f"INSERT INTO {p.name} " + aggregate_sql(p, "_in", "TRUE", ts_expr=ts, res_expr=res))
+            con.execute(f"INSERT INTO {p.name} BY NAME " + aggregate_sql(p, "_in", "TRUE", ts_expr=ts,
+                                                                           res_expr=res))
     finally:
         con.unregister("_in")
 
@@ -43,17 +44,22 @@ def insert_records(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFra
 
 
 def upsert_instances(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
-    """One row per (service, lane, instance): min first_seen, max last_seen, the latest state."""
+    """One row per (service, lane, instance): min first_seen, max last_seen, the latest state,
+    hops and errors added (rows carry the counts since the instance's previous row), max last_hop."""
     con.register("_in", frame)
     try:
         con.execute(
-            "INSERT INTO instances SELECT service, lane, instance, MIN(first_seen), MAX(last_seen),"
-            " arg_max(state, last_seen) FROM _in GROUP BY service, lane, instance "
+            "INSERT INTO instances BY NAME SELECT service, lane, instance, MIN(first_seen) AS first_seen,"
+            " MAX(last_seen) AS last_seen, arg_max(state, last_seen) AS state, SUM(hops) AS hops,"
+            " SUM(errors) AS errors, MAX(last_hop) AS last_hop FROM _in GROUP BY service, lane, instance "
             "ON CONFLICT (service, lane, instance) DO UPDATE SET"
             " first_seen = LEAST(instances.first_seen, excluded.first_seen),"
             " state = CASE WHEN excluded.last_seen >= instances.last_seen"
             " THEN excluded.state ELSE instances.state END,"
-            " last_seen = GREATEST(instances.last_seen, excluded.last_seen)")
+            " last_seen = GREATEST(instances.last_seen, excluded.last_seen),"
+            " hops = COALESCE(instances.hops, 0) + excluded.hops,"
+            " errors = COALESCE(instances.errors, 0) + excluded.errors,"
+            " last_hop = GREATEST(instances.last_hop, excluded.last_hop)")
     finally:
         con.unregister("_in")
 
@@ -73,7 +79,7 @@ def rewrite(con: duckdb.DuckDBPyConnection, p: Physical, cond: str) -> None:
     :attr:`Physical.order`; rows summing to zero go."""
     con.execute("CREATE OR REPLACE TEMP TABLE _merged AS " + aggregate_sql(p, p.name, cond))
     con.execute(f"DELETE FROM {p.name} WHERE {cond}")
-    con.execute(f"INSERT INTO {p.name} SELECT * FROM _merged ORDER BY {p.order}")
+    con.execute(f"INSERT INTO {p.name} BY NAME SELECT * FROM _merged ORDER BY {p.order}")
     con.execute("DROP TABLE _merged")
 
 

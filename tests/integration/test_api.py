@@ -30,7 +30,7 @@ def demo_batch() -> Batch:
     latency: dict[str, Sequence[Any]] = {"ts": [T - 3, T - 3], "service": ["A", "C"], "instance_lane": ["gray", "gray"],
                "request_lane": ["gray", "gray"], "bucket": [40, 35], "count": [10, 9]}
     edges: dict[str, Sequence[Any]] = {"ts": [T - 3, T - 3], "caller": ["A", "B"], "callee": ["B", "C"], "lane": ["gray", "gray"],
-             "calls": [10, 10], "errors": [1, 0], "in_lane": [0, 9], "fallback": [10, 0], "leak": [0, 1],
+             "entry_lane": ["gray", "gray"], "calls": [10, 10], "errors": [1, 0], "in_lane": [0, 9], "fallback": [10, 0], "leak": [0, 1],
              "intrusion": [0, 0], "tag_lost": [0, 1]}
     traces: dict[str, Sequence[Any]] = {"ts": [T - 3], "entry_lane": ["gray"], "traces": [10], "stayed": [8]}
     tid = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -100,7 +100,8 @@ def test_series_violations_edges_flows(api: str) -> None:
 
 def test_instances_compare_trace_services_lanes_health(api: str) -> None:
     assert get(api, "/instances") == [{"service": "C", "lane": "gray", "instance": "c-gray-1", "first_seen": T - 50,
-                                       "last_seen": T - 1, "state": "up", "live": True}]
+                                       "last_seen": T - 1, "state": "up", "hops": 0, "errors": 0, "last_hop": None,
+                                       "live": True}]
     c = get(api, "/compare", service="C", lane="gray", window=60, step=10)
     assert c["totals"]["gray"]["requests"] == 9 and c["totals"]["base"]["requests"] == 1 and c["verdict"] is None
     t = get(api, "/traces/4BF92F3577B34DA6A3CE929D0E0E4736")

@@ -42,7 +42,8 @@ CLEAN = Batch(rollups={
 
 LEAKY = Batch(
     rollups={"hops": hops([("A", "gray", "gray", "in_lane", 100), ("C", "base", "gray", "leak", 3)]),
-             "edges": {"ts": [T - 5], "caller": ["B"], "callee": ["C"], "lane": ["gray"], "calls": [100],
+             "edges": {"ts": [T - 5], "caller": ["B"], "callee": ["C"], "lane": ["gray"],
+                       "entry_lane": ["gray"], "calls": [100],
                        "errors": [0], "in_lane": [97], "fallback": [0], "leak": [3], "intrusion": [0],
                        "tag_lost": [2]},
              "traces": {"ts": [T - 5], "entry_lane": ["gray"], "traces": [100], "stayed": [95]}},

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from lanewatch import lane as L
+from lanewatch import rollups as R
 from lanewatch.collect import bulk
 from lanewatch.collect.judge import Row, judge
 from lanewatch.collect.names import Strings
@@ -80,17 +81,24 @@ def to_chunk(traces: list[tuple[bytes, dict[bytes, Row]]], s: Strings) -> bulk.C
 
 def bulk_contributions(j: bulk.Judged, s: Strings) -> dict[tuple[Any, ...], list[float]]:
     acc: dict[tuple[Any, ...], list[float]] = {}
-    sec, caller, callee, lane = j.edge_keys
+    sec, caller, callee, lane, entry_lane = j.edge_keys
+    n_metrics = j.edge_values.shape[1]
     for i in range(len(sec)):
-        key = ("edges", int(sec[i]), s.name(int(caller[i])), s.name(int(callee[i])), s.name(int(lane[i])))
-        a = acc.setdefault(key, [0.0] * 7)
-        for k in range(7):
+        key = ("edges", int(sec[i]), s.name(int(caller[i])), s.name(int(callee[i])), s.name(int(lane[i])),
+               s.name(int(entry_lane[i])))
+        a = acc.setdefault(key, [0.0] * n_metrics)
+        for k in range(n_metrics):
             a[k] += float(j.edge_values[i, k])
     ts, entry = j.trace_keys
     for i in range(len(ts)):
         a = acc.setdefault(("traces", int(ts[i]), s.name(int(entry[i]))), [0.0, 0.0])
         a[0] += 1
         a[1] += float(j.trace_stayed[i])
+    ts, svc, entry = j.trace_service_keys
+    for i in range(len(ts)):
+        a = acc.setdefault(("trace_services", int(ts[i]), s.name(int(svc[i])), s.name(int(entry[i]))), [0.0, 0.0])
+        a[0] += 1
+        a[1] += float(j.trace_service_stayed[i])
     for name, n in j.counters.items():
         if n:
             acc[("counter", name)] = [float(n)]
@@ -115,7 +123,8 @@ def test_bulk_judge_matches_reference(seed: int) -> None:
     got = bulk_contributions(bulk.judge_bulk(to_chunk(traces, s)), s)
     assert got == want
     assert sum(stayed_ref.values()) < len(stayed_ref)  # violations were exercised
-    assert any(k[0] == "edges" and v[6] for k, v in want.items())  # so was tag_lost
+    assert any(k[0] == "edges" and v[R.EDGE_TAG_LOST] for k, v in want.items())  # so was tag_lost
+    assert any(k[0] == "edges" and k[4] != k[5] for k in want)  # edges whose sent and entry lanes differ
 
 
 @pytest.mark.parametrize("span_ns", [10**9, 2**41])

@@ -40,7 +40,8 @@ def edge_rows(rows: list[tuple[int, str, str, str, int, int]]) -> dict[str, Sequ
     """(ts, caller, callee, lane, calls, tag_lost)"""
     z = [0] * len(rows)
     return {"ts": [r[0] for r in rows], "caller": [r[1] for r in rows], "callee": [r[2] for r in rows],
-            "lane": [r[3] for r in rows], "calls": [r[4] for r in rows], "errors": z,
+            "lane": [r[3] for r in rows], "entry_lane": [r[3] for r in rows], "calls": [r[4] for r in rows],
+            "errors": z,
             "in_lane": [r[4] - r[5] for r in rows], "fallback": z, "leak": z, "intrusion": z,
             "tag_lost": [r[5] for r in rows]}
 
@@ -96,8 +97,12 @@ def test_summary_counts_hops_edges_lanes_and_violations(q: Query) -> None:
     assert s["edges"] == {"tag_lost": 1, "calls": 14}
     assert s["violations"] == 4 and s["counters"] == {"dropped_spans": 3} and s["estimated"] is False
     assert list(s["lanes"]) == ["base", "gray"]
-    assert s["lanes"]["gray"] == {"traces": 7, "stayed": 6, "stayed_share": round(6 / 7, 6), "requests": 11,
-                                  "errors": 2, "error_rate": round(2 / 11, 6), "qps": round(11 / 300, 3)}
+    # rates over the seconds the data covers: hops from T - 10 to the window's end (11 s),
+    # traces (final trace_wait_s = 6 s later) from T - 10 to T - 5
+    assert s["covered_s"] == 11 and s["traces"] == 27 and s["traces_violated"] == 1
+    assert s["lanes"]["gray"] == {"traces": 7, "stayed": 6, "violated": 1, "stayed_share": round(6 / 7, 6),
+                                  "requests": 11, "errors": 2, "error_rate": round(2 / 11, 6),
+                                  "entry_rate": round(7 / 5, 3), "hop_rate": 1.0, "qps": 1.0, "covered_s": 11}
     assert s["lanes"]["base"]["requests"] == 26 and s["lanes"]["base"]["stayed_share"] == 1.0
 
 
@@ -107,8 +112,10 @@ def test_summary_lane_filter_keeps_hops_involving_the_lane(q: Query) -> None:
     assert list(s["lanes"]) == ["gray"] and s["edges"]["calls"] == 7
     assert q.summary(300, lane="base")["hops"] == {"in_lane": 20, "fallback": 4, "leak": 2, "intrusion": 1}
     empty = q.summary(300, lane="nope")
-    assert empty["lanes"] == {"nope": {"traces": 0, "stayed": 0, "stayed_share": None, "requests": 0, "errors": 0,
-                                       "error_rate": None, "qps": 0.0}}
+    assert empty["lanes"] == {"nope": {"traces": 0, "stayed": 0, "violated": 0, "stayed_share": None,
+                                       "requests": 0, "errors": 0, "error_rate": None, "entry_rate": 0.0,
+                                       "hop_rate": 0.0, "qps": 0.0, "covered_s": 11}}
+    assert "nope" not in empty["seen"]["lanes"] and empty["seen"]["lanes"] == ["base", "gray"]
     assert empty["violations"] == 0
 
 
@@ -182,7 +189,8 @@ def test_violations_filters_newest_first(q: Query) -> None:
     assert [x["kind"] for x in v] == ["tag_lost", "intrusion", "leak"]
     assert v[0] == {"ts": T - 3, "kind": "tag_lost", "service": None, "caller": "B", "callee": "C",
                     "request_lane": "base", "instance_lane": "base", "entry_lane": "gray", "trace_id": "0c" * 16,
-                    "span_id": "03" * 8, "lane_path": "A[gray] -> B[base, fallback] -> C[base]", "late": False}
+                    "span_id": "03" * 8, "lane_path": "A[gray] -> B[base, fallback] -> C[base]", "late": False,
+                    "expected_lane": None}
     assert [x["kind"] for x in q.violations(300, kind="leak")] == ["leak"]
     assert [x["kind"] for x in q.violations(300, service="B")] == ["tag_lost"]
     assert [x["kind"] for x in q.violations(300, lane="gray")] == ["tag_lost", "intrusion", "leak"]
@@ -193,8 +201,10 @@ def test_violations_filters_newest_first(q: Query) -> None:
 def test_edges_and_flows(q: Query) -> None:
     e = plain(q.edges(300))
     assert [(x["caller"], x["callee"], x["lane"]) for x in e] == [("A", "B", "gray"), ("B", "C", "gray"), ("X", "Y", "base")]
-    assert e[1] == {"caller": "B", "callee": "C", "lane": "gray", "calls": 3, "rate": 0.01, "errors": 0,
-                    "in_lane": 2, "fallback": 0, "leak": 0, "intrusion": 0, "tag_lost": 1}
+    # calls/s over the 11 s the edge data covers (from T - 10)
+    assert e[1] == {"caller": "B", "callee": "C", "lane": "gray", "sent_lane": "gray", "entry_lane": "gray",
+                    "calls": 3, "rate": round(3 / 11, 3), "errors": 0, "in_lane": 2, "fallback": 0, "leak": 0,
+                    "intrusion": 0, "tag_lost": 1}
     assert len(q.edges(300, lane="base")) == 1
     f = plain(q.flows(300, service="C"))
     assert f == [{"service": "C", "expected_lane": "base", "instance_lane": "gray", "verdict": "intrusion", "requests": 1},
@@ -207,7 +217,8 @@ def test_instances_liveness_and_live_view(q: Query, store: DuckStore) -> None:
 
     class Live:
         def instances(self) -> list[dict[str, Any]]:
-            return [{"service": "C", "lane": "base", "instance": "c0", "first_seen": T - 5, "last_seen": T, "state": "up"}]
+            return [{"service": "C", "lane": "base", "instance": "c0", "first_seen": T - 5, "last_seen": T, "state": "up",
+                     "hops": 3, "errors": 1, "last_hop": T - 1.0}]
 
         def counters(self) -> dict[str, int]:
             return {"dropped_spans": 1, "pending": 7}
@@ -215,7 +226,7 @@ def test_instances_liveness_and_live_view(q: Query, store: DuckStore) -> None:
     q2 = Query(store, Settings(), clock=lambda: NOW, live=Live())
     c0 = next(i for i in q2.instances() if i["instance"] == "c0")
     assert c0 == {"service": "C", "lane": "base", "instance": "c0", "first_seen": T - 100, "last_seen": T,
-                  "state": "up", "live": True}
+                  "state": "up", "hops": 3, "errors": 1, "last_hop": T - 1.0, "live": True}
     assert q2.summary(60)["counters"] == {"dropped_spans": 4, "pending": 7}
 
 

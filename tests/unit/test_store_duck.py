@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +19,7 @@ from lanewatch.rollups import ROLLUPS
 from lanewatch.store import open_store
 from lanewatch.store.base import Batch
 from lanewatch.store.duck import DuckStore
+from lanewatch.store.duck_schema import physical_tables
 
 T0 = 1_767_225_600  # a whole minute (2026-01-01T00:00:00Z)
 
@@ -195,13 +197,17 @@ def test_kept_traces_replace_by_id_and_decode_hops(store: DuckStore) -> None:
 
 def test_instances_upsert_and_counters_accumulate(store: DuckStore) -> None:
     inst = {"service": "C", "lane": "gray", "instance": "c-1"}
-    store.write(Batch(instances=[{**inst, "first_seen": T0 + 5, "last_seen": T0 + 9, "state": "up"}],
+    store.write(Batch(instances=[{**inst, "first_seen": T0 + 5, "last_seen": T0 + 9, "state": "up",
+                                  "hops": 4, "errors": 1, "last_hop": T0 + 8.5}],
                       counters={"dropped": 2}))
     store.write(Batch(instances=[{**inst, "first_seen": T0 + 1, "last_seen": T0 + 8, "state": "left"},
-                                 {**inst, "first_seen": T0 + 7, "last_seen": T0 + 12, "state": "up"}],
+                                 {**inst, "first_seen": T0 + 7, "last_seen": T0 + 12, "state": "up",
+                                  "hops": 2, "errors": 0, "last_hop": T0 + 11.0}],
                       counters={"dropped": 3, "duplicates": 1}))
     rows = store.instances().to_dict("records")
-    assert rows == [{**inst, "first_seen": T0 + 1.0, "last_seen": T0 + 12.0, "state": "up"}]
+    # hops and errors in a batch are counts since the previous row: they add up
+    assert rows == [{**inst, "first_seen": T0 + 1.0, "last_seen": T0 + 12.0, "state": "up",
+                     "hops": 6, "errors": 1, "last_hop": T0 + 11.0}]
     store.write(Batch(instances=[{**inst, "first_seen": T0 + 20, "last_seen": T0 + 20, "state": "left"}]))
     assert store.instances().state.tolist() == ["left"]
     assert store.counters() == {"dropped": 5, "duplicates": 1}
@@ -335,3 +341,34 @@ def test_version_and_changed_since_say_what_a_reader_must_re_read(store: DuckSto
     assert store.changed_since(v0) == T0 + 2 and store.changed_since(v1) == T0 + 2
     store.maintain(T0 + 100)
     assert store.changed_since(v1) == 0
+
+
+def test_a_version_1_store_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    DuckStore(path, clock=lambda: T0 + 30).close()
+    con = duckdb.connect(str(path))  # make it a version-1 file: the columns 1 -> 2 added, gone
+    for p in physical_tables("edges"):
+        con.execute(f"ALTER TABLE {p.name} DROP COLUMN entry_lane")
+    for col in ("hops", "errors", "last_hop"):
+        con.execute(f"ALTER TABLE instances DROP COLUMN {col}")
+    con.execute("ALTER TABLE violations DROP COLUMN expected_lane")
+    con.execute("INSERT INTO r_edges_s VALUES (?, 1, 'A', 'B', 'gray', 3, 0, 3, 0, 0, 0, 0)", [T0])
+    con.execute("INSERT INTO instances VALUES ('B', 'gray', 'b-1', ?, ?, 'up')", [T0, T0 + 1])
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+    store = DuckStore(path, clock=lambda: T0 + 30)
+    try:
+        old = store.rollup("edges", T0, T0 + 1, ["caller", "lane", "entry_lane"])
+        assert old.to_dict("records")[0]["calls"] == 3 and old.entry_lane.isna().all()
+        store.write(Batch(rollups={"edges": {"ts": [T0], "caller": ["A"], "callee": ["B"], "lane": ["base"],
+                                             "entry_lane": ["gray"], **{m: [1] for m in ROLLUPS["edges"][1]}}},
+                          instances=[{"service": "B", "lane": "gray", "instance": "b-1", "first_seen": T0,
+                                      "last_seen": T0 + 2, "state": "up", "hops": 5, "errors": 0,
+                                      "last_hop": T0 + 2.0}]))
+        got = store.rollup("edges", T0, T0 + 1, ["caller", "entry_lane"])  # the per-second table
+        assert sorted(got.calls.tolist()) == [1, 3]
+        assert store.instances().hops.tolist() == [5]
+    finally:
+        store.close()
+    reopened = DuckStore(path, clock=lambda: T0 + 30)  # current now: opens without another migration
+    reopened.close()
