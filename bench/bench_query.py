@@ -61,7 +61,7 @@ def make_batch(rng: np.random.Generator, t0: int, seconds: int, services: list[s
              "entry_lane": np.tile(np.array(lanes, dtype=object), len(caller) * ns), "calls": calls,
              "errors": rng.binomial(calls, 0.01), "in_lane": calls, "fallback": np.zeros(ne, int),
              "leak": np.zeros(ne, int), "intrusion": np.zeros(ne, int),
-             "tag_lost": rng.binomial(1, 0.001, ne)}
+             "tag_lost": rng.binomial(1, 0.001, ne), "tag_lost_inside": np.zeros(ne, int)}
     tr_ts = np.repeat(np.arange(t0, t0 + ns), nl)
     traces: dict[str, Any] = {"ts": tr_ts, "entry_lane": np.tile(np.array(lanes, dtype=object), ns),
               "traces": np.full(len(tr_ts), 50), "stayed": np.full(len(tr_ts), 49)}

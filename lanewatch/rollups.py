@@ -17,8 +17,9 @@ from lanewatch import lane as L
 
 #: Hop verdict labels, in code order (``Verdict`` values of :data:`lane.HOP_VERDICTS`).
 HOP_VERDICT_LABELS: Final = tuple(v.label for v in L.HOP_VERDICTS)
-#: Edge metrics: calls, errors, one count per hop verdict of the callee, tag losses.
-EDGE_METRICS: Final = ("calls", "errors", *HOP_VERDICT_LABELS, L.Verdict.TAG_LOST.label)
+#: Edge metrics: calls, errors, one count per hop verdict of the callee, tag losses, and of
+#: those the ones lost inside the caller (its context lost the lane before the call left).
+EDGE_METRICS: Final = ("calls", "errors", *HOP_VERDICT_LABELS, L.Verdict.TAG_LOST.label, "tag_lost_inside")
 
 #: table -> (key columns, summed metric columns). Column types: keys are strings except
 #: ``ts``/``res``/``bucket`` (integers); metrics are integers except ``latency_sum_ms`` (float).
@@ -47,6 +48,7 @@ def edge_column(name: str) -> int:
 EDGE_CALLS: Final = edge_column("calls")
 EDGE_ERRORS: Final = edge_column("errors")
 EDGE_TAG_LOST: Final = edge_column(L.Verdict.TAG_LOST.label)
+EDGE_TAG_LOST_INSIDE: Final = edge_column("tag_lost_inside")
 #: Edge column of each verdict code, ``EDGE_VERDICT[code]`` (-1 for verdicts that are not hop verdicts).
 EDGE_VERDICT: Final = tuple(edge_column(L.Verdict(c).label) if L.Verdict(c) in L.HOP_VERDICTS else -1
                             for c in range(max(L.Verdict) + 1))

@@ -167,7 +167,7 @@ def judge_bulk(r: Chunk, groups: tuple[U64, I64] | None = None) -> Judged:
     leaving = send_i[inside & (callee[send_i] >= 0)]
     if len(leaving):
         extra = np.zeros((len(leaving), _N_EDGE))
-        extra[:, R.EDGE_TAG_LOST] = 1.0
+        extra[:, R.EDGE_TAG_LOST] = extra[:, R.EDGE_TAG_LOST_INSIDE] = 1.0
         vals = np.vstack([vals, extra])
         more = [r["start"][leaving] // _NS, r["svc"][leaving], r["svc"][callee[leaving]], r["req"][leaving],
                 entry_lane[group[leaving]]]

@@ -152,7 +152,7 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
             issues.append(("tag_lost", above, above, c))
             if callee is not None:  # counted on the edge the call leaves by
                 only_lost = [0.0] * len(R.EDGE_METRICS)
-                only_lost[R.EDGE_TAG_LOST] = 1.0
+                only_lost[R.EDGE_TAG_LOST] = only_lost[R.EDGE_TAG_LOST_INSIDE] = 1.0
                 edges.append(((c.start_ns // _NS, c.service, callee.service, c.request_lane), only_lost))
     entry = hops[0]
     for h in hops:

@@ -131,14 +131,17 @@ class Query:
         df = frames[0] if len(frames) == 1 else pd.concat(frames).drop_duplicates()
         return records(df.sort_values("ts", ascending=False, kind="stable").head(limit))
 
-    def edges(self, window_s: int, lane: str | None = None) -> list[dict[str, Any]]:
+    def edges(self, window_s: int, lane: str | None = None, service: str | None = None) -> list[dict[str, Any]]:
         """Per (caller, callee, lane drawn, lane sent, entry lane): calls, rate (calls/s over the
         seconds the data covers), errors, verdict counts. ``lane`` is the lane the request
         carried (sent, or the trace's entry lane when none was sent); ``lane=L`` keeps the
-        edges of traces that entered in L and those that sent L (see :mod:`.summary`)."""
+        edges of traces that entered in L and those that sent L (see :mod:`.summary`); ``service=S``
+        those with S as caller or callee."""
         t0, t1 = self._window(window_s)
         df = self.store.rollup("edges", t0, t1, ["caller", "callee", "lane", "entry_lane"])
         df = df[df.calls != 0]
+        if service:
+            df = df[(df.caller == service) | (df.callee == service)]
         if lane:
             df = df[S.edges_of_lane(df, lane)]
         df = df.rename(columns={"lane": "sent_lane"})

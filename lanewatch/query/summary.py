@@ -142,10 +142,13 @@ def summarize(store: Store, t0: int, t1: int, window_s: int, service: str | None
                        | ({lane} if lane else set()))
     lanes = lane_rows(traffic, traces, names, hop_s, trace_s)
     tag_lost = int(edges.tag_lost.sum())
+    if service:  # a tag lost inside the caller is the caller's, not the callee's
+        tag_lost -= int(edges.tag_lost_inside[(edges.callee == service) & (edges.caller != service)].sum())
     n_traces = int(traces.traces.sum())
     violated = n_traces - int(traces.stayed.sum())
     return {"window_s": int(window_s), "from": t0, "to": t1, "covered_s": hop_s or 0,
-            "hops": hop_counts, "edges": {"tag_lost": tag_lost, "calls": int(edges.calls.sum())},
+            "hops": hop_counts, "edges": {"tag_lost": tag_lost, "calls": int(edges.calls.sum()),
+                                          "tag_lost_inside": int(edges.tag_lost_inside.sum())},
             "lanes": lanes, "traces": n_traces, "traces_violated": violated,
             "violations": sum(hop_counts[v] for v in L.HOP_VIOLATION_NAMES) + tag_lost}
 

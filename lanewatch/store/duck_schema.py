@@ -109,7 +109,8 @@ def ddl() -> list[str]:
 MIGRATIONS: dict[int, list[str]] = {
     # 1 -> 2: edges keyed by the entry lane of their trace as well (rows before it have NULL);
     # instances count the hops they served; trace_services is created by ddl()
-    1: [f"ALTER TABLE {p.name} ADD COLUMN entry_lane VARCHAR" for p in physical_tables("edges")]
+    1: [f"ALTER TABLE {p.name} ADD COLUMN {col}" for p in physical_tables("edges")
+        for col in ("entry_lane VARCHAR", "tag_lost_inside BIGINT NOT NULL DEFAULT 0")]
        + ["ALTER TABLE instances ADD COLUMN hops BIGINT DEFAULT 0",
           "ALTER TABLE instances ADD COLUMN errors BIGINT DEFAULT 0",
           "ALTER TABLE instances ADD COLUMN last_hop DOUBLE",

@@ -31,7 +31,7 @@ def demo_batch() -> Batch:
                "request_lane": ["gray", "gray"], "bucket": [40, 35], "count": [10, 9]}
     edges: dict[str, Sequence[Any]] = {"ts": [T - 3, T - 3], "caller": ["A", "B"], "callee": ["B", "C"], "lane": ["gray", "gray"],
              "entry_lane": ["gray", "gray"], "calls": [10, 10], "errors": [1, 0], "in_lane": [0, 9], "fallback": [10, 0], "leak": [0, 1],
-             "intrusion": [0, 0], "tag_lost": [0, 1]}
+             "intrusion": [0, 0], "tag_lost": [0, 1], "tag_lost_inside": [0, 0]}
     traces: dict[str, Sequence[Any]] = {"ts": [T - 3], "entry_lane": ["gray"], "traces": [10], "stayed": [8]}
     tid = "4bf92f3577b34da6a3ce929d0e0e4736"
     return Batch(
@@ -75,7 +75,7 @@ def test_summary(api: str) -> None:
     s = get(api, "/summary", window=60)
     assert s["window_s"] == 60 and s["to"] == T + 1
     assert s["hops"] == {"in_lane": 19, "fallback": 10, "leak": 1, "intrusion": 0}
-    assert s["edges"] == {"tag_lost": 1, "calls": 20}
+    assert s["edges"] == {"tag_lost": 1, "calls": 20, "tag_lost_inside": 0}
     assert s["lanes"]["gray"]["traces"] == 10 and s["lanes"]["gray"]["stayed"] == 8
     assert s["lanes"]["gray"]["stayed_share"] == 0.8 and s["lanes"]["base"]["requests"] == 11
     assert s["violations"] == 2 and s["counters"] == {"unpaired_client_spans": 2}

@@ -45,7 +45,7 @@ LEAKY = Batch(
              "edges": {"ts": [T - 5], "caller": ["B"], "callee": ["C"], "lane": ["gray"],
                        "entry_lane": ["gray"], "calls": [100],
                        "errors": [0], "in_lane": [97], "fallback": [0], "leak": [3], "intrusion": [0],
-                       "tag_lost": [2]},
+                       "tag_lost": [2], "tag_lost_inside": [0]},
              "traces": {"ts": [T - 5], "entry_lane": ["gray"], "traces": [100], "stayed": [95]}},
     violations=[{"ts": T - 5, "kind": "leak", "service": "C", "request_lane": "gray", "instance_lane": "base",
                  "entry_lane": "gray", "trace_id": TID, "span_id": "00f067aa0ba902b7",

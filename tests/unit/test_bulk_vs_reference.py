@@ -125,6 +125,7 @@ def test_bulk_judge_matches_reference(seed: int) -> None:
     assert sum(stayed_ref.values()) < len(stayed_ref)  # violations were exercised
     assert any(k[0] == "edges" and v[R.EDGE_TAG_LOST] for k, v in want.items())  # so was tag_lost
     assert any(k[0] == "edges" and k[4] != k[5] for k in want)  # edges whose sent and entry lanes differ
+    assert any(k[0] == "edges" and v[R.EDGE_TAG_LOST_INSIDE] for k, v in want.items())  # lost inside a service
 
 
 @pytest.mark.parametrize("span_ns", [10**9, 2**41])

@@ -62,14 +62,15 @@ def seed_batch(t_end: int, seconds: int = 120) -> Batch:
     edge_rows = [("A", "B", "base", 20, 0), ("A", "B", "gray", 5, 0), ("B", "C", "base", 20, 0),
                  ("B", "C", "gray", 5, 1)]
     edges: dict[str, list[Any]] = {k: [] for k in ("ts", "caller", "callee", "lane", "entry_lane", "calls", "errors",
-                                                    "in_lane", "fallback", "leak", "intrusion", "tag_lost")}
+                                                    "in_lane", "fallback", "leak", "intrusion", "tag_lost",
+                                                    "tag_lost_inside")}
     for caller, callee, lane, calls, leak_every_10 in edge_rows:
         edges["ts"] += list(ts)
         leaks = [1 if leak_every_10 and i % 10 == 0 else 0 for i in range(n)]
         for key, value in (("caller", caller), ("callee", callee), ("lane", lane), ("entry_lane", lane),
                            ("calls", calls),
                            ("errors", 0), ("fallback", 5 if (callee, lane) == ("B", "gray") else 0),
-                           ("intrusion", 0), ("tag_lost", 0)):
+                           ("intrusion", 0), ("tag_lost", 0), ("tag_lost_inside", 0)):
             edges[key] += [value] * n
         edges["leak"] += leaks
         edges["in_lane"] += [calls - (5 if (callee, lane) == ("B", "gray") else 0) - x for x in leaks]

@@ -43,7 +43,7 @@ def edge_rows(rows: list[tuple[int, str, str, str, int, int]]) -> dict[str, Sequ
             "lane": [r[3] for r in rows], "entry_lane": [r[3] for r in rows], "calls": [r[4] for r in rows],
             "errors": z,
             "in_lane": [r[4] - r[5] for r in rows], "fallback": z, "leak": z, "intrusion": z,
-            "tag_lost": [r[5] for r in rows]}
+            "tag_lost": [r[5] for r in rows], "tag_lost_inside": z}
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_summary_counts_hops_edges_lanes_and_violations(q: Query) -> None:
     s = plain(q.summary(300))
     assert (s["window_s"], s["from"], s["to"]) == (300, T - 299, T + 1)
     assert s["hops"] == {"in_lane": 30, "fallback": 4, "leak": 2, "intrusion": 1}
-    assert s["edges"] == {"tag_lost": 1, "calls": 14}
+    assert s["edges"] == {"tag_lost": 1, "calls": 14, "tag_lost_inside": 0}
     assert s["violations"] == 4 and s["counters"] == {"dropped_spans": 3} and s["estimated"] is False
     assert list(s["lanes"]) == ["base", "gray"]
     # rates over the seconds the data covers: hops from T - 10 to the window's end (11 s),
@@ -122,7 +122,7 @@ def test_summary_lane_filter_keeps_hops_involving_the_lane(q: Query) -> None:
 def test_summary_service_filter(q: Query) -> None:
     s = q.summary(300, service="C")
     assert s["hops"] == {"in_lane": 0, "fallback": 0, "leak": 2, "intrusion": 1}
-    assert s["edges"] == {"tag_lost": 1, "calls": 3}
+    assert s["edges"] == {"tag_lost": 1, "calls": 3, "tag_lost_inside": 0}
     assert q.summary(300, service="nobody")["hops"] == {"in_lane": 0, "fallback": 0, "leak": 0, "intrusion": 0}
 
 
@@ -204,7 +204,7 @@ def test_edges_and_flows(q: Query) -> None:
     # calls/s over the 11 s the edge data covers (from T - 10)
     assert e[1] == {"caller": "B", "callee": "C", "lane": "gray", "sent_lane": "gray", "entry_lane": "gray",
                     "calls": 3, "rate": round(3 / 11, 3), "errors": 0, "in_lane": 2, "fallback": 0, "leak": 0,
-                    "intrusion": 0, "tag_lost": 1}
+                    "intrusion": 0, "tag_lost": 1, "tag_lost_inside": 0}
     assert len(q.edges(300, lane="base")) == 1
     f = plain(q.flows(300, service="C"))
     assert f == [{"service": "C", "expected_lane": "base", "instance_lane": "gray", "verdict": "intrusion", "requests": 1},

@@ -13,7 +13,7 @@ def test_violations_are_exactly_the_lane_models() -> None:
 
 
 def test_edge_columns_follow_the_hop_verdicts() -> None:
-    assert R.EDGE_METRICS[:2] == ("calls", "errors") and R.EDGE_METRICS[-1] == "tag_lost"
+    assert R.EDGE_METRICS[:2] == ("calls", "errors") and R.EDGE_METRICS[-2:] == ("tag_lost", "tag_lost_inside")
     for v in L.HOP_VERDICTS:
         assert R.EDGE_METRICS[R.EDGE_VERDICT[v]] == v.label
     assert R.EDGE_VERDICT[L.Verdict.TAG_LOST] == -1

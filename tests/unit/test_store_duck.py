@@ -349,6 +349,7 @@ def test_a_version_1_store_is_migrated_and_keeps_its_rows(tmp_path: Path) -> Non
     con = duckdb.connect(str(path))  # make it a version-1 file: the columns 1 -> 2 added, gone
     for p in physical_tables("edges"):
         con.execute(f"ALTER TABLE {p.name} DROP COLUMN entry_lane")
+        con.execute(f"ALTER TABLE {p.name} DROP COLUMN tag_lost_inside")
     for col in ("hops", "errors", "last_hop"):
         con.execute(f"ALTER TABLE instances DROP COLUMN {col}")
     con.execute("ALTER TABLE violations DROP COLUMN expected_lane")
