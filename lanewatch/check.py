@@ -1,29 +1,40 @@
 """``lanewatch check``: a release gate over the HTTP API.
 
-Exit status: 0 when no hop or edge violated its lane in the window (``leak``,
-``intrusion`` and ``tag_lost`` all zero), 1 when one did, 2 when the answer
-could not be had (unreachable, HTTP error, not lanewatch's JSON). Prints a
-readable summary (or, with ``--json``, the raw answers plus ``ok``); errors go
-to stderr as one line. Uses only the standard library, so it runs anywhere.
+Exit status (documented in ``docs/check.md``; pipelines script against it):
+
+* **0** pass: traffic was checked and no hop or edge of the lane's scope violated its lane
+  (``leak``, ``intrusion``, ``tag_lost`` all zero), no trace of it failed to stay in lane,
+  and no lane of the scope is dead;
+* **1** fail: a violation, a trace that left its lane, or a dead lane;
+* **2** error: unreachable, HTTP error, not lanewatch's JSON, a bad flag, or a ``--lane`` /
+  ``--service`` that was not seen in the window (the message lists what was seen);
+* **3** inconclusive: no finished trace to judge in the window (``--allow-empty`` makes that
+  a pass): "nothing went wrong" would then only mean "nothing went".
+
+Prints a readable report (or, with ``--json``, the raw answers plus ``ok`` and ``status``);
+errors go to stderr as one line. Uses only the standard library, so it runs anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 TIMEOUT_S = 10.0
 SHOW_VIOLATIONS = 5
+PASS, FAIL, ERROR, INCONCLUSIVE = 0, 1, 2, 3
 
 
 class CheckError(Exception):
-    """The summary could not be fetched or understood."""
+    """The summary could not be fetched or understood, or the flags name nothing known."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,9 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="lanewatch API base URL (default: %(default)s)")
     parser.add_argument("--window", type=int, default=300,
                         help="seconds to look back (default: %(default)s)")
-    parser.add_argument("--lane", default=None, help="only hops, traces and violations involving this lane")
-    parser.add_argument("--service", default=None, help="only this service (as server, caller or callee)")
-    parser.add_argument("--json", action="store_true", help="print the API answers as JSON, plus ok")
+    parser.add_argument("--lane", default=None,
+                        help="only what belongs to this lane: its traces' hops and edges, and every hop "
+                             "that served or expected it")
+    parser.add_argument("--service", default=None,
+                        help="only this service: its hops, its edges (as caller or callee), the traces "
+                             "that passed it")
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="pass (exit 0) instead of inconclusive (exit 3) when there was no traffic")
+    parser.add_argument("--json", action="store_true", help="print the API answers as JSON, plus ok and status")
 
 
 def fetch(base_url: str, path: str, params: dict[str, Any], timeout: float = TIMEOUT_S) -> Any:
@@ -60,60 +77,130 @@ def fetch(base_url: str, path: str, params: dict[str, Any], timeout: float = TIM
         raise CheckError(f"{url}: the answer is not JSON (is this a lanewatch API?)") from None
 
 
-def verdict(summary: dict[str, Any]) -> tuple[bool, dict[str, int]]:
-    """(ok, counts of leak/intrusion/tag_lost) from a summary; raises CheckError if malformed."""
+@dataclass
+class Verdict:
+    """What the gate decided, and why."""
+
+    status: int
+    counts: dict[str, int]  # leak, intrusion, tag_lost
+    traces: int  # finished traces judged
+    traces_violated: int
+    dead: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == PASS
+
+
+def judge(summary: dict[str, Any], lane: str | None, service: str | None, allow_empty: bool) -> Verdict:
+    """The gate's verdict on a summary; raises CheckError if it is malformed or a name is unknown."""
     try:
         counts = {"leak": int(summary["hops"]["leak"]), "intrusion": int(summary["hops"]["intrusion"]),
                   "tag_lost": int(summary["edges"]["tag_lost"])}
-        summary["lanes"].items()
+        lanes, seen = summary["lanes"], summary["seen"]
+        dead = list(summary["dead_lanes"])
+        traces, violated = int(summary["traces"]), int(summary["traces_violated"])
+        seen_lanes, seen_services = list(seen["lanes"]), list(seen["services"])
+        lanes.items()
     except (KeyError, TypeError, ValueError, AttributeError):
-        raise CheckError("the summary lacks hops/edges/lanes: is this a lanewatch API?") from None
-    return not any(counts.values()), counts
+        raise CheckError("the summary lacks hops/edges/lanes/seen/dead_lanes: is this a lanewatch API "
+                         "(of this version or newer)?") from None
+    window = summary.get("window_s")
+    for flag, name, known in (("--lane", lane, seen_lanes), ("--service", service, seen_services)):
+        if name is not None and name not in known:
+            raise CheckError(f"{flag} {name}: not seen in the last {window} s; seen: "
+                             f"{', '.join(known) or 'nothing (is the collector receiving spans?)'}")
+    # with --service, a trace that left its lane elsewhere is the other service's violation
+    failed = any(counts.values()) or bool(dead) or (violated > 0 and service is None)
+    if failed:
+        status = FAIL
+    elif traces == 0 and not allow_empty:
+        status = INCONCLUSIVE
+    else:
+        status = PASS
+    return Verdict(status, counts, traces, violated, dead)
 
 
 def _n(x: Any) -> str:
     return f"{int(x):,}"
 
 
+def _rate(value: Any, unit: str) -> str:
+    return f"{value:g} {unit}" if isinstance(value, (int, float)) else f"no {unit}"
+
+
+def _ago(seconds: Any) -> str:
+    s = int(seconds or 0)
+    return f"{s // 60} min {s % 60} s" if s >= 120 else f"{s} s"
+
+
 def report(args: argparse.Namespace, summary: dict[str, Any], violations: list[dict[str, Any]],
-           ok: bool, counts: dict[str, int]) -> list[str]:
+           v: Verdict) -> list[str]:
     """The human-readable report, line by line."""
-    scope = ", ".join(f"{k} {v}" for k, v in (("lane", args.lane), ("service", args.service)) if v)
+    scope = ", ".join(f"{k} {val}" for k, val in (("lane", args.lane), ("service", args.service)) if val)
+    covered = summary.get("covered_s") or 0
     lines = [f"lanewatch check: last {summary.get('window_s', args.window)} s at {args.url}"
-             + (f" ({scope})" if scope else "")]
-    lanes = summary["lanes"]
-    if not lanes:
-        lines.append("  no traffic in the window: nothing was checked (is the collector receiving spans?)")
-    for name, d in lanes.items():
+             + (f" ({scope})" if scope else "")
+             + (f"; data covers the last {covered} s" if covered and covered < summary.get("window_s", 0) else "")]
+    passed = " that passed " + args.service if args.service else ""
+    for name, d in summary["lanes"].items():
         traces, share = int(d.get("traces") or 0), d.get("stayed_share")
-        stay = (f"{share:.1%} of {_n(traces)} {name} traces stayed in lane"
-                if traces and share is not None else f"no finished {name} traces")
+        stay = (f"{share:.1%} of {_n(traces)} {name} traces{passed} stayed in lane"
+                if traces and share is not None else f"no finished {name} traces{passed}")
         rate = d.get("error_rate")
         err = f", {rate:.2%} errors" if rate is not None else ""
-        lines.append(f"  {name}: {stay}; {_n(d.get('requests') or 0)} requests "
-                     f"({d.get('qps') or 0:g}/s{err})")
+        lines.append(f"  {name}: {stay} ({_rate(d.get('entry_rate'), 'entry req/s')}); "
+                     f"{_n(d.get('requests') or 0)} hops served ({_rate(d.get('hop_rate'), 'hops/s')}{err})")
     h, e = summary["hops"], summary["edges"]
     lines.append("  hops: " + ", ".join(f"{_n(h.get(k, 0))} {k}" for k in ("in_lane", "fallback", "leak",
                                                                           "intrusion"))
                  + f"; edges: {_n(e.get('calls', 0))} calls, {_n(e.get('tag_lost', 0))} tag_lost")
-    lost = {k: v for k, v in (summary.get("counters") or {}).items() if v}
+    for d in v.dead:
+        lines.append(f"  dead lane: {d['service']} has {d['live_instances']} live {d['lane']} instance(s) and "
+                     f"served no {d['lane']} hop for {_ago(d['idle_s'])} while it served "
+                     f"{_n(d['service_requests'])} hops")
+    lost = {k: val for k, val in (summary.get("counters") or {}).items() if val}
     if lost:
-        lines.append("  not counted: " + ", ".join(f"{k} {_n(v)}" for k, v in lost.items()))
+        lines.append("  collector counters since start (drops, duplicates, unpaired spans): "
+                     + ", ".join(f"{k} {_n(val)}" for k, val in lost.items()))
     if violations:
         lines.append(f"  first violations (newest first, {len(violations)} shown):")
-        for v in violations:
-            when = datetime.fromtimestamp(int(v.get("ts") or 0), UTC).strftime("%H:%M:%SZ")
-            where = v.get("service") or f"{v.get('caller')} -> {v.get('callee')}"
-            lines.append(f"    {when} {v.get('kind')} at {where} ({v.get('request_lane')} served by "
-                         f"{v.get('instance_lane')}), trace {v.get('trace_id')}: {v.get('lane_path') or ''}")
-    total = sum(counts.values())
-    lines.append("PASS: no hop or edge left its lane" if ok else
-                 f"FAIL: {_n(total)} violations ({', '.join(f'{_n(v)} {k}' for k, v in counts.items())})")
+        for x in violations:
+            when = datetime.fromtimestamp(int(x.get("ts") or 0), UTC).strftime("%H:%M:%SZ")
+            where = x.get("service") or f"{x.get('caller')} -> {x.get('callee')}"
+            lines.append(f"    {when} {x.get('kind')} at {where} ({x.get('request_lane')} served by "
+                         f"{x.get('instance_lane')}), trace {x.get('trace_id')}: {x.get('lane_path') or ''}")
+    lines.append(_conclusion(v, args))
     return lines
 
 
+def _conclusion(v: Verdict, args: argparse.Namespace) -> str:
+    if v.status == FAIL:
+        parts = [f"{_n(sum(v.counts.values()))} violations ({', '.join(f'{_n(n)} {k}' for k, n in v.counts.items())})"]
+        if v.traces_violated and args.service is None:
+            parts.append(f"{_n(v.traces_violated)} of {_n(v.traces)} traces left their lane")
+        if v.dead:
+            parts.append(f"{len(v.dead)} dead lane(s): " + ", ".join(f"{d['lane']} at {d['service']}" for d in v.dead))
+        return "FAIL: " + "; ".join(parts)
+    if v.status == INCONCLUSIVE:
+        return ("INCONCLUSIVE: no finished trace in the window, nothing was checked "
+                "(is traffic reaching this lane? --allow-empty passes anyway)")
+    if v.traces == 0:
+        return "PASS (allowed empty): no finished trace in the window, nothing was checked"
+    return f"PASS: no hop or edge left its lane ({_n(v.traces)} traces checked)"
+
+
+def _print(text: str) -> None:
+    """Print; a closed pipe (``lanewatch check | head``) is not an error of the gate."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit must not raise again
+
+
 def run(args: argparse.Namespace) -> int:
-    """Fetch the summary (and the first violations), print the report, return 0/1/2."""
+    """Fetch the summary (and the first violations), print the report, return 0/1/2/3."""
     params = {"window": args.window, "lane": args.lane, "service": args.service}
     try:
         if args.window < 1:
@@ -121,19 +208,20 @@ def run(args: argparse.Namespace) -> int:
         summary = fetch(args.url, "/api/v1/summary", params)
         if not isinstance(summary, dict):
             raise CheckError("the summary is not a JSON object: is this a lanewatch API?")
-        ok, counts = verdict(summary)
-        violations = [] if ok else fetch(args.url, "/api/v1/violations",
-                                         {**params, "limit": SHOW_VIOLATIONS})
+        v = judge(summary, args.lane, args.service, args.allow_empty)
+        violations = [] if not any(v.counts.values()) else fetch(
+            args.url, "/api/v1/violations", {**params, "limit": SHOW_VIOLATIONS})
         if not isinstance(violations, list):
             raise CheckError("the violations answer is not a JSON list")
     except CheckError as e:
         print(f"lanewatch check: {e}", file=sys.stderr)
-        return 2
+        return ERROR
     if args.json:
-        print(json.dumps({"ok": ok, "summary": summary, "violations": violations}, indent=2))
+        _print(json.dumps({"ok": v.ok, "status": v.status, "summary": summary, "violations": violations},
+                          indent=2))
     else:
-        print("\n".join(report(args, summary, violations, ok, counts)))
-    return 0 if ok else 1
+        _print("\n".join(report(args, summary, violations, v)))
+    return v.status
 
 
 if __name__ == "__main__":  # also runnable as ``python -m lanewatch.check``

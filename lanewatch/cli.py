@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 COMMANDS = {
     "up": ("lanewatch.server", "Start the collector, store, query API and dashboard."),
-    "check": ("lanewatch.check", "Release gate: exit 0 when no hop or edge violated its lane, 1 if one did."),
+    "check": ("lanewatch.check", "Release gate: exit 0 pass, 1 violation or dead lane, 2 error or unknown name, 3 no traffic."),
     "demo": ("lanewatch.demo.cli", "Run the write-up's A -> B -> C mesh with base and gray copies, live."),
     "config": ("lanewatch.server", "List every setting with its env var and default."),
 }
