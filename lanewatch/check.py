@@ -12,7 +12,8 @@ Exit status (documented in ``docs/check.md``; pipelines script against it):
   a pass): "nothing went wrong" would then only mean "nothing went".
 
 Prints a readable report (or, with ``--json``, the raw answers plus ``ok`` and ``status``);
-errors go to stderr as one line. Uses only the standard library, so it runs anywhere.
+errors go to stderr as one line. Uses only the standard library and the pure
+:mod:`lanewatch.lane`, so it runs anywhere.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from lanewatch import lane as L
 
 TIMEOUT_S = 10.0
 SHOW_VIOLATIONS = 5
@@ -82,7 +85,7 @@ class Verdict:
     """What the gate decided, and why."""
 
     status: int
-    counts: dict[str, int]  # leak, intrusion, tag_lost
+    counts: dict[str, int]  # per violating verdict (lane.VIOLATION_NAMES)
     traces: int  # finished traces judged
     traces_violated: int
     dead: list[dict[str, Any]]
@@ -95,8 +98,8 @@ class Verdict:
 def judge(summary: dict[str, Any], lane: str | None, service: str | None, allow_empty: bool) -> Verdict:
     """The gate's verdict on a summary; raises CheckError if it is malformed or a name is unknown."""
     try:
-        counts = {"leak": int(summary["hops"]["leak"]), "intrusion": int(summary["hops"]["intrusion"]),
-                  "tag_lost": int(summary["edges"]["tag_lost"])}
+        counts = {k: int(summary["hops"][k]) for k in L.HOP_VIOLATION_NAMES}
+        counts[L.Verdict.TAG_LOST.label] = int(summary["edges"][L.Verdict.TAG_LOST.label])
         lanes, seen = summary["lanes"], summary["seen"]
         dead = list(summary["dead_lanes"])
         traces, violated = int(summary["traces"]), int(summary["traces_violated"])
@@ -152,8 +155,7 @@ def report(args: argparse.Namespace, summary: dict[str, Any], violations: list[d
         lines.append(f"  {name}: {stay} ({_rate(d.get('entry_rate'), 'entry req/s')}); "
                      f"{_n(d.get('requests') or 0)} hops served ({_rate(d.get('hop_rate'), 'hops/s')}{err})")
     h, e = summary["hops"], summary["edges"]
-    lines.append("  hops: " + ", ".join(f"{_n(h.get(k, 0))} {k}" for k in ("in_lane", "fallback", "leak",
-                                                                          "intrusion"))
+    lines.append("  hops: " + ", ".join(f"{_n(h.get(v.label, 0))} {v.label}" for v in L.HOP_VERDICTS)
                  + f"; edges: {_n(e.get('calls', 0))} calls, {_n(e.get('tag_lost', 0))} tag_lost")
     for d in v.dead:
         lines.append(f"  dead lane: {d['service']} has {d['live_instances']} live {d['lane']} instance(s) and "
