@@ -122,8 +122,8 @@ class Query:
         lanes: list[dict[str, str | None]] = [{}]
         if lane:  # the lane scope of .summary: the trace's entry lane, or a hop serving/expecting it
             hop_kinds = [k for k in L.HOP_VIOLATION_NAMES if kind in (None, k)]
-            lanes = [{"entry_lane": lane}] + [{c: lane, "kind": k} for c in ("instance_lane", "expected_lane")
-                                              for k in hop_kinds]
+            lanes = [{"entry_lane": lane}]
+            lanes += [{c: lane, "kind": k} for c in ("instance_lane", "expected_lane") for k in hop_kinds]
         frames = [self.store.violations(t0, t1, {"kind": kind, **s, **ln}, limit) for s in svc for ln in lanes]
         frames = [f for f in frames if not f.empty]
         if not frames:
