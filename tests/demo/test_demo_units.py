@@ -60,7 +60,7 @@ def test_collector_settings_merge_rules_once() -> None:
     doc = S.collector_settings([S.load(n) for n in S.SCENARIOS], "http://127.0.0.1:1")
     assert doc["demo_control_url"] == "http://127.0.0.1:1"
     assert doc["liveness_ttl_s"] <= 5 and doc["trace_wait_s"] <= 3
-    assert sorted(r["service"] for r in doc["rules"]) == ["A", "B"]
+    assert sorted(r["service"] for r in doc["routing_rules"]) == ["A", "B"]
 
 
 # -- balancer -----------------------------------------------------------------------------------
