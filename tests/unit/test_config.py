@@ -122,3 +122,13 @@ def test_lanewatch_config_lists_sections_dotted(tmp_path: Path) -> None:
     assert "| `dead_lanes.after_s` | `LANEWATCH_DEAD_LANES__AFTER_S` | `60.0` |" in out
     assert "| `routing_rules` | `(YAML only)` |" in out
     assert "`compare` |" not in out  # a section is not a setting of its own
+
+
+def test_the_default_data_dir_is_ignored_by_git() -> None:
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    data_dir = Path(Settings().data_dir)  # ./lanewatch-data, relative to where lanewatch runs
+    probe = (data_dir / "lanewatch.duckdb.tmp").as_posix()
+    assert subprocess.run(["git", "-C", str(root), "check-ignore", "-q", probe],
+                          check=False).returncode == 0
