@@ -4,6 +4,8 @@ Every endpoint is a thin adapter over :class:`~lanewatch.query.Query`: parse
 and validate the parameters, call one method, return its value as JSON. Bad
 parameters (malformed, out of range, unknown names) give ``400 {"error": ...}``
 naming the parameter; unknown services or lanes simply give empty results.
+Any other path under ``/api/v1`` is ``404 {"error": "unknown endpoint ..."}``
+(never the dashboard page that Dash serves for every other path).
 The responses are documented with examples in ``docs/api.md``: users script
 against them, so keep them stable.
 """
@@ -27,7 +29,8 @@ log = logging.getLogger(__name__)
 MAX_POINTS = 10_000
 MAX_LIMIT = 10_000
 VIOLATION_KINDS = ("leak", "intrusion", "tag_lost")
-_HEX = re.compile(r"[0-9a-fA-F]{1,64}")
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
+_SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
 _NAME_MAX = 256
 
 
@@ -83,6 +86,18 @@ class _Params:
             raise BadParameter(f"step={step}: window/step gives more than {MAX_POINTS} points; "
                                f"use step >= {-(-window // MAX_POINTS)}")
         return step
+
+
+def parse_trace_id(raw: str) -> str:
+    """A W3C trace id: exactly 32 hex digits, not all zero (16 hex digits is a span id)."""
+    if _TRACE_ID.fullmatch(raw):
+        if int(raw, 16) == 0:
+            raise BadParameter(f"trace_id={raw}: the all-zero trace id is invalid")
+        return raw
+    if _SPAN_ID.fullmatch(raw):
+        raise BadParameter(f"trace_id={raw}: 16 hex digits is a span id; a trace id is exactly "
+                           "32 hex digits (the trace_id of /api/v1/violations)")
+    raise BadParameter(f"trace_id={raw[:80]!r}: a trace id is exactly 32 hex digits")
 
 
 def register_api(server: flask.Flask, query: Query) -> None:
@@ -145,10 +160,9 @@ def register_api(server: flask.Flask, query: Query) -> None:
 
     @route("/traces/<trace_id>", ())
     def trace(p: _Params, trace_id: str) -> Any:
-        if not _HEX.fullmatch(trace_id):
-            raise BadParameter(f"trace_id={trace_id[:80]!r}: expected hex (up to 64 digits)")
-        found = query.trace(trace_id)
-        return _json({"error": f"trace {trace_id} was not kept"}, 404) if found is None else found
+        tid = parse_trace_id(trace_id)
+        found = query.trace(tid)
+        return _json({"error": f"trace {tid} was not kept"}, 404) if found is None else found
 
     @route("/services", ("window",))
     def services(p: _Params) -> Any:
@@ -166,4 +180,10 @@ def register_api(server: flask.Flask, query: Query) -> None:
             return _json({"status": "error", "error": str(e)}, 503)
         return {"status": "ok", "version": lanewatch.__version__, "time": query.clock()}
 
+    def unknown(rest: str = "") -> flask.Response:
+        return _json({"error": f"unknown endpoint {flask.request.path}; see docs/api.md"}, 404)
+
+    # more specific than Dash's catch-all page route, less than every endpoint above
+    for i, rule in enumerate(("", "/", "/<path:rest>")):
+        bp.add_url_rule(rule, f"unknown_{i}", unknown, methods=["GET"], strict_slashes=False)
     server.register_blueprint(bp)

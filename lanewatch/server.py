@@ -171,9 +171,14 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_config(args: argparse.Namespace) -> int:
-    for name, env, default, doc in config.describe():
+    """Every setting (sections' as ``section.key``) with its env var, default and doc."""
+    rows = config.describe()
+    if args.markdown:
+        print("| setting | env var | default | meaning |\n| --- | --- | --- | --- |")
+    for name, env, default, doc in rows:
         if args.markdown:
-            print(f"| `{name}` | `{env}` | `{default!r}` | {doc} |")
+            cell = doc.replace("|", "\\|")
+            print(f"| `{name}` | `{env}` | `{default!r}` | {cell} |")
         else:
-            print(f"{name:26} {env:36} {default!r:24} {doc}")
+            print(f"{name:28} {env:38} {default!r:24} {doc}")
     return 0

@@ -68,8 +68,8 @@ class Engine:
         self.assembly = Assembly(settings.trace_wait_s, settings.closed_trace_keep_s,
                                  settings.max_pending_spans, clock)
         self.strings = Strings()
-        self._rules: dict[int, list[tuple[Rule, int]]] = {self.strings[r.service]: [] for r in settings.rules}
-        for r in settings.rules:
+        self._rules: dict[int, list[tuple[Rule, int]]] = {self.strings[r.service]: [] for r in settings.routing_rules}
+        for r in settings.routing_rules:
             self._rules[self.strings[r.service]].append((r, self.strings[r.lane]))
         self._sample_cut = np.uint64(min(int(settings.sample_ok_traces * 2.0**64), 2**64 - 1))
         self.rollups = {t: Rollup(t) for t in ROLLUPS}

@@ -38,7 +38,6 @@ Attribute values are kept encoded, as the per-span path keeps them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter, methodcaller
 from typing import Any
@@ -47,8 +46,9 @@ import numpy as np
 
 from lanewatch import lane as L
 from lanewatch.collect import columns, schema
-from lanewatch.collect.decode import (
+from lanewatch.collect.spans import (
     STATUS_CODES,
+    Deferred,
     Keys,
     Resource,
     SpanColumns,
@@ -194,19 +194,6 @@ def _columns(blobs: list[bytes], kind: np.ndarray, start: np.ndarray, end_ns: np
     if any_wanted_key(raw, keys):  # else no span has attributes to read
         cols.deferred.append((0, Deferred(padded, off, after_parent, stop, n_attributes)))
     return cols
-
-
-@dataclass
-class Deferred:
-    """A request's attributes still to read: its spans' bytes (padded) and, per span, where
-    it starts, where its fields after the parent start and where it ends; and how many
-    KeyValues the merged view counted."""
-
-    data: bytes
-    start: np.ndarray
-    pos: np.ndarray
-    stop: np.ndarray
-    expected: int
 
 
 def read_deferred(cols: SpanColumns, keys: Keys) -> int:

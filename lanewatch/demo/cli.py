@@ -5,8 +5,9 @@ starts the collector and dashboard, the A -> B -> C mesh (base and gray
 copies), the ingress and the traffic, prints the dashboard URL, and stops
 every process it started on Ctrl-C, SIGTERM or at the end of ``--duration``.
 
-``lanewatch demo fault [NAME on|off] [--control URL]`` lists or switches the
-faults of a running demo (the URL defaults to the running demo's).
+``lanewatch demo fault [NAME on|off] [--control URL] [--run-file FILE]`` lists or
+switches the faults of a running demo (the URL defaults to the one in the run file:
+``--run-file``, given before or after ``fault``, or the default run file).
 While the demo runs in a terminal, typing a fault's number and Enter toggles it.
 """
 
@@ -65,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fault.add_argument("name", nargs="?", choices=F.FAULT_NAMES, help="the fault")
     fault.add_argument("state", nargs="?", choices=("on", "off"), help="switch it on or off")
     fault.add_argument("--control", default="", help="the demo's control URL (default: the running demo's)")
+    # SUPPRESS: when not given here, a --run-file before `fault` stays
+    fault.add_argument("--run-file", default=argparse.SUPPRESS,
+                       help="read the control URL from this run file (default: as for the demo)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -176,10 +180,11 @@ def fault_command(args: argparse.Namespace) -> int:
     """``lanewatch demo fault [NAME on|off]``: list the faults, or switch one."""
     url = args.control or os.environ.get("LANEWATCH_DEMO_CONTROL_URL", "")
     if not url:
+        run_file = Path(getattr(args, "run_file", "") or default_run_file())
         try:
-            url = json.loads(default_run_file().read_text())["control_url"]
-        except (OSError, ValueError, KeyError):
-            sys.stderr.write("no running demo found: pass --control URL\n")
+            url = json.loads(run_file.read_text())["control_url"]
+        except (OSError, ValueError, KeyError, TypeError):
+            sys.stderr.write(f"no running demo found in {run_file}: pass --run-file FILE or --control URL\n")
             return 2
     try:
         if args.name and args.state:

@@ -151,7 +151,7 @@ def load(name: str, directory: Path = HERE) -> Scenario:
              for raw in doc.get("traffic") or ()]
     rules = tuple(Rule(service=str(r["service"]), lane=str(r["lane"]),
                        match={str(k).lower(): str(v) for k, v in r["match"].items()})
-                  for r in doc.get("rules") or ())
+                  for r in doc.get("routing_rules") or ())
     return Scenario(name=name, title=str(doc.get("title", "")), dyeing=frozenset(_strs(doc.get("dyeing"))),
                     passthrough=tuple(h.lower() for h in _strs(doc.get("passthrough"))),
                     ingress=IngressRules.from_json(doc.get("ingress") or {}), rules=rules,
@@ -167,7 +167,7 @@ def collector_settings(scenarios: Sequence[Scenario], control_url: str,
         for rule in sc.collector_rules():
             if rule not in seen:
                 seen.append(rule)
-    doc["rules"] = [{"service": r.service, "match": dict(r.match), "lane": r.lane} for r in seen]
+    doc["routing_rules"] = [{"service": r.service, "match": dict(r.match), "lane": r.lane} for r in seen]
     if control_url:
         doc["demo_control_url"] = control_url
     return doc

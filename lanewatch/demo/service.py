@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    rules = lw_config.load(config_file=args.rules, environ={}).rules if args.rules else []
+    rules = lw_config.load(config_file=args.rules, environ={}).routing_rules if args.rules else []
     server = web.make_server(args.host, args.port, lambda e, s: [])
     port = int(server.server_address[1])
     ident = f"{args.service}-{args.lane}-{port}"

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lanewatch.config import Rule
+from lanewatch.demo import cli as demo_cli
 from lanewatch.demo import scenarios as S
 from lanewatch.demo.balancer import Balancer, NoInstance, candidates, target_lane
-from lanewatch.demo.control import ControlApp
+from lanewatch.demo.control import ControlApp, ControlServer
 from lanewatch.demo.faults import FAULT_NAMES, Switchboard
 from lanewatch.demo.phases import Phases
 from lanewatch.demo.proxy import strip_lane
@@ -60,7 +64,7 @@ def test_collector_settings_merge_rules_once() -> None:
     doc = S.collector_settings([S.load(n) for n in S.SCENARIOS], "http://127.0.0.1:1")
     assert doc["demo_control_url"] == "http://127.0.0.1:1"
     assert doc["liveness_ttl_s"] <= 5 and doc["trace_wait_s"] <= 3
-    assert sorted(r["service"] for r in doc["rules"]) == ["A", "B"]
+    assert sorted(r["service"] for r in doc["routing_rules"]) == ["A", "B"]
 
 
 # -- balancer -----------------------------------------------------------------------------------
@@ -150,6 +154,32 @@ def test_control_endpoints() -> None:
     assert [i["id"] for i in state["instances"]] == ["B-gray-7"]
     assert call(app, "DELETE", "/registry/B-gray-7")[0] == "200"
     assert call(app, "GET", "/state", query="instance=B-gray-7")[1]["known"] is False
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_fault_command_reads_the_given_run_file(where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """``lanewatch demo --run-file X fault NAME on`` (or ``fault --run-file X``) talks to the
+    demo of X, not to the default run file's (here: none)."""
+    monkeypatch.delenv("LANEWATCH_DEMO_CONTROL_URL", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-default"))  # no default run file
+    board = Switchboard()
+    server = ControlServer(ControlApp(Registry(), board)).start()
+    try:
+        run_file = tmp_path / "demo.json"
+        run_file.write_text(json.dumps({"control_url": server.url}))
+        parser = argparse.ArgumentParser()
+        demo_cli.add_arguments(parser)
+        argv = ["fault", "b_gray_slow", "on"]
+        argv = ["--run-file", str(run_file), *argv] if where == "before" else [*argv, "--run-file", str(run_file)]
+        assert demo_cli.fault_command(parser.parse_args(argv)) == 0
+        assert board.snapshot()["b_gray_slow"] is True
+        assert "ON   b_gray_slow" in capsys.readouterr().out
+        missing = parser.parse_args(["--run-file", str(tmp_path / "gone.json"), "fault"])
+        assert demo_cli.fault_command(missing) == 2
+        assert "gone.json" in capsys.readouterr().err
+    finally:
+        server.stop()
 
 
 # -- the rest ------------------------------------------------------------------------------------

@@ -106,7 +106,8 @@ def test_instances_compare_trace_services_lanes_health(api: str) -> None:
     assert c["totals"]["gray"]["requests"] == 9 and c["totals"]["base"]["requests"] == 1 and c["verdict"] is None
     t = get(api, "/traces/4BF92F3577B34DA6A3CE929D0E0E4736")
     assert t["stayed"] is False and t["violations"][0]["kind"] == "leak"
-    assert get(api, "/traces/abcdef", 404)["error"]
+    assert get(api, "/traces/4bf92f3577b34da6a3ce929d0e0e4737", 404)["error"]
+    assert get(api, "/traces/abcdef", 400)["error"]
     assert get(api, "/services", window=60) == ["A", "B", "C"]
     assert get(api, "/lanes", window=60) == ["base", "gray"]
     h = get(api, "/health")
@@ -135,3 +136,47 @@ def test_bad_parameters_give_400_naming_them(api: str, path: str, params: dict[s
 def test_unknown_route_and_method(api: str) -> None:
     assert requests.get(api + "/nope", timeout=10).status_code == 404
     assert requests.post(api + "/summary", timeout=10).status_code == 405
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``lanewatch up`` (Collector with the dashboard) on free loopback ports."""
+    from lanewatch import config
+    from lanewatch.server import Collector
+
+    settings = config.load(environ={}, flags={
+        "otlp_http_port": 0, "otlp_grpc_port": -1, "port": 0,
+        "data_dir": str(tmp_path_factory.mktemp("api-data"))})
+    with Collector(settings) as collector:
+        yield collector.endpoints()["url"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/x", "/api/v1/summary/extra", "/api/v1/traces", "/api/v1/",
+                                  "/api/v1"])
+def test_unknown_api_path_is_a_json_404_not_the_dashboard(running: str, path: str) -> None:
+    r = requests.get(running + path, timeout=10)
+    assert r.status_code == 404 and r.headers["Content-Type"].startswith("application/json"), r.text[:200]
+    assert r.json() == {"error": f"unknown endpoint {path}; see docs/api.md"}
+
+
+def test_known_api_paths_and_the_dashboard_still_answer(running: str) -> None:
+    assert requests.get(running + "/api/v1/summary?window=60", timeout=10).json()["window_s"] == 60
+    page = requests.get(running + "/violations", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert requests.post(running + "/api/v1/summary", timeout=10).status_code == 405
+
+
+@pytest.mark.parametrize("trace_id,says", [
+    ("abc", "32 hex digits"),
+    ("00f067aa0ba902b7", "span id"),
+    ("4bf92f3577b34da6a3ce929d0e0e4736ff", "32 hex digits"),
+    ("0" * 32, "all-zero"),
+])
+def test_a_malformed_trace_id_is_a_400(running: str, trace_id: str, says: str) -> None:
+    r = requests.get(f"{running}/api/v1/traces/{trace_id}", timeout=10)
+    assert r.status_code == 400 and says in r.json()["error"] and "trace_id" in r.json()["error"], r.text
+
+
+def test_a_well_formed_unknown_trace_id_is_a_404_not_kept(running: str) -> None:
+    r = requests.get(f"{running}/api/v1/traces/4bf92f3577b34da6a3ce929d0e0e4737", timeout=10)
+    assert r.status_code == 404 and "was not kept" in r.json()["error"]

@@ -36,7 +36,7 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     tmp = tmp_path_factory.mktemp("lw")
     cfg = tmp / "lanewatch.yaml"
     cfg.write_text("trace_wait_s: 1.0\nflush_interval_s: 0.2\nliveness_ttl_s: 30\n"
-                   "rules:\n  - {service: B, match: {x-user-id: '100'}, lane: gray}\n")
+                   "routing_rules:\n  - {service: B, match: {x-user-id: '100'}, lane: gray}\n")
     ready = tmp / "ready.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "lanewatch.cli", "up", "--otlp-http-port", "0", "--otlp-grpc-port", "0",

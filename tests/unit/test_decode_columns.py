@@ -4,8 +4,10 @@ per-span read of every field, on random, canonical and non-canonical encodings."
 
 from __future__ import annotations
 
+import ast
 import random
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -432,3 +434,47 @@ def test_mutated_requests_decode_or_are_refused_never_crash() -> None:
             for k in ("trace_hi", "trace_lo", "span_id", "start_ns", "end_ns", "resource"):
                 assert got[k] == want[k], k
     assert refused and read
+
+
+def _imports_within(package: Path, name: str) -> dict[str, set[str]]:
+    """Module -> the modules of ``name`` it imports, counting imports inside functions
+    and under TYPE_CHECKING too (a lazy import is still a cycle)."""
+    graph: dict[str, set[str]] = {}
+    modules = {".".join((name, *p.relative_to(package).with_suffix("").parts)): p for p in package.rglob("*.py")}
+    for mod, path in modules.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                deps |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                         for a in node.names}
+        graph[mod] = {d for d in deps if d in modules and d != mod and not d.endswith("__init__")}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    done: set[str] = set()
+
+    def visit(mod: str, path: list[str]) -> list[str] | None:
+        if mod in path:
+            return [*path[path.index(mod):], mod]
+        if mod in done:
+            return None
+        for dep in sorted(graph[mod]):
+            found = visit(dep, [*path, mod])
+            if found:
+                return found
+        done.add(mod)
+        return None
+    return next((c for m in sorted(graph) if (c := visit(m, [])) is not None), None)
+
+
+def test_the_decoders_import_no_cycle() -> None:
+    """decode uses wire's fast path and both share the decoded form (collect/spans.py):
+    neither imports the other back, not even lazily."""
+    import lanewatch.collect
+
+    graph = _imports_within(Path(lanewatch.collect.__file__).parent, "lanewatch.collect")
+    assert "lanewatch.collect.wire" in graph["lanewatch.collect.decode"]
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])

@@ -48,7 +48,7 @@ def build(tb: TraceBuilder, node: dict[str, Any], caller: SpanSpec | None = None
 
 def make_pipeline(case: dict[str, Any], clock: FakeClock) -> Engine:
     settings = config.load(environ={}, flags={"trace_wait_s": 2.0})
-    settings = config.with_overrides(settings, rules=[config._rule(i, r) for i, r in enumerate(case.get("rules", []))])
+    settings = config.with_overrides(settings, routing_rules=config.parse_rules(case.get("rules", [])))
     p = Engine(settings, clock=clock)
     for service, lanes in case.get("live", {}).items():
         for lane in lanes:

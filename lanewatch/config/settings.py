@@ -1,0 +1,125 @@
+"""The settings themselves: every one with its default, doc and check, in one dataclass.
+
+Top-level settings are fields of :class:`Settings`; a *section* is a frozen
+dataclass nested in it (:class:`CompareSettings` as ``compare``, ...), each of its
+fields again with a default and a doc. How they are read is :mod:`.sources`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lanewatch import lane as L
+from lanewatch.config import routing
+from lanewatch.config.fields import leaves, not_empty, positive, section, setting, within
+from lanewatch.config.routing import Rule
+
+_PORT = within(0, 65535, what="a port is 0..65535")
+_SHARE = within(0.0, 1.0, what="a share is 0..1")
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """``compare:`` when "is this lane worse than base?" gives a verdict. Field for field a
+    :class:`lanewatch.stats.Thresholds`: ``Thresholds(**dataclasses.asdict(settings.compare))``."""
+
+    min_requests: int = setting(30, "Fewer requests than this on either side gives no verdict.",
+                                check=within(1, float("inf"), what="must be >= 1"))
+    alpha: float = setting(0.01, "Significance level of each test (error rate, latency).",
+                           check=within(0.0, 1.0, open_low=True, open_high=True))
+    min_latency_effect: float = setting(0.05, "Smallest latency effect called worse: "
+                                        "P(lane slower than base) - 0.5.",
+                                        check=within(0.0, 0.5, open_high=True))
+
+
+@dataclass(frozen=True)
+class DeadLaneSettings:
+    """``dead_lanes:`` when a live lane that serves nothing is reported."""
+
+    after_s: float = setting(60.0, "A live lane that served no hop for this long while its service "
+                             "served traffic is reported as dead.", check=positive)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings. Env var for field ``x`` is ``LANEWATCH_X``, for ``section.key``
+    ``LANEWATCH_SECTION__KEY``."""
+
+    host: str = setting("127.0.0.1", "Address every listener binds to.")
+    otlp_http_port: int = setting(4318, "OTLP/HTTP receiver port (0 = pick a free port).", check=_PORT)
+    otlp_grpc_port: int = setting(4317, "OTLP/gRPC receiver port (0 = pick a free port, -1 = off).",
+                                  check=within(-1, 65535, what="a port is 0..65535, or -1 for off"))
+    port: int = setting(8050, "Query API and dashboard port (0 = pick a free port).", check=_PORT)
+    data_dir: str = setting("./lanewatch-data", "Directory of the embedded store (DuckDB file).")
+    config: str = setting("", "YAML file with settings, routing rules and topology.")
+
+    max_body_bytes: int = setting(16 * 1024 * 1024, "Largest OTLP request body, after decompression "
+                                  "(413 beyond).", check=positive)
+    max_lanes: int = setting(64, "Distinct lanes tracked; further lanes count as '_other' and are shown.",
+                             check=positive)
+    max_services: int = setting(2000, "Distinct services tracked; further ones count as '_other'.",
+                                check=positive)
+
+    request_lane_attributes: list[str] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        [L.REQUEST_LANE_ATTR], "Span attribute keys read for the request lane, first non-empty wins "
+        "(aliases such as x-mse-tag may be listed).", check=not_empty)
+    instance_lane_attributes: list[str] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        [L.INSTANCE_LANE_ATTR], "Resource attribute keys read for the instance lane, first non-empty "
+        "wins.", check=not_empty)
+
+    liveness_ttl_s: float = setting(10.0, "An instance is live this long after its last telemetry.",
+                                    check=positive)
+    trace_wait_s: float = setting(6.0, "A trace is final this long after its last span arrived.",
+                                  check=positive)
+    closed_trace_keep_s: float = setting(60.0, "Finalised traces are kept this long to place late spans.",
+                                         check=positive)
+    max_pending_spans: int = setting(2_000_000, "Spans held for trace assembly; beyond, oldest traces are "
+                                     "finalised early and counted.", check=positive)
+    max_violations_kept: int = setting(100_000, "Violating traces kept in the store (oldest dropped first).",
+                                       check=positive)
+    sample_ok_traces: float = setting(0.01, "Share of in-lane traces kept for drill-down.", check=_SHARE)
+    flush_interval_s: float = setting(0.5, "How often rollups are written to the store.", check=positive)
+    retention_s: int = setting(7 * 86400, "History kept in the store.", check=positive)
+    downsample_after_s: int = setting(3600, "Per-second rollups older than this are merged to per-minute.",
+                                      check=positive)
+    trace_url_template: str = setting("", "Link to the user's trace UI, e.g. "
+                                      "http://jaeger:16686/trace/{trace_id}.")
+    demo_control_url: str = setting("", "Set by `lanewatch demo`: its fault switchboard, shown in the "
+                                    "dashboard.")
+
+    routing_rules: list[Rule] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        [], "Per-service routing rules (YAML only; formerly `rules`).", env=False,
+        parse=routing.parse_rules, check=routing.check_rules, old_names=("rules",))
+    topology: dict[str, list[str]] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        {}, "Declared services -> lanes, always live (YAML only).", env=False,
+        parse=routing.parse_topology, check=routing.check_topology)
+
+    compare: CompareSettings = section(  # noqa: RUF009 -- section() returns a dataclasses.field
+        CompareSettings, "Gray vs base comparison thresholds.")
+    dead_lanes: DeadLaneSettings = section(  # noqa: RUF009 -- section() returns a dataclasses.field
+        DeadLaneSettings, "Dead-lane detection.")
+
+    def validate(self) -> Settings:
+        """Raise :class:`ConfigError` naming the first bad setting; return self."""
+        for name, f in leaves(Settings):
+            check = f.metadata["check"]
+            if check is not None:
+                check(name, self.value(name))
+        return self
+
+    def value(self, name: str) -> object:
+        """A setting by its dotted name (``compare.alpha``)."""
+        out: object = self
+        for part in name.split("."):
+            out = getattr(out, part)
+        return out
+
+    @property
+    def rule_attributes(self) -> list[str]:
+        """Span attribute keys the routing rules read, in a stable order."""
+        return routing.rule_attributes(self.routing_rules)
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.data_dir) / "lanewatch.duckdb"
