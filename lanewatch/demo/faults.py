@@ -47,7 +47,7 @@ FAULTS: Final[tuple[Fault, ...]] = (
     Fault(B_GRAY_ERRORS, "B-gray fails 30% of its requests", "gray worse than base: B error rate"),
     Fault(B_GRAY_SLOW, "B-gray answers 200 ms slower", "gray worse than base: B latency"),
     Fault(DEAD_LANE, "the ingress sends nothing to the gray lane and drops lane headers at the edge: "
-          "gray instances are live but idle", "dead lane: live gray instances with no traffic"),
+          "gray instances are live but idle", "dead lane: live gray instances with no traffic (shown after dead_lanes.after_s)"),
 )
 FAULT_NAMES: Final = tuple(f.name for f in FAULTS)
 BY_NAME: Final = {f.name: f for f in FAULTS}

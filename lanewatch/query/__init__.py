@@ -94,8 +94,7 @@ class Query:
     @property
     def dead_after_s(self) -> float:
         """How long a live lane may serve nothing before it is dead (``dead_lanes.after_s``)."""
-        section = getattr(self.settings, "dead_lanes", None)
-        return float(getattr(section, "after_s", S.DEFAULT_DEAD_AFTER_S))
+        return float(self.settings.dead_lanes.after_s)
 
     def series(self, window_s: int, service: str | None = None, lane: str | None = None,
                step_s: int = 1) -> dict[str, Any]:

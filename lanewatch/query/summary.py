@@ -24,8 +24,6 @@ from lanewatch import lane as L
 from lanewatch.query.parts import HOP_LABELS, lane_order
 from lanewatch.store.base import Store
 
-#: ``dead_lanes.after_s`` when the settings have no such section.
-DEFAULT_DEAD_AFTER_S = 60.0
 #: The coverage start is found on a grid of at most this many buckets per window.
 COVERAGE_BUCKETS = 360
 
