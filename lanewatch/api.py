@@ -21,6 +21,7 @@ import flask
 import orjson
 
 import lanewatch
+from lanewatch import lane as L
 from lanewatch.query import Query
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 #: Most points a series may return per lane (window / step).
 MAX_POINTS = 10_000
 MAX_LIMIT = 10_000
-VIOLATION_KINDS = ("leak", "intrusion", "tag_lost")
+VIOLATION_KINDS = L.VIOLATION_NAMES
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 _SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
 _NAME_MAX = 256
@@ -139,9 +140,9 @@ def register_api(server: flask.Flask, query: Query) -> None:
         return query.violations(p.window(), kind=kind, service=p.name("service"), lane=p.name("lane"),
                                 limit=p.integer("limit", 500, 1, MAX_LIMIT))
 
-    @route("/edges", ("window", "lane"))
+    @route("/edges", ("window", "lane", "service"))
     def edges(p: _Params) -> Any:
-        return query.edges(p.window(), lane=p.name("lane"))
+        return query.edges(p.window(), lane=p.name("lane"), service=p.name("service"))
 
     @route("/flows", ("window", "service"))
     def flows(p: _Params) -> Any:

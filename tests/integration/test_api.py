@@ -93,6 +93,7 @@ def test_series_violations_edges_flows(api: str) -> None:
     assert get(api, "/violations", window=60, limit=1, service="C", lane="gray")[0]["service"] == "C"
     e = get(api, "/edges", window=60, lane="gray")
     assert [(x["caller"], x["callee"], x["tag_lost"]) for x in e] == [("A", "B", 0), ("B", "C", 1)]
+    assert [(x["caller"], x["callee"]) for x in get(api, "/edges", window=60, service="C")] == [("B", "C")]
     f = get(api, "/flows", window=60, service="B")
     assert f == [{"service": "B", "expected_lane": "gray", "instance_lane": "base", "verdict": "fallback",
                   "requests": 10}]
