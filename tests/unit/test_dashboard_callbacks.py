@@ -120,7 +120,9 @@ def test_overview_headlines_match_the_summary(app_context: dict[str, Any]) -> No
     gray = text(cards[1])
     stats = summary["lanes"]["gray"]
     assert f"of {stats['traces']:,} gray traces stayed in lane, last 1 min" in gray
-    assert "98.0%" in gray and f"{stats['traces'] - stats['stayed']} escaped" in gray
+    assert "98.0%" in gray and f"{stats['traces'] - stats['stayed']} violated" in gray
+    assert "A: gray is worse than base (errors 20.0% vs 0.00%" in gray  # the worst service, from Compare
+    assert cards[1].__dict__["data-state"] == "violated" and cards[0].__dict__["data-state"] == "ok"
     assert note.startswith("last 1 min, up to 09:00:01 CET")
     assert "FIRING" in text(alerts) and f"{summary['violations']} violations" in text(alerts)
     assert list(verdicts.data[0].x)[:3] == [summary["hops"]["in_lane"], summary["hops"]["fallback"],
