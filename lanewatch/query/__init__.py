@@ -208,7 +208,9 @@ class Query:
         hops = self.store.rollup("hops", t0, t1, ["service", "instance_lane"])
         lat = self.store.rollup("latency", t0, t1, ["service", "instance_lane", "bucket"])
         lanes = [lane] if lane else [x for x in set(hops.instance_lane) if isinstance(x, str)]
-        return clean(verdict_rows(hops, lat, lanes, base, Thresholds.from_settings(self.settings)))
+        rows: list[dict[str, Any]] = clean(verdict_rows(hops, lat, lanes, base,
+                                                        Thresholds.from_settings(self.settings)))
+        return rows
 
     def trace(self, trace_id_hex: str) -> dict[str, Any] | None:
         """A kept trace (lane path, hops) with its violations; None when it was not kept."""

@@ -14,7 +14,7 @@ import flask
 import numpy as np
 import plotly.graph_objects as go
 import pytest
-from dash import Patch, html, no_update
+from dash import Patch, dcc, html, no_update
 from dash_tree import find, text
 
 from lanewatch.config import Settings
@@ -240,17 +240,32 @@ def test_flow_click_selects_an_edge_and_lists_its_violations(app_context: dict[s
 
 # ---- compare ---------------------------------------------------------------------------------
 
-def test_compare_picks_the_busiest_gray_service_and_shows_its_verdict(
+def test_compare_all_services_shows_a_verdict_table_then_the_worst_rows_details(
         app_context: dict[str, Any]) -> None:
     from lanewatch.dashboard.pages import compare
 
-    title, note, verdict, totals, qps, _, latency = compare.refresh(1, STATE, "light", "UTC")
-    assert title == "A: gray vs base"
-    assert "pick another service or lane" in note
-    assert "gray is worse" in text(verdict) and "confidence" in text(verdict)
+    (title, note, table, table_hidden, head, head_hidden, verdict, totals, qps, _,
+     latency) = compare.refresh(1, STATE, "light", "UTC")
+    assert title == "Every service: each lane vs base" and table_hidden is False and head_hidden is False
+    assert note == "last 1 min; 2 service/lane pairs, worst first"
+    rows = find(table, html.Tr)[1:]
+    assert [r.__dict__["data-service"] for r in rows] == ["A", "C"]  # the services gray served
+    assert all("worse" in text(r) and "gray is worse than base" in text(r) for r in rows)
+    links = [find(r, dcc.Link)[0].href for r in rows]
+    assert links == ["/compare?window=60&service=A&lane=gray", "/compare?window=60&service=C&lane=gray"]
+    assert head.startswith("Details: A, gray vs base (the worst row")
+    assert "gray is worse" in text(verdict) and "confidence >99.9% that gray is worse" in text(verdict)
     assert [t.name for t in qps.data] == ["base", "gray"]
     assert len(latency.data) == 6
     assert "requests per second5.00 req/s20.0 req/s" in text(totals)
+
+
+def test_compare_one_service_has_no_table(app_context: dict[str, Any]) -> None:
+    from lanewatch.dashboard.pages import compare
+
+    out = compare.refresh(1, {**STATE, "service": "C"}, "light", "UTC")
+    assert out[0] == "C: gray vs base" and out[3] is True and "clear the service filter" in out[1]
+    assert "errors: 25.0% vs 0.00%" in text(out[6])
 
 
 def test_compare_without_enough_requests_has_no_verdict(app_context: dict[str, Any]) -> None:
@@ -258,7 +273,20 @@ def test_compare_without_enough_requests_has_no_verdict(app_context: dict[str, A
 
     out = compare.refresh(1, {**STATE, "service": HOSTILE, "lane": "gray"}, "light", "UTC")
     assert out[0] == f"{HOSTILE}: gray vs base"
-    assert "No verdict yet" in text(out[2])
+    assert "No verdict yet" in text(out[6])
+
+
+def test_compare_advice_comes_from_the_live_instances(app_context: dict[str, Any]) -> None:
+    from lanewatch.dashboard.pages import compare
+
+    out = compare.refresh(1, {**STATE, "service": "B"}, "light", "UTC")  # B has no gray instance
+    assert "No lane besides base served requests to B" in text(out[6])
+    msg = compare.advice([{"service": "A", "lane": "gray", "live": True}, {"service": "C", "lane": "gray",
+                                                                           "live": True}],
+                         compare.ViewState(), "last 5 min", app_context["settings"])
+    assert msg.startswith("No gray requests last 5 min while 2 gray instances are live (A, C)")
+    assert "start" not in msg
+    assert all(len(line) <= 60 for line in out[8].layout.annotations[0].text.split("<br>"))  # wrapped
 
 
 # ---- lanes -----------------------------------------------------------------------------------
