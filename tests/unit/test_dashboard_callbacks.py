@@ -294,13 +294,44 @@ def test_compare_advice_comes_from_the_live_instances(app_context: dict[str, Any
 def test_lanes_matrix_shows_b_has_no_gray(app_context: dict[str, Any]) -> None:
     from lanewatch.dashboard.pages import lanes
 
-    matrix, instances = lanes.refresh(1, STATE, "light", "UTC")
+    dead, matrix, instances = lanes.refresh(1, STATE, "light", "UTC")
     rows = {text(find(r, html.Td)[0]): text(r) for r in find(matrix, html.Tr)[1:]}
     assert rows["B"].endswith("— none")
     assert "● live" in rows["C"] and HOSTILE in rows
-    assert len(find(instances, html.Tr)) == 7
-    empty, _ = lanes.refresh(1, {**STATE, "service": "nope"}, "light", "UTC")
+    assert len(find(instances, html.Tr)) == 7 and "6 instances" in text(instances)
+    assert dead is None  # no dead lane in this store
+    _, empty, _ = lanes.refresh(1, {**STATE, "service": "nope"}, "light", "UTC")
     assert "clear them" in text(empty)
+
+
+def test_instance_rows_show_traffic_mark_dead_lanes_and_cap_the_rows(app_context: dict[str, Any]) -> None:
+    from lanewatch.dashboard import theme as T
+    from lanewatch.dashboard.pages import lanes
+
+    colours = T.lane_colours(["base", "gray"])
+    now = 1_800_000_000.0
+    rows = [{"service": "A", "lane": "gray", "instance": "a-g", "live": True, "first_seen": now - 600,
+             "last_seen": now - 1, "state": "up", "hops": 0, "errors": 0, "last_hop": None},
+            {"service": "A", "lane": "base", "instance": "a-b", "live": True, "first_seen": now - 600,
+             "last_seen": now - 1, "state": "up", "hops": 12_000, "errors": 30, "last_hop": now - 2},
+            {"service": "C", "lane": "base", "instance": "c-b", "live": False, "first_seen": now - 600,
+             "last_seen": now - 100, "state": "up"}]  # an older Query: no traffic columns
+    dead = [{"service": "A", "lane": "gray", "live_instances": 1, "idle_s": 130.0, "last_hop_ts": None,
+             "service_requests": 12_000}]
+    table = lanes.instance_rows(rows, now=now, tz="UTC", colours=colours, dead=dead)
+    trs = {tr.__dict__["data-instance"] if "data-instance" in tr.__dict__ else text(find(tr, html.Code)[0]): tr
+           for tr in find(table, html.Tr)[1:]}
+    assert "dead" in text(trs["a-g"]) and trs["a-g"].className == "lw-row-dead"
+    assert "never" in text(trs["a-g"])
+    assert "12,000" in text(trs["a-b"]) and "30 (0.25%)" in text(trs["a-b"]) and "2 s ago" in text(trs["a-b"])
+    assert "dead" not in text(trs["a-b"]) and text(trs["c-b"]).count("—") == 3
+    card = lanes.dead_card(dead, colours)
+    assert "on A: no gray hops for 2 min while 1 gray instance is live and A served 12,000 requests" in text(card)
+    assert lanes.dead_card([], colours) is None
+    many = [{**rows[1], "instance": f"i{i:05d}"} for i in range(2000)]
+    capped = lanes.instance_rows(many, now=now, tz="UTC", colours=colours)
+    assert len(find(capped, html.Tr)) == lanes.MAX_ROWS + 1
+    assert "Showing 500 of 2,000 instances (1,500 hidden" in text(capped)
 
 
 # ---- shell -----------------------------------------------------------------------------------

@@ -369,3 +369,4 @@ def test_compare_totals_show_the_difference() -> None:
 
 def test_figures_are_plotly_figures() -> None:
     assert isinstance(F.empty_figure("x"), go.Figure)
+
