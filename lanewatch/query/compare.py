@@ -18,7 +18,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from lanewatch import stats
-from lanewatch.histogram import N_BUCKETS, quantiles
+from lanewatch.histogram import N_BUCKETS
+from lanewatch.query.parts import clean, cube_quantiles
 from lanewatch.stats import Thresholds
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -74,22 +75,19 @@ def compare_verdict(lane_tot: Mapping[str, Any], base_tot: Mapping[str, Any],
             "min_latency_effect": th.min_latency_effect}
 
 
-def _dense(rows: pd.DataFrame) -> npt.NDArray[np.float64]:
-    out = np.zeros(N_BUCKETS)
-    if len(rows):
-        b = np.clip(rows["bucket"].to_numpy(dtype=np.int64), 0, N_BUCKETS - 1)
-        np.add.at(out, b, rows["count"].to_numpy(dtype=np.float64))
-    return out
+def _pairs(df: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(zip(df["service"].astype(str).tolist(), df["instance_lane"].astype(str).tolist()))
 
 
-def _p50(hist: npt.NDArray[np.float64]) -> float | None:
-    nz = np.flatnonzero(hist > 0)
-    return quantiles(nz.tolist(), hist[nz].astype(np.int64).tolist(), [0.5])[0] if len(nz) else None
-
-
-def _side(req: pd.DataFrame, key: tuple[str, str]) -> dict[str, Any]:
-    n, e = (int(req.at[key, "requests"]), int(req.at[key, "errors"])) if key in req.index else (0, 0)
-    return {"requests": n, "errors": e, "error_rate": round(e / n, 6) if n else None}
+def _histograms(latency: pd.DataFrame) -> tuple[dict[tuple[str, str], int], npt.NDArray[np.float64]]:
+    """(row of each (service, lane), dense histograms one row each)."""
+    if not len(latency):
+        return {}, np.zeros((0, N_BUCKETS))
+    codes, uniques = pd.factorize(pd.Series(_pairs(latency)))
+    mat = np.zeros((len(uniques), N_BUCKETS))
+    b = np.clip(latency["bucket"].to_numpy(dtype=np.int64), 0, N_BUCKETS - 1)
+    np.add.at(mat, (codes, b), latency["count"].to_numpy(dtype=np.float64))
+    return {tuple(k): i for i, k in enumerate(uniques)}, mat
 
 
 def _order(row: Mapping[str, Any]) -> tuple[bool, bool, float, str, str]:
@@ -106,25 +104,31 @@ def verdict_rows(hops: pd.DataFrame, latency: pd.DataFrame, lanes: Iterable[str]
     ``latency``: ``service, instance_lane, bucket, count``.
     """
     wanted = set(lanes) - {base}
-    req = hops.groupby(["service", "instance_lane"])[["requests", "errors"]].sum()
-    hists: dict[tuple[str, str], npt.NDArray[np.float64]] = {}
-    if len(latency):
-        for key, g in latency.groupby(["service", "instance_lane"]):
-            hists[(str(key[0]), str(key[1]))] = _dense(g)
+    req: dict[tuple[str, str], list[int]] = {}
+    for key, n, e in zip(_pairs(hops), hops["requests"].tolist(), hops["errors"].tolist()):
+        tot = req.setdefault(key, [0, 0])
+        tot[0] += int(n)
+        tot[1] += int(e)
+    slot, mat = _histograms(latency)
+    p50 = cube_quantiles(mat[None], 0)["p50_ms"][0] if len(mat) else np.zeros(0)
     empty = np.zeros(N_BUCKETS)
+
+    def side(key: tuple[str, str]) -> dict[str, Any]:
+        n, e = req.get(key, (0, 0))
+        i = slot.get(key)
+        return {"requests": n, "errors": e, "error_rate": round(e / n, 6) if n else None,
+                "hist": mat[i] if i is not None else empty,
+                "p50_ms": clean(round(float(p50[i]), 3)) if i is not None else None}
+
     out: list[dict[str, Any]] = []
-    for key in req.index:
-        service, name = str(key[0]), str(key[1])
-        if name not in wanted or int(req.at[key, "requests"]) == 0:
+    for (service, name), (n, _) in sorted(req.items()):
+        if name not in wanted or n == 0:
             continue
-        a, b = _side(req, key), _side(req, (service, base))
-        ha, hb = hists.get((service, name), empty), hists.get((service, base), empty)
-        v = compare_verdict(a, b, ha, hb, name, base, th)
+        a, b = side((service, name)), side((service, base))
+        v = compare_verdict(a, b, a.pop("hist"), b.pop("hist"), name, base, th)
         short = name if a["requests"] < th.min_requests else base
-        row = {"service": service, "lane": name, "base": base,
-               **{f"lane_{k}": x for k, x in a.items()}, **{f"base_{k}": x for k, x in b.items()},
-               "lane_p50_ms": _p50(ha), "base_p50_ms": _p50(hb), "worse": None, "confidence": None,
-               "reason": None,
+        row = {"service": service, "lane": name, "base": base, **{f"lane_{k}": x for k, x in a.items()},
+               **{f"base_{k}": x for k, x in b.items()}, "worse": None, "confidence": None, "reason": None,
                "text": f"no verdict: {short} served fewer than {th.min_requests} requests on {service}"}
         if v is not None:
             row.update(worse=v["worse"], confidence=v["confidence"], reason=v["reason"], text=v["text"])
