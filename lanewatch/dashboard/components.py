@@ -115,15 +115,15 @@ def headline_card(lane: str, stats: Mapping[str, Any], colours: Mapping[str, str
         html.Div(share_text(stayed, traces), className="lw-big"),
         html.Div(f"of {traces:,} {lane} traces stayed in lane, {span}"
                  + (f"; {violated:,} violated" if violated else ""), className="lw-sub")]
-    if stats.get("entry_rate") is not None:
-        entry = rate_text(stats.get("entry_rate"), " entry req/s")
-    else:
-        entry = rate_text(traces / window_s if window_s else None, " traces/s entered")
-    hops = stats.get("hop_rate", stats.get("qps"))
-    rows.append(html.Div([html.Span(entry, className="lw-rate"), " · ", pct_text(stats.get("error_rate")),
-                          " errors"], className="lw-card-line"))
-    rows.append(html.Div(f"{rate_text(hops, ' hops/s')} over all services · "
-                         f"{int(stats.get('requests') or 0):,} hops, {span}", className="lw-sub"))
+    if traces or stats.get("requests"):
+        if stats.get("entry_rate") is not None:
+            entry = rate_text(stats.get("entry_rate"), " entry req/s")
+        else:
+            entry = rate_text(traces / window_s if window_s else None, " traces/s entered")
+        rows.append(html.Div([html.Span(entry, className="lw-rate"), " · ",
+                              pct_text(stats.get("error_rate")), " of hops failed"], className="lw-card-line"))
+        rows.append(html.Div(f"{rate_text(stats.get('hop_rate', stats.get('qps')), ' hops/s')} over all "
+                             f"services · {int(stats.get('requests') or 0):,} hops, {span}", className="lw-sub"))
     if dead or (live_idle and traces == 0):
         idle = max((float(d.get("idle_s") or 0) for d in dead or []), default=0.0)
         n = sum(int(d.get("live_instances") or 0) for d in dead or []) or live_idle
@@ -138,7 +138,7 @@ def headline_card(lane: str, stats: Mapping[str, Any], colours: Mapping[str, str
         worse = verdict.get("worse")
         label = "worse" if worse else "not worse" if worse is False else "no verdict"
         rows.append(html.Div([html.Span(label, className="lw-badge " + (
-            "lw-v-intrusion" if worse else "lw-v-in_lane" if worse is False else "")), " ",
+            "lw-v-in_lane" if worse is False else ""), style={"backgroundColor": CARD_STATES["worse"][1]} if worse else {}), " ",
             dcc.Link(f"{verdict['service']}: {verdict.get('text', '')}", href=href,
                      className="lw-card-compare")], className="lw-card-line", **_data(worse=str(worse).lower())))
     return html.Div(rows, className=f"lw-card lw-headline lw-{state}", style={"borderLeftColor": colour},

@@ -267,7 +267,7 @@ def test_headline_card_says_share_and_count() -> None:
                            T.lane_colours(["base", "gray"]), "last 5 min")
     t = text(card)
     assert "99.2%" in t and "of 12,408 gray traces stayed in lane, last 5 min" in t
-    assert "99 violated" in t and "41.2 hops/s over all services" in t and "0.30% errors" in t
+    assert "99 violated" in t and "41.2 hops/s over all services" in t and "0.30% of hops failed" in t
     assert "lw-violated" in card.className and "req/s" not in t
 
 

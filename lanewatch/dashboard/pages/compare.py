@@ -157,8 +157,10 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None,
     window, step = window_label(vs.window_s), step_for(vs.window_s)
     th = Thresholds.from_settings(settings)
     lane_filter = vs.lane if vs.lane and vs.lane != L.BASE else None
-    rows, _ = cache.per_step(q, max(step, 5), ("compare_all", vs.window_s),
-                             lambda: q.compare_all(None, vs.window_s))
+    rows: list[dict[str, Any]] = []
+    if not (vs.service and lane_filter):  # the table, or the worst lane of one service
+        rows = cache.per_step(q, max(step, 5), ("compare_all", vs.window_s),
+                              lambda: q.compare_all(None, vs.window_s))[0]
     service, lane = pick(rows, vs)
     if service is None or lane is None:
         msg = advice(q.instances(), vs, window, settings)
