@@ -370,3 +370,9 @@ def test_compare_totals_show_the_difference() -> None:
 def test_figures_are_plotly_figures() -> None:
     assert isinstance(F.empty_figure("x"), go.Figure)
 
+
+def test_empty_figure_wraps_and_escapes_long_messages() -> None:
+    msg = "No gray requests last 5 min while 3 gray instances are live (A, C): send gray traffic " + HOSTILE
+    lines = F.empty_figure(msg).layout.annotations[0].text.split("<br>")
+    assert len(lines) > 1 and all(len(line) <= F.WRAP_AT for line in lines)
+    assert "&lt;img" in " ".join(lines) and "<img" not in " ".join(lines)
