@@ -208,9 +208,7 @@ class Query:
         hops = self.store.rollup("hops", t0, t1, ["service", "instance_lane"])
         lat = self.store.rollup("latency", t0, t1, ["service", "instance_lane", "bucket"])
         lanes = [lane] if lane else [x for x in set(hops.instance_lane) if isinstance(x, str)]
-        rows: list[dict[str, Any]] = clean(verdict_rows(hops, lat, lanes, base,
-                                                        Thresholds.from_settings(self.settings)))
-        return rows
+        return verdict_rows(hops, lat, lanes, base, Thresholds.from_settings(self.settings))  # plain values
 
     def trace(self, trace_id_hex: str) -> dict[str, Any] | None:
         """A kept trace (lane path, hops) with its violations; None when it was not kept."""
