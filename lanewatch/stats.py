@@ -1,8 +1,12 @@
 """Statistics behind "is gray worse than base?". Pure: numbers in, numbers out.
 
-Tests on counts and on latency histograms (log buckets, aligned): the error-rate
-test compares two proportions, the latency test is Mann-Whitney U with ties
-within a bucket. Thresholds (how many requests give a verdict, the significance
+Every test here is **one-sided**: its ``p_value`` is the p-value of the claim
+"the lane is worse" (more errors, or slower), so ``1 - p_value`` is the
+confidence in that claim and nothing else. The error-rate test is a
+two-proportion z-test, or Fisher's exact test when fewer than
+``FISHER_BELOW`` errors (or successes) are expected in a cell; the latency
+test is Mann-Whitney U on aligned log-bucket histograms (ties within a
+bucket). Thresholds (how many requests give a verdict, the significance
 level, the smallest latency effect worth calling) are a :class:`Thresholds`
 value, set from the ``compare`` section of the settings.
 """
@@ -16,6 +20,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+#: Fisher's exact test replaces the z-test when an expected cell count is below this.
+FISHER_BELOW = 10.0
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -28,26 +35,79 @@ class Thresholds:
     #: the smallest latency effect, P(lane slower) - 0.5, called worse
     min_latency_effect: float = 0.05
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> Thresholds:
+        """From ``settings.compare`` (fields of the same names) when it exists, else the defaults."""
+        section = getattr(settings, "compare", None)
+        if section is None:
+            return cls()
+        default = cls()
+
+        def read(name: str) -> Any:
+            if isinstance(section, dict):
+                return section.get(name, getattr(default, name))
+            return getattr(section, name, getattr(default, name))
+
+        return cls(**{f: type(getattr(default, f))(read(f))
+                      for f in ("min_requests", "alpha", "min_latency_effect")})
+
 
 def p_two_sided(z: float) -> float:
     """Two-sided p-value of a standard normal score."""
     return math.erfc(abs(z) / math.sqrt(2))
 
 
+def p_upper(z: float) -> float:
+    """One-sided p-value P(Z >= z) of a standard normal score."""
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def _log_choose(n: npt.NDArray[np.float64] | float, k: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    lg = np.vectorize(math.lgamma, otypes=[np.float64])
+    return np.asarray(lg(np.asarray(n, dtype=np.float64) + 1) - lg(k + 1) - lg(n - k + 1))
+
+
+def fisher_greater(n1: int, e1: int, n2: int, e2: int) -> float:
+    """One-sided Fisher's exact test: P(at least ``e1`` of the ``e1 + e2`` errors fall in the
+    ``n1`` lane requests), margins fixed (hypergeometric upper tail).
+
+    Equals ``scipy.stats.fisher_exact([[e1, n1 - e1], [e2, n2 - e2]], "greater")``."""
+    n, k = n1 + n2, e1 + e2
+    lo, hi = max(0, n1 - (n - k)), min(n1, k)
+    if e1 <= lo:
+        return 1.0
+    x = np.arange(e1, hi + 1, dtype=np.float64)
+    logp = _log_choose(k, x) + _log_choose(n - k, n1 - x) - float(_log_choose(n, np.array([n1]))[0])
+    top = float(logp.max())
+    return float(min(1.0, math.exp(top) * float(np.exp(logp - top).sum())))
+
+
 def error_test(n1: int, e1: int, n2: int, e2: int) -> dict[str, Any]:
-    """Two-proportion z-test: ``e1`` errors of ``n1`` requests against ``e2`` of ``n2``."""
+    """Does the lane (``e1`` errors of ``n1`` requests) have more errors than base (``e2`` of ``n2``)?
+
+    ``p_value`` is one-sided; ``method`` says which test gave it: ``fisher`` when an
+    expected cell count is below :data:`FISHER_BELOW`, else ``z``. ``z`` (the
+    two-proportion score) is reported either way."""
     pooled = (e1 + e2) / (n1 + n2)
     se = math.sqrt(max(pooled * (1 - pooled), 0.0) * (1 / n1 + 1 / n2))
     z = (e1 / n1 - e2 / n2) / se if se > 0 else 0.0
+    expected = min(n1, n2) * min(pooled, 1 - pooled)
+    if expected < FISHER_BELOW:
+        method, p = "fisher", fisher_greater(n1, e1, n2, e2)
+    else:
+        method, p = "z", p_upper(z) if se > 0 else 1.0
     return {"lane_rate": round(e1 / n1, 6), "base_rate": round(e2 / n2, 6), "z": round(z, 3),
-            "p_value": p_two_sided(z)}
+            "p_value": p, "method": method}
 
 
-def latency_test(a: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> dict[str, Any] | None:
+def latency_test(a: npt.NDArray[np.float64], c: npt.NDArray[np.float64],
+                 min_effect: float = 0.0) -> dict[str, Any] | None:
     """Mann-Whitney U on two aligned latency histograms (ties within a bucket).
 
     ``prob_slower`` is P(a sample of ``a`` is slower than one of ``c``), ties counted
-    half; None when either side is empty."""
+    half. ``p_value`` is one-sided for the claim ``prob_slower > 0.5 + min_effect``
+    (normal approximation with the tie-corrected variance; ``min_effect = 0`` is the
+    classic test). None when either side is empty."""
     a, c = np.maximum(a, 0.0), np.maximum(c, 0.0)
     n1, n2 = float(a.sum()), float(c.sum())
     if n1 < 1 or n2 < 1:
@@ -57,5 +117,6 @@ def latency_test(a: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> dict
     t = a + c
     n = n1 + n2
     var = n1 * n2 / 12 * ((n + 1) - float(np.sum(t ** 3 - t)) / (n * (n - 1)))
-    z = (u - n1 * n2 / 2) / math.sqrt(var) if var > 0 else 0.0
-    return {"prob_slower": round(u / (n1 * n2), 4), "z": round(z, 3), "p_value": p_two_sided(z)}
+    z = (u - n1 * n2 * (0.5 + min_effect)) / math.sqrt(var) if var > 0 else 0.0
+    return {"prob_slower": round(u / (n1 * n2), 4), "z": round(z, 3),
+            "p_value": p_upper(z) if var > 0 else 1.0, "min_effect": min_effect}

@@ -11,11 +11,13 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from dash import dcc, html
 
 from lanewatch.config import Settings
 from lanewatch.dashboard import theme as T
+from lanewatch.dashboard.timefmt import ago
 
 _HOP_RE = re.compile(r"^(?P<service>.*)\[(?P<inside>[^\[\]]*)\]$", re.DOTALL)
 
@@ -77,30 +79,95 @@ def _data(**attrs: str) -> dict[str, Any]:
     return {f"data-{k}": v for k, v in attrs.items()}
 
 
-def headline_card(lane: str, stats: Mapping[str, Any], colours: Mapping[str, str],
-                  window: str) -> html.Div:
-    """One lane's answer to "did it stay in lane?": share, count, and live rates."""
+#: Card states, worst first: (label, colour); the label is always written out.
+CARD_STATES: dict[str, tuple[str, str]] = {
+    "violated": ("violated", T.VERDICT_COLOURS["intrusion"]), "worse": ("{lane} worse", T.FIRST_LANE_COLOUR),
+    "dead": ("dead", T.BASE_COLOUR), "ok": ("all stayed in lane", T.VERDICT_COLOURS["in_lane"]),
+    "none": ("no finished traces", "var(--lw-border)")}
+
+
+def headline_card(lane: str, stats: Mapping[str, Any], colours: Mapping[str, str], window: str, *,
+                  verdict: Mapping[str, Any] | None = None, dead: list[Mapping[str, Any]] | None = None,
+                  window_s: int | None = None, live_idle: int = 0) -> html.Div:
+    """One lane's answer to "did it stay in lane, and is it worse?".
+
+    ``stats`` is ``summary["lanes"][lane]`` (any key may be missing); ``verdict`` the
+    lane's worst row of ``Query.compare_all``; ``dead`` its ``summary["dead_lanes"]``
+    entries; ``live_idle`` live instances of the lane seen without traffic (used when
+    there are no dead-lane entries). The card says which window or stretch of data
+    its numbers cover ("last 5 min", "last 38 s of data").
+    """
     traces, stayed = int(stats.get("traces") or 0), int(stats.get("stayed") or 0)
-    escaped = traces - stayed
-    state = "none" if traces == 0 else ("ok" if escaped == 0 else "bad")
-    note = {"none": f"no finished {lane} traces",
-            "ok": "all stayed in lane",
-            "bad": f"{escaped:,} escaped"}[state]
-    return html.Div([
-        html.Div([lane_chip(lane, colours), html.Span(note, className=f"lw-note lw-{state}")],
-                 className="lw-card-head"),
+    violated = int(stats["violated"]) if stats.get("violated") is not None else traces - stayed
+    covered = stats.get("covered_s")
+    span = (f"last {int(covered)} s of data" if covered is not None and window_s
+            and float(covered) < window_s - 1 else window)
+    states = [k for k, on in (("violated", violated > 0), ("worse", bool(verdict and verdict.get("worse"))),
+                              ("dead", bool(dead) or (live_idle > 0 and traces == 0))) if on]
+    state = states[0] if states else ("ok" if traces else "none")
+    colour = CARD_STATES[state][1]
+    badges = [html.Span(CARD_STATES[k][0].format(lane=lane), className=f"lw-note lw-{k}",
+                        style={"color": CARD_STATES[k][1]}) for k in states] or [
+        html.Span(CARD_STATES[state][0] if traces else f"no finished {lane} traces",
+                  className=f"lw-note lw-{state}")]
+    rows: list[Any] = [
+        html.Div([lane_chip(lane, colours), html.Span(badges, className="lw-row")], className="lw-card-head"),
         html.Div(share_text(stayed, traces), className="lw-big"),
-        html.Div(f"of {traces:,} {lane} traces stayed in lane, {window}", className="lw-sub"),
-        html.Div(f"{rate_text(stats.get('qps'), ' req/s')} · {pct_text(stats.get('error_rate'))}"
-                 f" errors · {int(stats.get('requests') or 0):,} requests", className="lw-sub"),
-    ], className=f"lw-card lw-headline lw-{state}", **_data(lane=lane))
+        html.Div(f"of {traces:,} {lane} traces stayed in lane, {span}"
+                 + (f"; {violated:,} violated" if violated else ""), className="lw-sub")]
+    if traces or stats.get("requests"):
+        if stats.get("entry_rate") is not None:
+            entry = rate_text(stats.get("entry_rate"), " entry req/s")
+        else:
+            entry = rate_text(traces / window_s if window_s else None, " traces/s entered")
+        rows.append(html.Div([html.Span(entry, className="lw-rate"), " · ",
+                              pct_text(stats.get("error_rate")), " of hops failed"], className="lw-card-line"))
+        rows.append(html.Div(f"{rate_text(stats.get('hop_rate', stats.get('qps')), ' hops/s')} over all "
+                             f"services · {int(stats.get('requests') or 0):,} hops, {span}", className="lw-sub"))
+    if dead or (live_idle and traces == 0):
+        idle = max((float(d.get("idle_s") or 0) for d in dead or []), default=0.0)
+        n = sum(int(d.get("live_instances") or 0) for d in dead or []) or live_idle
+        services = sorted({str(d.get("service")) for d in dead or []})
+        since = f" for {ago(idle).removesuffix(' ago')}" if idle >= 1 else ""
+        rows.append(html.Div(f"no {lane} traffic{since} while {n} {lane} instance{'s' * (n != 1)} "
+                             f"{'are' if n != 1 else 'is'} live" + (f" ({', '.join(services)})" if services else ""),
+                             className="lw-card-line lw-dead-note", **_data(dead="true")))
+    if verdict:
+        params = {"service": str(verdict["service"]), "lane": lane, **({"window": str(window_s)} if window_s else {})}
+        href = f"/compare?{urlencode(params)}"
+        worse = verdict.get("worse")
+        label = "worse" if worse else "not worse" if worse is False else "no verdict"
+        rows.append(html.Div([html.Span(label, className="lw-badge " + (
+            "lw-v-in_lane" if worse is False else ""), style={"backgroundColor": CARD_STATES["worse"][1]} if worse else {}), " ",
+            dcc.Link(f"{verdict['service']}: {verdict.get('text', '')}", href=href,
+                     className="lw-card-compare")], className="lw-card-line", **_data(worse=str(worse).lower())))
+    return html.Div(rows, className=f"lw-card lw-headline lw-{state}", style={"borderLeftColor": colour},
+                    **_data(lane=lane, state=state))
 
 
-def headline_cards(summary: Mapping[str, Any], colours: Mapping[str, str], window: str
+def headline_cards(summary: Mapping[str, Any], colours: Mapping[str, str], window: str, *,
+                   window_s: int | None = None, verdicts: list[Mapping[str, Any]] | None = None,
+                   instances: list[Mapping[str, Any]] | None = None, lane: str | None = None
                    ) -> list[html.Div]:
-    """One headline card per lane, base first."""
-    lanes = summary.get("lanes") or {}
-    return [headline_card(x, lanes[x], colours, window) for x in T.order_lanes(lanes)]
+    """One card per lane, base first: lanes of ``summary["lanes"]``, of ``summary["dead_lanes"]``
+    and (non-base) lanes with live ``instances`` but no traffic; only ``lane`` when given.
+
+    ``verdicts`` are ``Query.compare_all`` rows, worst first: each lane shows its first."""
+    lanes = dict(summary.get("lanes") or {})
+    dead: dict[str, list[Mapping[str, Any]]] = {}
+    for d in summary.get("dead_lanes") or []:
+        dead.setdefault(str(d.get("lane")), []).append(d)
+    idle: dict[str, int] = {}
+    for r in instances or []:
+        if r.get("live") and r.get("lane") != "base" and not (lanes.get(r["lane"]) or {}).get("traces"):
+            idle[str(r["lane"])] = idle.get(str(r["lane"]), 0) + 1
+    worst: dict[str, Mapping[str, Any]] = {}
+    for v in verdicts or []:
+        worst.setdefault(str(v.get("lane")), v)
+    cover = {"covered_s": summary["covered_s"]} if summary.get("covered_s") is not None else {}
+    names = [x for x in T.order_lanes(set(lanes) | set(dead) | set(idle)) if lane is None or x == lane]
+    return [headline_card(x, {**cover, **(lanes.get(x) or {})}, colours, window, verdict=worst.get(x),
+                          dead=dead.get(x), window_s=window_s, live_idle=idle.get(x, 0)) for x in names]
 
 
 def alerts_card(summary: Mapping[str, Any], window: str, violations_href: str) -> html.Div:

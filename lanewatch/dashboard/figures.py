@@ -9,6 +9,7 @@ hand-written inputs. Graph and Sankey builders live in :mod:`.flowfig`.
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,8 @@ from lanewatch.dashboard.timefmt import local_axis, zone_label
 #: metric key -> (axis title, hover format, tick format)
 METRICS: dict[str, tuple[str, str, str]] = {
     "qps": ("requests per second", "%{y:,.2f} req/s", ""),
+    #: the overview's ``qps``: server hops summed over every service, not entry requests
+    "hops": ("hops per second (all services)", "%{y:,.2f} hops/s", ""),
     "error_rate": ("error rate", "%{y:.2%} errors", ".1%"),
     "p50_ms": ("p50 latency (ms)", "p50 %{y:,.1f} ms", ""),
     "p95_ms": ("p95 latency (ms)", "p95 %{y:,.1f} ms", ""),
@@ -30,11 +33,16 @@ PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
 _PCT_DASH = {"p50_ms": "solid", "p95_ms": "dash", "p99_ms": "dot"}
 
 
+#: Characters per line of an empty figure's message (plotly does not wrap annotations).
+WRAP_AT = 60
+
+
 def empty_figure(message: str, theme: str = "light") -> go.Figure:
-    """A blank figure that says, in one sentence, what to do next."""
+    """A blank figure that says, in one sentence, what to do next (wrapped, escaped)."""
     c = T.theme_colours(theme)
+    text = "<br>".join(textwrap.wrap(html.escape(message, quote=False), WRAP_AT)) or " "
     layout = T.base_layout(theme, xaxis={"visible": False}, yaxis={"visible": False},
-                           annotations=[{"text": message, "showarrow": False, "x": 0.5, "y": 0.5,
+                           annotations=[{"text": text, "showarrow": False, "x": 0.5, "y": 0.5,
                                          "xref": "paper", "yref": "paper",
                                          "font": {"size": 14, "color": c["muted"]}}])
     return go.Figure(layout=layout)
@@ -77,19 +85,24 @@ def _time_layout(theme: str, tz: str | None, to: float | None, metric: str, titl
 
 def lane_series_figure(series: Mapping[str, Any], metric: str, *, colours: Mapping[str, str],
                        theme: str = "light", tz: str | None = None, title: str = "",
-                       uirevision: str = "live") -> go.Figure:
+                       uirevision: str = "live", hops: bool = False) -> go.Figure:
     """One line per lane of ``series["lanes"][lane][metric]`` (from ``Query.series``).
 
     Lines keep their lane's colour and dash, carry the lane name in the legend
     and the hover, show local time on the axis and UTC on hover. ``uirevision``
-    keeps the viewer's zoom across refreshes.
+    keeps the viewer's zoom across refreshes. ``hops`` labels ``qps`` as what a
+    series over several services counts: hops per second, not entry requests.
     """
     lanes = series.get("lanes") or {}
     if not lanes:
         return empty_figure("No requests in this window yet.", theme)
-    traces = [lane_trace(lane, data, metric, colours, tz) for lane, data in
-              ((lane, lanes[lane]) for lane in T.order_lanes(lanes))]
-    return go.Figure(data=traces, layout=_time_layout(theme, tz, series.get("to"), metric,
+    label = "hops" if metric == "qps" and hops else metric
+    traces = []
+    for lane in T.order_lanes(lanes):
+        tr = lane_trace(lane, lanes[lane], metric, colours, tz)
+        tr.update(hovertemplate=_hover(lane, METRICS[label][1]))
+        traces.append(tr)
+    return go.Figure(data=traces, layout=_time_layout(theme, tz, series.get("to"), label,
                                                       title, uirevision))
 
 
@@ -134,7 +147,7 @@ def compare_figure(compare: Mapping[str, Any], metric: str, *, colours: Mapping[
     series = compare.get("series") or {}
     lane, base = compare.get("lane", ""), compare.get("base", "base")
     if not any((series.get(x) or {}).get("ts") for x in (lane, base)):
-        service = html.escape(str(compare.get("service", "this service")), quote=False)
+        service = str(compare.get("service", "this service"))
         return empty_figure(f"No requests to {service} in this window yet.", theme)
     metrics = PERCENTILES if metric == "latency" else (metric,)
     traces = []

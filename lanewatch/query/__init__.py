@@ -35,7 +35,7 @@ from lanewatch import lane as L
 from lanewatch.config import Settings
 from lanewatch.histogram import N_BUCKETS
 from lanewatch.query import summary as S
-from lanewatch.query.compare import compare_verdict
+from lanewatch.query.compare import compare_verdict, verdict_rows
 from lanewatch.query.parts import (
     QS,
     clean,
@@ -45,6 +45,7 @@ from lanewatch.query.parts import (
     series_json,
 )
 from lanewatch.query.series import SeriesReader, histograms
+from lanewatch.stats import Thresholds
 from lanewatch.store.base import Store
 
 
@@ -200,9 +201,20 @@ class Query:
         s0 = self._window(window_s, step_s)[0]
         both = self._series(s0, t1, step_s, {"service": service}, [lane, base])
         series = {name: both[name] for name in (lane, base)}
-        verdict = compare_verdict(totals[lane], totals[base], dense[lane], dense[base], lane, base)
+        verdict = compare_verdict(totals[lane], totals[base], dense[lane], dense[base], lane, base,
+                                  Thresholds.from_settings(self.settings))
         return {"service": service, "lane": lane, "base": base, "window_s": int(window_s),
                 "series": series, "totals": totals, "verdict": verdict}
+
+    def compare_all(self, lane: str | None, window_s: int, base: str = L.BASE) -> list[dict[str, Any]]:
+        """``lane`` (None: every lane but ``base``) vs ``base`` on each service, worst first.
+
+        Rows as :func:`lanewatch.query.compare.verdict_rows`; two reads for all services."""
+        t0, t1 = self._window(window_s)
+        hops = self.store.rollup("hops", t0, t1, ["service", "instance_lane"])
+        lat = self.store.rollup("latency", t0, t1, ["service", "instance_lane", "bucket"])
+        lanes = [lane] if lane else [x for x in set(hops.instance_lane) if isinstance(x, str)]
+        return verdict_rows(hops, lat, lanes, base, Thresholds.from_settings(self.settings))  # plain values
 
     def trace(self, trace_id_hex: str) -> dict[str, Any] | None:
         """A kept trace (lane path, hops) with its violations; None when it was not kept."""

@@ -1,43 +1,137 @@
-"""Gray vs base for one service: the verdict of :meth:`lanewatch.query.Query.compare`."""
+"""Lane vs base: the verdict of :meth:`Query.compare` and the per-service rows of
+:meth:`Query.compare_all`. Pure: totals and histograms in, plain dicts out.
+
+One meaning of ``confidence`` everywhere: the confidence that the lane is
+worse, ``1 - p`` of the one-sided claim (more errors, or slower by at least
+``min_latency_effect``). ``worse`` is exactly ``confidence > 1 - alpha``, so a
+"no significant difference" never stands next to a high confidence.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from lanewatch import stats
+from lanewatch.histogram import N_BUCKETS
+from lanewatch.query.parts import clean, cube_quantiles
 from lanewatch.stats import Thresholds
 
 DEFAULT_THRESHOLDS = Thresholds()
 
 
-def compare_verdict(lane_tot: dict[str, Any], base_tot: dict[str, Any], hist_lane: npt.NDArray[np.float64],
-                    hist_base: npt.NDArray[np.float64], lane: str, base: str,
-                    th: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Any] | None:
+def pct(value: float) -> str:
+    """``31.2%``, ``0.41%``: two decimals under 10%."""
+    return f"{100 * value:.2f}%" if value < 0.1 else f"{100 * value:.1f}%"
+
+
+def confidence_text(confidence: float) -> str:
+    """``98.7%``, floored; above 99.9% it reads ``>99.9%`` (a test never gives certainty)."""
+    if confidence > 0.999:
+        return ">99.9%"
+    return f"{math.floor(1000 * confidence) / 10:.1f}%"
+
+
+def compare_verdict(lane_tot: Mapping[str, Any], base_tot: Mapping[str, Any],
+                    hist_lane: npt.NDArray[np.float64], hist_base: npt.NDArray[np.float64],
+                    lane: str, base: str, th: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Any] | None:
     """Is ``lane`` worse than ``base``? None below ``th.min_requests`` on either side.
 
-    ``worse`` when the error rate is higher with p < ``th.alpha``, or latency is
-    stochastically higher (P(lane slower) > 0.5 + ``th.min_latency_effect``, p < alpha).
-    ``confidence`` is 1 - the p-value behind the claim (or of the closest test when none holds).
+    ``worse`` when the error rate is higher (one-sided p < ``th.alpha``), or latency is
+    stochastically higher by more than ``th.min_latency_effect`` (P(lane slower) >
+    0.5 + effect, one-sided p < alpha). ``confidence`` = 1 - the smallest p of the claims
+    that hold, else of the two claims tested (then below ``1 - alpha``). ``reason`` is
+    ``errors``, ``latency``, ``both`` or None.
     """
     if lane_tot["requests"] < th.min_requests or base_tot["requests"] < th.min_requests:
         return None
     errors = stats.error_test(lane_tot["requests"], lane_tot["errors"], base_tot["requests"],
                               base_tot["errors"])
-    latency = stats.latency_test(hist_lane, hist_base)
+    latency = stats.latency_test(hist_lane, hist_base, th.min_latency_effect)
     worse_err = errors["lane_rate"] > errors["base_rate"] and errors["p_value"] < th.alpha
-    worse_lat = bool(latency and latency["prob_slower"] > 0.5 + th.min_latency_effect
-                     and latency["p_value"] < th.alpha)
-    claims = ([errors["p_value"]] if worse_err else []) + ([latency["p_value"]] if worse_lat and latency else [])
-    p = min(claims) if claims else min([errors["p_value"]] + ([latency["p_value"]] if latency else []))
-    reasons = []
-    if worse_err:
-        reasons.append(f"error rate {errors['lane_rate']:.2%} vs {errors['base_rate']:.2%}")
-    if worse_lat and latency:
-        reasons.append(f"slower than {base} in {latency['prob_slower']:.0%} of pairs")
-    text = (f"{lane} is worse than {base}: " + "; ".join(reasons) if reasons
-            else f"no significant difference between {lane} and {base}")
-    return {"worse": bool(claims), "confidence": round(1 - p, 6), "text": text,
-            "errors": errors, "latency": latency, "alpha": th.alpha}
+    worse_lat = bool(latency and latency["p_value"] < th.alpha)
+    p_err, p_lat = errors["p_value"], (latency["p_value"] if latency else 1.0)
+    held = [p for p, ok in ((p_err, worse_err), (p_lat, worse_lat)) if ok]
+    p = min(held) if held else min(p_err, p_lat)
+    confidence = round(1 - p, 6)
+    if held:
+        parts = []
+        if worse_err:
+            parts.append(f"errors {pct(errors['lane_rate'])} vs {pct(errors['base_rate'])}")
+        if worse_lat and latency:
+            parts.append(f"slower in {latency['prob_slower']:.0%} of pairs")
+        text = f"{lane} is worse than {base} ({'; '.join(parts)}, confidence {confidence_text(1 - p)})"
+    else:
+        text = (f"no significant difference (p={p:.2g}; {lane} not worse at "
+                f"{confidence_text(1 - th.alpha)} confidence)")
+    reason = "both" if worse_err and worse_lat else "errors" if worse_err else "latency" if worse_lat else None
+    return {"worse": bool(held), "confidence": confidence, "p_value": p, "reason": reason, "text": text,
+            "errors": errors, "latency": latency, "alpha": th.alpha,
+            "min_latency_effect": th.min_latency_effect}
+
+
+def _pairs(df: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(zip(df["service"].astype(str).tolist(), df["instance_lane"].astype(str).tolist()))
+
+
+def _histograms(latency: pd.DataFrame) -> tuple[dict[tuple[str, str], int], npt.NDArray[np.float64]]:
+    """(row of each (service, lane), dense histograms one row each)."""
+    if not len(latency):
+        return {}, np.zeros((0, N_BUCKETS))
+    codes, uniques = pd.factorize(pd.Series(_pairs(latency)))
+    mat = np.zeros((len(uniques), N_BUCKETS))
+    b = np.clip(latency["bucket"].to_numpy(dtype=np.int64), 0, N_BUCKETS - 1)
+    np.add.at(mat, (codes, b), latency["count"].to_numpy(dtype=np.float64))
+    return {tuple(k): i for i, k in enumerate(uniques)}, mat
+
+
+def _order(row: Mapping[str, Any]) -> tuple[bool, bool, float, str, str]:
+    worse, conf = row["worse"], row["confidence"]
+    return (worse is None, not worse, -float(conf or 0.0), str(row["service"]), str(row["lane"]))
+
+
+def verdict_rows(hops: pd.DataFrame, latency: pd.DataFrame, lanes: Iterable[str], base: str,
+                 th: Thresholds = DEFAULT_THRESHOLDS) -> list[dict[str, Any]]:
+    """One row per (service, lane in ``lanes``) that served anything, each lane vs ``base`` on
+    that service, worst first (worse, then by confidence; rows without a verdict last).
+
+    ``hops``: ``service, instance_lane, requests, errors`` summed over the window;
+    ``latency``: ``service, instance_lane, bucket, count``.
+    """
+    wanted = set(lanes) - {base}
+    req: dict[tuple[str, str], list[int]] = {}
+    for key, n, e in zip(_pairs(hops), hops["requests"].tolist(), hops["errors"].tolist()):
+        tot = req.setdefault(key, [0, 0])
+        tot[0] += int(n)
+        tot[1] += int(e)
+    slot, mat = _histograms(latency)
+    p50 = cube_quantiles(mat[None], 0)["p50_ms"][0] if len(mat) else np.zeros(0)
+    empty = np.zeros(N_BUCKETS)
+
+    def side(key: tuple[str, str]) -> dict[str, Any]:
+        n, e = req.get(key, (0, 0))
+        i = slot.get(key)
+        return {"requests": n, "errors": e, "error_rate": round(e / n, 6) if n else None,
+                "hist": mat[i] if i is not None else empty,
+                "p50_ms": clean(round(float(p50[i]), 3)) if i is not None else None}
+
+    out: list[dict[str, Any]] = []
+    for (service, name), (n, _) in sorted(req.items()):
+        if name not in wanted or n == 0:
+            continue
+        a, b = side((service, name)), side((service, base))
+        v = compare_verdict(a, b, a.pop("hist"), b.pop("hist"), name, base, th)
+        short = name if a["requests"] < th.min_requests else base
+        row = {"service": service, "lane": name, "base": base, **{f"lane_{k}": x for k, x in a.items()},
+               **{f"base_{k}": x for k, x in b.items()}, "worse": None, "confidence": None, "reason": None,
+               "text": f"no verdict: {short} served fewer than {th.min_requests} requests on {service}"}
+        if v is not None:
+            row.update(worse=v["worse"], confidence=v["confidence"], reason=v["reason"], text=v["text"])
+        out.append(row)
+    out.sort(key=_order)
+    return out

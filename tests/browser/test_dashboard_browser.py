@@ -48,7 +48,7 @@ def test_overview_shows_the_lanes_and_numbers_the_api_reports(lanewatch_up: Runn
         text = card.inner_text()
         assert share_text(stats["stayed"], stats["traces"]) in text
         assert f"of {stats['traces']:,} {lane} traces" in text
-        assert f"{stats['requests']:,} requests" in text
+        assert f"{stats['requests']:,} hops" in text
 
 
 def test_injected_leak_appears_on_violations_within_3s(lanewatch_up: Running,

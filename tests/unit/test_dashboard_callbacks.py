@@ -14,7 +14,7 @@ import flask
 import numpy as np
 import plotly.graph_objects as go
 import pytest
-from dash import Patch, html, no_update
+from dash import Patch, dcc, html, no_update
 from dash_tree import find, text
 
 from lanewatch.config import Settings
@@ -122,7 +122,9 @@ def test_overview_headlines_match_the_summary(app_context: dict[str, Any]) -> No
     gray = text(cards[1])
     stats = summary["lanes"]["gray"]
     assert f"of {stats['traces']:,} gray traces stayed in lane, last 1 min" in gray
-    assert "98.0%" in gray and f"{stats['traces'] - stats['stayed']} escaped" in gray
+    assert "98.0%" in gray and f"{stats['traces'] - stats['stayed']} violated" in gray
+    assert "A: gray is worse than base (errors 20.0% vs 0.00%" in gray  # the worst service, from Compare
+    assert cards[1].__dict__["data-state"] == "violated" and cards[0].__dict__["data-state"] == "ok"
     assert note.startswith("last 1 min, up to 09:00:01 CET")
     assert "FIRING" in text(alerts) and f"{summary['violations']} violations" in text(alerts)
     assert list(verdicts.data[0].x)[:3] == [summary["hops"]["in_lane"], summary["hops"]["fallback"],
@@ -240,17 +242,32 @@ def test_flow_click_selects_an_edge_and_lists_its_violations(app_context: dict[s
 
 # ---- compare ---------------------------------------------------------------------------------
 
-def test_compare_picks_the_busiest_gray_service_and_shows_its_verdict(
+def test_compare_all_services_shows_a_verdict_table_then_the_worst_rows_details(
         app_context: dict[str, Any]) -> None:
     from lanewatch.dashboard.pages import compare
 
-    title, note, verdict, totals, qps, _, latency = compare.refresh(1, STATE, "light", "UTC")
-    assert title == "A: gray vs base"
-    assert "pick another service or lane" in note
-    assert "gray is worse" in text(verdict) and "confidence" in text(verdict)
+    (title, note, table, table_hidden, head, head_hidden, verdict, totals, qps, _,
+     latency) = compare.refresh(1, STATE, "light", "UTC")
+    assert title == "Every service: each lane vs base" and table_hidden is False and head_hidden is False
+    assert note == "last 1 min; 2 service/lane pairs, worst first"
+    rows = find(table, html.Tr)[1:]
+    assert [r.__dict__["data-service"] for r in rows] == ["A", "C"]  # the services gray served
+    assert all("worse" in text(r) and "gray is worse than base" in text(r) for r in rows)
+    links = [find(r, dcc.Link)[0].href for r in rows]
+    assert links == ["/compare?window=60&service=A&lane=gray", "/compare?window=60&service=C&lane=gray"]
+    assert head.startswith("Details: A, gray vs base (the worst row")
+    assert "gray is worse" in text(verdict) and "confidence >99.9% that gray is worse" in text(verdict)
     assert [t.name for t in qps.data] == ["base", "gray"]
     assert len(latency.data) == 6
     assert "requests per second5.00 req/s20.0 req/s" in text(totals)
+
+
+def test_compare_one_service_has_no_table(app_context: dict[str, Any]) -> None:
+    from lanewatch.dashboard.pages import compare
+
+    out = compare.refresh(1, {**STATE, "service": "C"}, "light", "UTC")
+    assert out[0] == "C: gray vs base" and out[3] is True and "clear the service filter" in out[1]
+    assert "errors: 25.0% vs 0.00%" in text(out[6])
 
 
 def test_compare_without_enough_requests_has_no_verdict(app_context: dict[str, Any]) -> None:
@@ -258,7 +275,20 @@ def test_compare_without_enough_requests_has_no_verdict(app_context: dict[str, A
 
     out = compare.refresh(1, {**STATE, "service": HOSTILE, "lane": "gray"}, "light", "UTC")
     assert out[0] == f"{HOSTILE}: gray vs base"
-    assert "No verdict yet" in text(out[2])
+    assert "No verdict yet" in text(out[6])
+
+
+def test_compare_advice_comes_from_the_live_instances(app_context: dict[str, Any]) -> None:
+    from lanewatch.dashboard.pages import compare
+
+    out = compare.refresh(1, {**STATE, "service": "B"}, "light", "UTC")  # B has no gray instance
+    assert "No lane besides base served requests to B" in text(out[6])
+    msg = compare.advice([{"service": "A", "lane": "gray", "live": True}, {"service": "C", "lane": "gray",
+                                                                           "live": True}],
+                         compare.ViewState(), "last 5 min", app_context["settings"])
+    assert msg.startswith("No gray requests last 5 min while 2 gray instances are live (A, C)")
+    assert "start" not in msg
+    assert out[8].layout.annotations[0].text == "Nothing to compare yet (see above)."  # the hint once
 
 
 # ---- lanes -----------------------------------------------------------------------------------
@@ -266,13 +296,44 @@ def test_compare_without_enough_requests_has_no_verdict(app_context: dict[str, A
 def test_lanes_matrix_shows_b_has_no_gray(app_context: dict[str, Any]) -> None:
     from lanewatch.dashboard.pages import lanes
 
-    matrix, instances = lanes.refresh(1, STATE, "light", "UTC")
+    dead, matrix, instances = lanes.refresh(1, STATE, "light", "UTC")
     rows = {text(find(r, html.Td)[0]): text(r) for r in find(matrix, html.Tr)[1:]}
     assert rows["B"].endswith("— none")
     assert "● live" in rows["C"] and HOSTILE in rows
-    assert len(find(instances, html.Tr)) == 7
-    empty, _ = lanes.refresh(1, {**STATE, "service": "nope"}, "light", "UTC")
+    assert len(find(instances, html.Tr)) == 7 and "6 instances" in text(instances)
+    assert dead is None  # no dead lane in this store
+    _, empty, _ = lanes.refresh(1, {**STATE, "service": "nope"}, "light", "UTC")
     assert "clear them" in text(empty)
+
+
+def test_instance_rows_show_traffic_mark_dead_lanes_and_cap_the_rows(app_context: dict[str, Any]) -> None:
+    from lanewatch.dashboard import theme as T
+    from lanewatch.dashboard.pages import lanes
+
+    colours = T.lane_colours(["base", "gray"])
+    now = 1_800_000_000.0
+    rows = [{"service": "A", "lane": "gray", "instance": "a-g", "live": True, "first_seen": now - 600,
+             "last_seen": now - 1, "state": "up", "hops": 0, "errors": 0, "last_hop": None},
+            {"service": "A", "lane": "base", "instance": "a-b", "live": True, "first_seen": now - 600,
+             "last_seen": now - 1, "state": "up", "hops": 12_000, "errors": 30, "last_hop": now - 2},
+            {"service": "C", "lane": "base", "instance": "c-b", "live": False, "first_seen": now - 600,
+             "last_seen": now - 100, "state": "up"}]  # an older Query: no traffic columns
+    dead = [{"service": "A", "lane": "gray", "live_instances": 1, "idle_s": 130.0, "last_hop_ts": None,
+             "service_requests": 12_000}]
+    table = lanes.instance_rows(rows, now=now, tz="UTC", colours=colours, dead=dead)
+    trs = {tr.__dict__["data-instance"] if "data-instance" in tr.__dict__ else text(find(tr, html.Code)[0]): tr
+           for tr in find(table, html.Tr)[1:]}
+    assert "dead" in text(trs["a-g"]) and trs["a-g"].className == "lw-row-dead"
+    assert "never" in text(trs["a-g"])
+    assert "12,000" in text(trs["a-b"]) and "30 (0.25%)" in text(trs["a-b"]) and "2 s ago" in text(trs["a-b"])
+    assert "dead" not in text(trs["a-b"]) and text(trs["c-b"]).count("—") == 3
+    card = lanes.dead_card(dead, colours)
+    assert "on A: no gray hops for 2 min while 1 gray instance is live and A served 12,000 requests" in text(card)
+    assert lanes.dead_card([], colours) is None
+    many = [{**rows[1], "instance": f"i{i:05d}"} for i in range(2000)]
+    capped = lanes.instance_rows(many, now=now, tz="UTC", colours=colours)
+    assert len(find(capped, html.Tr)) == lanes.MAX_ROWS + 1
+    assert "Showing 500 of 2,000 instances (1,500 hidden" in text(capped)
 
 
 # ---- shell -----------------------------------------------------------------------------------

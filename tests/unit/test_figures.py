@@ -267,8 +267,8 @@ def test_headline_card_says_share_and_count() -> None:
                            T.lane_colours(["base", "gray"]), "last 5 min")
     t = text(card)
     assert "99.2%" in t and "of 12,408 gray traces stayed in lane, last 5 min" in t
-    assert "99 escaped" in t and "41.2 req/s" in t and "0.30% errors" in t
-    assert "lw-bad" in card.className
+    assert "99 violated" in t and "41.2 hops/s over all services" in t and "0.30% of hops failed" in t
+    assert "lw-violated" in card.className and "req/s" not in t
 
 
 def test_no_spans_hint_names_the_endpoint() -> None:
@@ -369,3 +369,10 @@ def test_compare_totals_show_the_difference() -> None:
 
 def test_figures_are_plotly_figures() -> None:
     assert isinstance(F.empty_figure("x"), go.Figure)
+
+
+def test_empty_figure_wraps_and_escapes_long_messages() -> None:
+    msg = "No gray requests last 5 min while 3 gray instances are live (A, C): send gray traffic " + HOSTILE
+    lines = F.empty_figure(msg).layout.annotations[0].text.split("<br>")
+    assert len(lines) > 1 and all(len(line) <= F.WRAP_AT for line in lines)
+    assert "&lt;img" in " ".join(lines) and "<img" not in " ".join(lines)

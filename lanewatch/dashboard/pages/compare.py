@@ -1,11 +1,15 @@
-"""Compare: is a lane worse than base for one service, over the same window?
+"""Compare: is a lane worse than base, over the same window?
 
-The service and lane come from the shared filters; without them the first
-service and the first non-base lane in the window are compared.
+With a service in the filters, that service's lane (the filter's, else its
+busiest non-base lane) is compared with base: verdict, totals, three series.
+Without one, a table of verdicts for every service (the filter's lane, else
+every non-base lane) vs base, worst first, each row linking to its single-
+service view; the worst row's details follow, named as such.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dash
@@ -16,21 +20,24 @@ from lanewatch.dashboard import cache, tables
 from lanewatch.dashboard import components as C
 from lanewatch.dashboard import figures as F
 from lanewatch.dashboard.app import GRAPH_CONFIG, colours_for, get_query, get_settings, live_inputs
-from lanewatch.dashboard.state import ViewState, step_for
-from lanewatch.dashboard.theme import order_lanes
+from lanewatch.dashboard.state import ViewState, step_for, to_search
 from lanewatch.dashboard.timefmt import window_label
+from lanewatch.query.compare import DEFAULT_THRESHOLDS, confidence_text
 from lanewatch.stats import Thresholds
 
 dash.register_page(  # type: ignore[no-untyped-call]
     __name__, path="/compare", name="Compare", title="lanewatch: compare", order=3)
 
-
+#: The per-service table shows at most this many rows (worst first) and says how many it hides.
+MAX_ROWS = 200
 def layout(**kwargs: Any) -> html.Div:
-    """Heading, verdict, totals and the three series."""
+    """Heading, the per-service table, then verdict, totals and the three series."""
     graph: dict[str, Any] = {"config": GRAPH_CONFIG, "style": {"height": "280px"}}
     return html.Div([
         html.Div([html.H2(id="compare-title", children="Is gray worse than base?"),
                   html.Span(id="compare-note", className="lw-sub")], className="lw-page-head"),
+        html.Div(id="compare-all", className="lw-card", hidden=True),
+        html.H3(id="compare-detail-head", hidden=True),
         html.Div([html.Div(id="compare-verdict", className="lw-card"),
                   html.Div(id="compare-totals", className="lw-card")], className="lw-grid-2"),
         html.Div([dcc.Graph(id="compare-qps", **graph), dcc.Graph(id="compare-errors", **graph)],
@@ -39,92 +46,150 @@ def layout(**kwargs: Any) -> html.Div:
     ], className="lw-page")
 
 
-def pick(flows: list[dict[str, Any]], vs: ViewState) -> tuple[str | None, str | None]:
-    """The (service, lane) to compare: the filters, else the busiest non-base lane and the
-    service that served most of it (from ``Query.flows``)."""
-    served: dict[tuple[str, str], int] = {}
-    for r in flows:
-        key = (r["service"], r["instance_lane"])
-        served[key] = served.get(key, 0) + int(r["requests"])
+def pick(rows: Sequence[Mapping[str, Any]], vs: ViewState) -> tuple[str | None, str | None]:
+    """The (service, lane) of the details: the filters where set, else the worst row of
+    ``Query.compare_all`` (rows worst first) that matches them."""
     lane = vs.lane if vs.lane and vs.lane != L.BASE else None
-    if lane is None:
-        per_lane: dict[str, int] = {}
-        for (_, x), n in served.items():
-            if x != L.BASE:
-                per_lane[x] = per_lane.get(x, 0) + n
-        lane = max(order_lanes(per_lane), key=lambda x: per_lane[x], default=None)
-    service = vs.service
-    if service is None:
-        candidates = {s: n for (s, x), n in served.items() if x == lane} or \
-            {s: n for (s, _), n in served.items()}
-        service = max(sorted(candidates), key=lambda s: candidates[s], default=None)
-    return service, lane
+    for r in rows:
+        if (lane is None or r["lane"] == lane) and (vs.service is None or r["service"] == vs.service):
+            return str(r["service"]), str(r["lane"])
+    return vs.service, lane
 
 
-def verdict_box(verdict: dict[str, Any] | None, lane: str, base: str) -> list[Any]:
-    """The comparison's verdict with its confidence, or why there is none yet."""
+def advice(instances: Sequence[Mapping[str, Any]], vs: ViewState, window: str, settings: Any) -> str:
+    """Why there is nothing to compare, from the live instances, in one sentence."""
+    live: dict[str, set[str]] = {}
+    for r in instances:
+        if r.get("live") and r["lane"] != L.BASE and (not vs.service or r["service"] == vs.service) \
+                and (not vs.lane or r["lane"] == vs.lane):
+            live.setdefault(str(r["lane"]), set()).add(str(r["service"]))
+    if live:
+        lane = min(live, key=lambda x: (x != "gray", x))
+        n = sum(1 for r in instances if r.get("live") and r["lane"] == lane
+                and (not vs.service or r["service"] == vs.service))
+        return (f"No {lane} requests {window} while {n} {lane} instance{'s' * (n != 1)} "
+                f"{'are' if n != 1 else 'is'} live ({', '.join(sorted(live[lane]))}): send {lane} traffic "
+                f"(through its entry or with its lane header) to compare it with base.")
+    if instances:
+        where = f" to {vs.service}" if vs.service else ""
+        return (f"No lane besides base served requests{where} {window}: start an instance in a gray lane "
+                "(OTEL_RESOURCE_ATTRIBUTES=service.lane=gray) to compare it with base.")
+    return C.no_spans(settings)
+
+
+def verdict_box(verdict: Mapping[str, Any] | None, lane: str, base: str,
+                th: Thresholds = DEFAULT_THRESHOLDS) -> list[Any]:
+    """The verdict, its confidence that ``lane`` is worse and the tests behind it, or why there is
+    none yet. A badge and its words always agree: "worse" with its confidence, or "no significant
+    difference" with the p-value and the level it was not worse at."""
     if verdict is None:
         return [html.H3("Verdict"), C.empty_state(
-            f"No verdict yet: {lane} or {base} served fewer than {Thresholds().min_requests} requests in this "
+            f"No verdict yet: {lane} or {base} served fewer than {th.min_requests} requests in this "
             "window; widen the window or wait for traffic.", id="compare-no-verdict")]
     worse = bool(verdict.get("worse"))
+    conf, alpha = float(verdict.get("confidence") or 0.0), float(verdict.get("alpha", th.alpha))
     badge = html.Span(f"{lane} is worse" if worse else "no significant difference",
                       className="lw-badge " + ("lw-v-intrusion" if worse else "lw-v-in_lane"))
-    conf = verdict.get("confidence")
-    lines = [html.Div([badge, f" confidence {100 * float(conf):.1f}%" if conf is not None else ""],
-                      className="lw-alert-head", id="compare-verdict-head"),
-             html.Div(str(verdict.get("text", "")))]
+    said = (f" confidence {confidence_text(conf)} that {lane} is worse" if worse else
+            f" p = {float(verdict.get('p_value', 1 - conf)):.2g}: not worse at {confidence_text(1 - alpha)}")
+    lines: list[Any] = [html.Div([badge, said], className="lw-alert-head", id="compare-verdict-head",
+                                 **C._data(worse=str(worse).lower())),
+                        html.Div(str(verdict.get("text", "")), className="lw-wrap")]
     errors, latency = verdict.get("errors") or {}, verdict.get("latency") or {}
     if errors:
-        lines.append(html.Div(f"errors: {C.pct_text(errors.get('lane_rate'))} vs "
-                              f"{C.pct_text(errors.get('base_rate'))}, two-proportion z = "
-                              f"{errors.get('z')}, p = {float(errors.get('p_value', 1)):.2g}",
-                              className="lw-sub"))
+        test = "Fisher's exact test" if errors.get("method") == "fisher" else f"two-proportion z = {errors.get('z')}"
+        lines.append(html.Div(f"errors: {C.pct_text(errors.get('lane_rate'))} vs {C.pct_text(errors.get('base_rate'))}"
+                              f", {test}, one-sided p = {float(errors.get('p_value', 1)):.2g}", className="lw-sub"))
     if latency:
-        lines.append(html.Div(f"latency: {lane} slower in {100 * float(latency['prob_slower']):.0f}% "
-                              f"of pairs, Mann-Whitney z = {latency.get('z')}, "
-                              f"p = {float(latency.get('p_value', 1)):.2g}", className="lw-sub"))
-    if "alpha" in verdict:
-        lines.append(html.Div(f"significance level {verdict['alpha']}", className="lw-sub"))
+        effect = 0.5 + float(latency.get("min_effect", verdict.get("min_latency_effect", 0.0)))
+        lines.append(html.Div(f"latency: {lane} slower in {100 * float(latency['prob_slower']):.0f}% of pairs "
+                              f"(worse above {100 * effect:.0f}%), Mann-Whitney z = {latency.get('z')}, "
+                              f"one-sided p = {float(latency.get('p_value', 1)):.2g}", className="lw-sub"))
+    lines.append(html.Div(f"significance level {alpha}; confidence = 1 − p of the claim that {lane} is worse",
+                          className="lw-sub"))
     return [html.H3("Verdict"), *lines]
+
+
+def _pair(a: Any, b: Any, fmt: str) -> str:
+    def one(v: Any) -> str:
+        return "—" if v is None else C.pct_text(float(v)) if fmt == "pct" else fmt.format(float(v))
+    return f"{one(a)} vs {one(b)}"
+
+
+def verdict_table(rows: Sequence[Mapping[str, Any]], vs: ViewState, colours: Mapping[str, str],
+                  th: Thresholds = DEFAULT_THRESHOLDS) -> list[Any]:
+    """Rows of ``Query.compare_all`` (worst first) as a table; each service links to its view."""
+    body = []
+    for r in rows[:MAX_ROWS]:
+        worse = r.get("worse")
+        badge = html.Span("worse" if worse else "not worse" if worse is False else "no verdict",
+                          className="lw-badge " + ("lw-v-intrusion" if worse else "lw-v-in_lane"
+                                                   if worse is False else ""))
+        href = "/compare" + to_search(ViewState(vs.window_s, str(r["service"]), str(r["lane"]), vs.kind))
+        conf = r.get("confidence")
+        body.append(html.Tr([
+            html.Td(dcc.Link(str(r["service"]), href=href), className="lw-svc"),
+            html.Td(C.lane_chip(str(r["lane"]), colours)), html.Td([badge, " ", str(r.get("text", ""))]),
+            html.Td(f"{int(r.get('lane_requests') or 0):,} vs {int(r.get('base_requests') or 0):,}"),
+            html.Td(_pair(r.get("lane_error_rate"), r.get("base_error_rate"), "pct")),
+            html.Td(_pair(r.get("lane_p50_ms"), r.get("base_p50_ms"), "{:,.1f} ms")),
+            html.Td(confidence_text(float(conf)) if conf is not None else "—"),
+        ], className="lw-row-worse" if worse else "", **C._data(service=str(r["service"]))))
+    head = html.Thead(html.Tr([html.Th(h) for h in (
+        "service", "lane", "verdict", "requests (lane vs base)", "error rate", "p50 latency",
+        "confidence it is worse")]))
+    hidden = len(rows) - min(len(rows), MAX_ROWS)
+    note = (f"{hidden:,} more rows hidden (the least worse); filter by lane or service to see them."
+            if hidden else f"No verdict below {th.min_requests} requests on either side; "
+            f"significance level {th.alpha}.")
+    if not rows:
+        return [html.H3("Per service"), C.empty_state("No service served this lane in the window.")]
+    return [html.H3("Per service, worst first"),
+            html.Table([head, html.Tbody(body)], className="lw-table", id="compare-table"),
+            html.Div(note, className="lw-sub")]
 
 
 def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None,
             tz: str | None) -> tuple[Any, ...]:
-    """(title, note, verdict, totals, QPS, errors, latency) for the chosen service and lane."""
-    q, vs, theme = get_query(), ViewState.from_dict(state), theme or "light"
-    window = window_label(vs.window_s)
-    chosen = vs.service and vs.lane and vs.lane != L.BASE
-    service, lane = (vs.service, vs.lane) if chosen else pick(q.flows(vs.window_s), vs)
+    """(title, note, table, table hidden, detail heading, detail hidden, verdict, totals, QPS,
+    errors, latency)."""
+    q, settings, vs, theme = get_query(), get_settings(), ViewState.from_dict(state), theme or "light"
+    window, step = window_label(vs.window_s), step_for(vs.window_s)
+    th = Thresholds.from_settings(settings)
+    lane_filter = vs.lane if vs.lane and vs.lane != L.BASE else None
+    rows: list[dict[str, Any]] = []
+    if not (vs.service and lane_filter):  # the table, or the worst lane of one service
+        rows = cache.per_step(q, max(step, 5), ("compare_all", vs.window_s),
+                              lambda: q.compare_all(None, vs.window_s))[0]
+    service, lane = pick(rows, vs)
     if service is None or lane is None:
-        if lane is not None or service is not None:
-            msg = ("No lane besides base served requests in this window: start a gray instance "
-                   "(OTEL_RESOURCE_ATTRIBUTES=service.lane=gray) to compare it with base.")
-        elif q.instances():
-            msg = f"No requests {window}: widen the window or send some traffic."
-        else:
-            msg = C.no_spans(get_settings())
-        fig = F.empty_figure(msg, theme)
-        return ("Is gray worse than base?", "", C.empty_state(msg, id="compare-empty"), None,
-                fig, fig, fig)
-    step = step_for(vs.window_s)
+        msg = advice(q.instances(), vs, window, settings)
+        fig = F.empty_figure("Nothing to compare yet (see above).", theme)  # the hint once, not four times
+        return (f"Is {lane_filter or 'gray'} worse than base?", window, None, True, None, True,
+                C.empty_state(msg, id="compare-empty"), None, fig, fig, fig)
     (cmp, _), colours = cache.gather(
         lambda: cache.per_step(q, step, ("compare", service, lane, vs.window_s),
                                lambda: q.compare(service, lane, vs.window_s, step_s=step)),
         lambda: colours_for(q, vs.window_s))
-    cmp = {**cmp, "series": F.complete_steps({"lanes": cmp.get("series") or {}, "step_s": step})
-           ["lanes"]}
-    note = (f"{window}; pick another service or lane with the filters above"
-            if not (vs.service and vs.lane) else window)
-    kw: dict[str, Any] = {"colours": colours, "theme": theme, "tz": tz,
-                          "uirevision": f"{service}|{lane}"}
-    return (f"{service}: {lane} vs {cmp.get('base', L.BASE)}", note,
-            verdict_box(cmp.get("verdict"), lane, str(cmp.get("base", L.BASE))), tables.compare_totals(cmp, vs.window_s, colours),
-            F.compare_figure(cmp, "qps", **kw), F.compare_figure(cmp, "error_rate", **kw),
-            F.compare_figure(cmp, "latency", **kw))
+    cmp = {**cmp, "series": F.complete_steps({"lanes": cmp.get("series") or {}, "step_s": step})["lanes"]}
+    base = str(cmp.get("base", L.BASE))
+    kw: dict[str, Any] = {"colours": colours, "theme": theme, "tz": tz, "uirevision": f"{service}|{lane}"}
+    detail = (verdict_box(cmp.get("verdict"), lane, base, th), tables.compare_totals(cmp, vs.window_s, colours),
+              F.compare_figure(cmp, "qps", **kw), F.compare_figure(cmp, "error_rate", **kw),
+              F.compare_figure(cmp, "latency", **kw))
+    if vs.service:
+        return (f"{service}: {lane} vs {base}", f"{window}; clear the service filter to compare every service",
+                None, True, None, True, *detail)
+    mine = [r for r in rows if lane_filter is None or r["lane"] == lane_filter]
+    lanes_text = lane_filter or "each lane"
+    head = f"Details: {service}, {lane} vs {base} (the worst row; pick another row above)"
+    return (f"Every service: {lanes_text} vs {base}", f"{window}; {len(mine)} service/lane pairs, worst first",
+            verdict_table(mine, vs, colours, th), False, head, False, *detail)
 
 
 dash.callback(Output("compare-title", "children"), Output("compare-note", "children"),
+              Output("compare-all", "children"), Output("compare-all", "hidden"),
+              Output("compare-detail-head", "children"), Output("compare-detail-head", "hidden"),
               Output("compare-verdict", "children"), Output("compare-totals", "children"),
               Output("compare-qps", "figure"), Output("compare-errors", "figure"),
               Output("compare-latency", "figure"), *live_inputs())(refresh)

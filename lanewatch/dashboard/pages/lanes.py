@@ -7,35 +7,93 @@ had no live gray instance is a fallback; while it had one, a leak.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dash
 from dash import Output, html
 
+from lanewatch.dashboard import cache, tables
 from lanewatch.dashboard import components as C
-from lanewatch.dashboard import tables
 from lanewatch.dashboard.app import colours_for, get_query, get_settings, live_inputs
 from lanewatch.dashboard.state import ViewState
+from lanewatch.dashboard.timefmt import ago, utc_time
 
 dash.register_page(__name__, path="/lanes", name="Lanes & instances",
                    title="lanewatch: lanes and instances", order=4)  # type: ignore[no-untyped-call]
 
 
+#: The instance table renders at most this many rows (live first) and says how many it hides.
+MAX_ROWS = 500
+
+
 def layout(**kwargs: Any) -> html.Div:
-    """The services x lanes matrix and the instance list."""
+    """Dead lanes, the services x lanes matrix and the instance list."""
     return html.Div([
         html.Div([html.H2("Lanes and instances"), html.Span(
             "A gray hop served by base is a fallback when the service had no live gray instance, "
             "and a leak when it had one.", className="lw-sub")], className="lw-page-head"),
+        html.Div(id="lanes-dead"),
         html.Div([html.H3("Live lanes per service"), html.Div(id="lanes-matrix")],
                  className="lw-card"),
         html.Div([html.H3("Instances"), html.Div(id="lanes-instances")], className="lw-card"),
     ], className="lw-page")
 
 
+def dead_card(dead: Sequence[Mapping[str, Any]], colours: Mapping[str, str]) -> html.Div | None:
+    """``summary["dead_lanes"]`` as one line each: live instances that received no traffic."""
+    if not dead:
+        return None
+    items = []
+    for d in dead:
+        lane, svc, n = str(d.get("lane")), str(d.get("service")), int(d.get("live_instances") or 0)
+        idle = ago(float(d.get("idle_s") or 0)).removesuffix(" ago")
+        line = (f" on {svc}: no {lane} hops for {idle} while {n} {lane} instance{'s' * (n != 1)} "
+                f"{'are' if n != 1 else 'is'} live and {svc} served "
+                f"{int(d.get('service_requests') or 0):,} requests")
+        items.append(html.Li([html.Span("dead", className="lw-badge"), " ", C.lane_chip(lane, colours), line],
+                             **C._data(service=svc, lane=lane)))
+    return html.Div([html.H3("Dead lanes"), html.Ul(items)], className="lw-card lw-dead", id="lanes-dead-card")
+
+
+def instance_rows(instances: Sequence[Mapping[str, Any]], *, now: float, tz: str | None,
+                  colours: Mapping[str, str], dead: Sequence[Mapping[str, Any]] = ()) -> html.Div:
+    """One row per instance (live first, then service, lane): traffic served (``hops``, ``errors``,
+    ``last_hop`` when the Query gives them), marked when its lane is dead there; at most
+    :data:`MAX_ROWS` rows."""
+    dead_at = {(str(d.get("service")), str(d.get("lane"))) for d in dead}
+    rows = sorted(instances, key=lambda r: (not r.get("live"), r["service"], r["lane"], r["instance"]))
+    body = []
+    for r in rows[:MAX_ROWS]:
+        hops, errors, last = r.get("hops"), r.get("errors"), r.get("last_hop")
+        is_dead = (r["service"], r["lane"]) in dead_at and r.get("live")
+        body.append(html.Tr([
+            html.Td(r["service"], className="lw-svc"),
+            html.Td([C.lane_chip(r["lane"], colours)] + ([" ", html.Span("dead", className="lw-badge")]
+                                                          if is_dead else [])),
+            html.Td(html.Code(r["instance"])),
+            html.Td("live" if r.get("live") else "not live", className="lw-live" if r.get("live") else "lw-gone"),
+            html.Td(f"{int(hops):,}" if hops is not None else "—"),
+            html.Td(f"{int(errors):,} ({C.pct_text(int(errors) / int(hops))})" if hops and errors is not None
+                    else "—" if errors is None else f"{int(errors):,}"),
+            html.Td(ago(now - float(last)), title=utc_time(float(last))) if last is not None else
+            html.Td("never" if hops is not None else "—"),
+            tables.time_cell(float(r["first_seen"]), tz, True),
+            html.Td(ago(now - float(r["last_seen"])), title=utc_time(float(r["last_seen"]))),
+        ], className="lw-row-dead" if is_dead else "", **C._data(service=str(r["service"]), lane=str(r["lane"]))))
+    head = html.Thead(html.Tr([html.Th(h) for h in ("service", "lane", "instance", "live", "hops served",
+                                                    "errors", "last hop", "first seen", "last seen")]))
+    hidden = len(rows) - len(body)
+    note = (f"Showing {len(body):,} of {len(rows):,} instances ({hidden:,} hidden, not live ones first to go); "
+            "filter by service or lane to see the rest." if hidden else
+            f"{len(rows):,} instance{'s' * (len(rows) != 1)}; hops and errors since each was first seen.")
+    return html.Div([html.Table([head, html.Tbody(body)], className="lw-table", id="lanes-instance-table"),
+                     html.Div(note, className="lw-sub", id="lanes-instances-note")])
+
+
 def refresh(_tick: int | None, state: dict[str, Any] | None, _theme: str | None, tz: str | None,
-            now: float | None = None) -> tuple[Any, Any]:
-    """(matrix, instance table), filtered by service and lane."""
+            now: float | None = None) -> tuple[Any, Any, Any]:
+    """(dead lanes, matrix, instance table), filtered by service and lane."""
     q, vs = get_query(), ViewState.from_dict(state)
     rows = [r for r in q.instances()
             if (not vs.service or r["service"] == vs.service) and (not vs.lane or r["lane"] == vs.lane)]
@@ -45,12 +103,15 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, _theme: str | None,
                if vs.service or vs.lane else
                f"No instances yet: run services with the lanewatch instrumentation "
                f"(heartbeats) and OTEL_EXPORTER_OTLP_ENDPOINT={C.otlp_hint(settings)}.")
-        return C.empty_state(msg, id="lanes-empty"), None
+        return None, C.empty_state(msg, id="lanes-empty"), None
     now = float(getattr(q, "clock", time.time)()) if now is None else now
     colours = colours_for(q, vs.window_s)
-    return (tables.lanes_matrix(rows, now=now, tz=tz, colours=colours),
-            tables.instances_table(rows, now=now, tz=tz, colours=colours))
+    summary, _ = cache.per_step(q, 5, ("lanes-summary", vs.window_s), lambda: q.summary(vs.window_s))
+    dead = [d for d in summary.get("dead_lanes") or []
+            if (not vs.service or d.get("service") == vs.service) and (not vs.lane or d.get("lane") == vs.lane)]
+    return (dead_card(dead, colours), tables.lanes_matrix(rows, now=now, tz=tz, colours=colours),
+            instance_rows(rows, now=now, tz=tz, colours=colours, dead=dead))
 
 
-dash.callback(Output("lanes-matrix", "children"), Output("lanes-instances", "children"),
-              *live_inputs())(refresh)
+dash.callback(Output("lanes-dead", "children"), Output("lanes-matrix", "children"),
+              Output("lanes-instances", "children"), *live_inputs())(refresh)

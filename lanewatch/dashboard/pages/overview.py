@@ -25,6 +25,9 @@ dash.register_page(  # type: ignore[no-untyped-call]
 
 #: "Where it escaped" groups at most this many newest violations.
 ESCAPES_FROM = 200
+#: The cards' Compare verdicts (every lane vs base on every service) are recomputed at
+#: most this often (seconds), or once per chart step when that is longer.
+VERDICT_EVERY_S = 5
 
 
 def layout(**kwargs: Any) -> html.Div:
@@ -81,13 +84,16 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
     q, settings, vs, theme = get_query(), get_settings(), ViewState.from_dict(state), theme or "light"
     window = window_label(vs.window_s)
     step = step_for(vs.window_s)
-    summary, (raw, data_slot), colours, viols = cache.gather(
+    summary, (raw, data_slot), colours, viols, (compared, _), instances = cache.gather(
         lambda: q.summary(vs.window_s, service=vs.service, lane=vs.lane),
         lambda: cache.per_step(q, step, ("series", vs.window_s, vs.service, vs.lane),
                                lambda: q.series(vs.window_s, service=vs.service, lane=vs.lane,
                                                 step_s=step)),
         lambda: colours_for(q, vs.window_s),
-        lambda: q.violations(vs.window_s, service=vs.service, lane=vs.lane, limit=ESCAPES_FROM))
+        lambda: q.violations(vs.window_s, service=vs.service, lane=vs.lane, limit=ESCAPES_FROM),
+        lambda: cache.per_step(q, max(step, VERDICT_EVERY_S), ("compare_all", vs.window_s),
+                               lambda: q.compare_all(None, vs.window_s)),
+        q.instances)
     series = F.complete_steps(raw)
     note = f"{window}, up to {local_time(summary['to'], tz)}"
     note += f"; charts end {F.SETTLE_S} s back while spans arrive"
@@ -116,11 +122,16 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
         qps = _patch(series, lanes, "qps", colours, tz)
         errors = _patch(series, lanes, "error_rate", colours, tz)
     else:
-        qps = F.lane_series_figure(series, "qps", colours=colours, theme=theme, tz=tz,
-                                   title=f"Requests per second by instance lane, {window}")
+        where = f"requests to {vs.service}" if vs.service else "hops, all services"
+        qps = F.lane_series_figure(series, "qps", colours=colours, theme=theme, tz=tz, hops=not vs.service,
+                                   title=f"Per second by instance lane: {where}, {window}")
         errors = F.lane_series_figure(series, "error_rate", colours=colours, theme=theme, tz=tz,
-                                      title=f"Error rate by instance lane, {window}")
-    return (note, C.headline_cards(summary, colours, window),
+                                      title=f"Error rate by instance lane: {where}, {window}")
+    compared = [v for v in compared if not vs.service or v["service"] == vs.service]
+    instances = [r for r in instances if not vs.service or r["service"] == vs.service]
+    cards = C.headline_cards(summary, colours, window, window_s=vs.window_s, verdicts=compared,
+                             instances=instances, lane=vs.lane)
+    return (note, cards,
             C.alerts_card(summary, window, "/violations" + to_search(vs)), verdicts, escapes, qps,
             errors, C.counters_line(summary), key)
 
