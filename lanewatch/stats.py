@@ -35,22 +35,6 @@ class Thresholds:
     #: the smallest latency effect, P(lane slower) - 0.5, called worse
     min_latency_effect: float = 0.05
 
-    @classmethod
-    def from_settings(cls, settings: Any) -> Thresholds:
-        """From ``settings.compare`` (fields of the same names) when it exists, else the defaults."""
-        section = getattr(settings, "compare", None)
-        if section is None:
-            return cls()
-        default = cls()
-
-        def read(name: str) -> Any:
-            if isinstance(section, dict):
-                return section.get(name, getattr(default, name))
-            return getattr(section, name, getattr(default, name))
-
-        return cls(**{f: type(getattr(default, f))(read(f))
-                      for f in ("min_requests", "alpha", "min_latency_effect")})
-
 
 def p_two_sided(z: float) -> float:
     """Two-sided p-value of a standard normal score."""

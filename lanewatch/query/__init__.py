@@ -23,6 +23,7 @@ Conventions chosen here (documented in ``docs/api.md``):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -91,6 +92,11 @@ class Query:
         out.update(dead_lanes=dead, dead_after_s=self.dead_after_s,
                    seen=S.seen(self.store, t0, t1, instances), counters=self._counters(), estimated=False)
         return out
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """When Compare gives a verdict (the ``compare`` settings)."""
+        return Thresholds(**dataclasses.asdict(self.settings.compare))
 
     @property
     def dead_after_s(self) -> float:
@@ -202,7 +208,7 @@ class Query:
         both = self._series(s0, t1, step_s, {"service": service}, [lane, base])
         series = {name: both[name] for name in (lane, base)}
         verdict = compare_verdict(totals[lane], totals[base], dense[lane], dense[base], lane, base,
-                                  Thresholds.from_settings(self.settings))
+                                  self.thresholds)
         return {"service": service, "lane": lane, "base": base, "window_s": int(window_s),
                 "series": series, "totals": totals, "verdict": verdict}
 
@@ -214,7 +220,7 @@ class Query:
         hops = self.store.rollup("hops", t0, t1, ["service", "instance_lane"])
         lat = self.store.rollup("latency", t0, t1, ["service", "instance_lane", "bucket"])
         lanes = [lane] if lane else [x for x in set(hops.instance_lane) if isinstance(x, str)]
-        return verdict_rows(hops, lat, lanes, base, Thresholds.from_settings(self.settings))  # plain values
+        return verdict_rows(hops, lat, lanes, base, self.thresholds)  # plain values
 
     def trace(self, trace_id_hex: str) -> dict[str, Any] | None:
         """A kept trace (lane path, hops) with its violations; None when it was not kept."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from lanewatch import stats
+from lanewatch import config, stats
 from lanewatch.stats import Thresholds
 
 
@@ -81,8 +81,7 @@ def test_fisher_equals_scipy(table: tuple[int, int, int, int]) -> None:
     assert stats.fisher_greater(n1, e1, n2, e2) == pytest.approx(p, rel=1e-9, abs=1e-300)
 
 
-def test_thresholds_from_settings_or_defaults() -> None:
-    assert Thresholds.from_settings(SimpleNamespace()) == Thresholds()
-    section = SimpleNamespace(min_requests=100, alpha=0.05, min_latency_effect=0.1)
-    assert Thresholds.from_settings(SimpleNamespace(compare=section)) == Thresholds(100, 0.05, 0.1)
-    assert Thresholds.from_settings(SimpleNamespace(compare={"alpha": 0.05})) == Thresholds(alpha=0.05)
+def test_thresholds_are_the_compare_settings() -> None:
+    settings = config.load(environ={"LANEWATCH_COMPARE__ALPHA": "0.05"})
+    assert Thresholds(**dataclasses.asdict(settings.compare)) == Thresholds(alpha=0.05)
+    assert Thresholds(**dataclasses.asdict(config.Settings().compare)) == Thresholds()

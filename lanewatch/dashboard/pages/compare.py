@@ -9,6 +9,7 @@ service view; the worst row's details follow, named as such.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -155,7 +156,7 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None,
     errors, latency)."""
     q, settings, vs, theme = get_query(), get_settings(), ViewState.from_dict(state), theme or "light"
     window, step = window_label(vs.window_s), step_for(vs.window_s)
-    th = Thresholds.from_settings(settings)
+    th = Thresholds(**dataclasses.asdict(settings.compare))
     lane_filter = vs.lane if vs.lane and vs.lane != L.BASE else None
     rows: list[dict[str, Any]] = []
     if not (vs.service and lane_filter):  # the table, or the worst lane of one service
