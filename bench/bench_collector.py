@@ -38,7 +38,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from lanewatch import config
 from lanewatch.collect.engine import Engine
-from lanewatch.collect.pipeline import tune_gc
+from lanewatch.collect.pipeline import Pipeline, tune_gc
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
 
 
@@ -120,10 +120,10 @@ def over_http(bodies: list[bytes], fmt: str, n_spans: int, steady: bool = False)
     are judged in the flush at the end)."""
     gc.collect()
     p, clock = make_pipeline(0.25 if steady else 2.0)
-    p.settings = config.with_overrides(p.settings, flush_interval_s=0.1 if steady else 0.5)
+    flusher = Pipeline(p, [], interval_s=0.1 if steady else 0.5, clock=clock)
     rx = OtlpHttpReceiver(p, port=0, max_body_bytes=64 << 20)
     rx.start()
-    p.start()
+    flusher.start()
     ctx = mp.get_context("fork")
     q: mp.Queue = ctx.Queue()
     ctype = "application/x-protobuf" if fmt == "proto" else "application/json"
@@ -132,7 +132,7 @@ def over_http(bodies: list[bytes], fmt: str, n_spans: int, steady: bool = False)
     proc.start()
     q.get()
     proc.join()
-    p._stop.set()
+    flusher.stop()  # joins the flush thread (and flushes what is pending)
     finish(p, clock)
     elapsed = time.perf_counter() - t
     rx.stop()
