@@ -104,7 +104,7 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None,
             msg = f"No requests {window}: widen the window or send some traffic."
         else:
             msg = C.no_spans(get_settings())
-        fig = F.empty_figure(msg, theme)
+        fig = F.empty_figure("", theme)  # one hint per page: the verdict card says it
         return ("Is gray worse than base?", "", C.empty_state(msg, id="compare-empty"), None,
                 fig, fig, fig)
     step = step_for(vs.window_s)
