@@ -41,8 +41,9 @@ def trace_link(trace_id: str, template: str) -> html.Span:
     if href is None:
         return html.Span(code, className="lw-trace")
     external = href != BUILT_IN_TRACE.replace("{trace_id}", trace_id)
-    link = html.A(code, href=href, title=f"open trace {trace_id}",
-                  **({"target": "_blank", "rel": "noopener noreferrer"} if external else {}))
+    link = (html.A(code, href=href, title=f"open trace {trace_id}", target="_blank",
+                   rel="noopener noreferrer") if external
+            else html.A(code, href=href, title=f"open trace {trace_id}"))
     return html.Span([link, dcc.Clipboard(content=trace_id, title=f"copy trace id {trace_id}",
                                           className="lw-copy")], className="lw-trace")
 

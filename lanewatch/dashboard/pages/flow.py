@@ -89,7 +89,7 @@ def _edges(rows: list[dict[str, Any]], service: str | None) -> list[dict[str, An
 
 
 def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, _tz: str | None,
-            selected: list[str] | None) -> tuple[Any, Any, bool, bool]:
+            selected: list[str] | None) -> tuple[Any, Any, Any, Any]:
     """(service graph, Sankey, edge card hidden, Sankey card hidden) for the window and filters.
 
     A fresh install shows one sentence on the graph and hides the other cards.

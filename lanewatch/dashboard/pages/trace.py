@@ -46,7 +46,7 @@ def _facts(found: dict[str, Any], tz: str | None) -> html.Table:
     kinds = sorted({str(v.get("kind")) for v in found.get("violations") or []})
     verdict = (html.Span([C.verdict_badge("in_lane"), " stayed in lane"]) if stayed else
                html.Span(["left its lane: ", *[C.verdict_badge(k) for k in kinds]]))
-    rows = [("entry lane", C.lane_chip(str(found.get("entry_lane") or "base"), colours)),
+    rows: list[tuple[str, Any]] = [("entry lane", C.lane_chip(str(found.get("entry_lane") or "base"), colours)),
             ("verdict", verdict),
             ("started", html.Span(local_time(ts, tz, True), title=utc_time(ts))),
             ("hops", f"{n_hops:,}"),
