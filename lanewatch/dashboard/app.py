@@ -3,12 +3,13 @@
 ``create_dash(server, query, settings)`` mounts a multi-page Dash app at
 ``/`` on the given Flask server (the API lives under ``/api/v1/`` on the same
 server). Pages live in :mod:`lanewatch.dashboard.pages`, one module each, and
-reach the query layer through :func:`get_query` so that their callbacks stay
-plain, testable functions.
+reach the query layer through :func:`get_query` (from the leaf module
+:mod:`lanewatch.dashboard.context`, re-exported here) so that their
+callbacks stay plain, testable functions.
 
 Shared inputs every page listens to (ids prefixed ``shell-``):
 ``shell-state.data`` (the :class:`~lanewatch.dashboard.state.ViewState` as a
-dict), ``shell-tick.n_intervals`` (every second), ``shell-theme.data``
+dict, ``None`` until the URL was read), ``shell-tick.n_intervals`` (every second), ``shell-theme.data``
 ("light"/"dark") and ``shell-tz.data`` (the viewer's IANA time zone).
 """
 
@@ -19,67 +20,28 @@ from typing import TYPE_CHECKING, Any
 
 import dash
 import flask
-from dash import Input, dcc, html
+from dash import dcc, html
 
 from lanewatch.config import Settings
-from lanewatch.dashboard import cache
+from lanewatch.dashboard import cache, shell_callbacks
 from lanewatch.dashboard import state as S
-from lanewatch.dashboard import theme as T
+from lanewatch.dashboard.context import (
+    GRAPH_CONFIG,
+    NAV,
+    colours_for,
+    get_query,
+    get_settings,
+    live_inputs,
+    set_context,
+)
 
 if TYPE_CHECKING:
     from lanewatch.query import Query
 
 log = logging.getLogger(__name__)
 
-_context: dict[str, Any] = {}
-
-#: (path, label) of the pages, in navigation order.
-NAV: tuple[tuple[str, str], ...] = (("/", "Overview"), ("/flow", "Flow"),
-                                    ("/violations", "Violations"), ("/compare", "Compare"),
-                                    ("/lanes", "Lanes & instances"))
-
-
-def get_query() -> Query:
-    """The :class:`lanewatch.query.Query` the pages read from (set by :func:`create_dash`)."""
-    try:
-        query: Query = _context["query"]
-        return query
-    except KeyError:
-        raise RuntimeError("lanewatch.dashboard: create_dash() has not been called") from None
-
-
-def get_settings() -> Settings:
-    """The settings given to :func:`create_dash` (defaults before that)."""
-    settings: Settings = _context.get("settings") or Settings()
-    return settings
-
-
-def set_context(query: Query, settings: Settings) -> None:
-    """Point the pages at ``query`` and ``settings`` (tests may call this directly)."""
-    _context["query"], _context["settings"] = query, settings
-
-
-def colours_for(query: Query, window_s: int) -> dict[str, str]:
-    """Lane colours from every lane the system knows (instances ever seen + the window).
-
-    Asked again at most every 5 s per window (lanes come and go slowly).
-    """
-    def known() -> dict[str, str]:
-        lanes = {row["lane"] for row in query.instances()} | set(query.lanes(window_s))
-        return T.lane_colours(lanes)
-
-    return cache.per_step(query, 5, ("colours", window_s), known)[0]
-
-
-def live_inputs() -> list[Input]:
-    """The inputs a live page listens to: tick, view state, theme, time zone (in this order)."""
-    return [Input("shell-tick", "n_intervals"), Input("shell-state", "data"),
-            Input("shell-theme", "data"), Input("shell-tz", "data")]
-
-
-#: dcc.Graph config shared by the pages.
-GRAPH_CONFIG: Any = {"displaylogo": False, "responsive": True,
-                                "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+__all__ = ["GRAPH_CONFIG", "NAV", "colours_for", "create_dash", "forget_page_callbacks",
+           "get_query", "get_settings", "live_inputs", "set_context", "shell"]
 
 
 def _controls() -> html.Div:
@@ -102,12 +64,19 @@ def _controls() -> html.Div:
 
 
 def shell() -> html.Div:
-    """The layout around every page: header, navigation, shared controls, stores."""
+    """The layout around every page: header, navigation, shared controls, stores.
+
+    ``shell-state`` starts as ``None`` ("the URL has not been read yet"), not as
+    the default view: the only writer of the first state is the URL (see
+    :func:`lanewatch.dashboard.shell_callbacks.sync`), so a shared link can
+    never be overtaken by defaults. Until a page's data arrives it shows
+    "loading…" (``lw-loading``, and ``:empty`` slots in ``assets/lanewatch.css``).
+    """
     nav = [dcc.Link(label, href=path, id=f"shell-nav-{label.split()[0].lower()}",
                     className="lw-nav-link") for path, label in NAV]
     return html.Div([
         dcc.Location(id="shell-url", refresh=False),
-        dcc.Store(id="shell-state", data=S.ViewState().to_dict()),
+        dcc.Store(id="shell-state", data=None),
         dcc.Store(id="shell-theme", storage_type="local"),
         dcc.Store(id="shell-tz"),
         dcc.Interval(id="shell-tick", interval=1000),
@@ -119,26 +88,45 @@ def shell() -> html.Div:
     ], id="shell-root", className="lw-root")
 
 
+def forget_page_callbacks() -> int:
+    """Empty Dash's global ``dash.callback`` registry; returns how many entries it held.
+
+    Dash (checked on 4.4) keeps ``dash.callback`` registrations in module
+    globals of the private ``dash._callback`` (``GLOBAL_CALLBACK_LIST``,
+    ``GLOBAL_CALLBACK_MAP``) and moves them into an app only on its first
+    request. Creating an app executes the page modules again, so a second app
+    in one process (tests, restarts) would get every page callback twice.
+    Dash has no public way to reset this (plotly/dash#2664: the maintainers
+    keep it private on purpose), so this is the one place that touches it;
+    ``tests/unit/test_dashboard_callbacks.py`` fails loudly if Dash changes it.
+    """
+    from dash import _callback
+
+    registry, by_id = _callback.GLOBAL_CALLBACK_LIST, _callback.GLOBAL_CALLBACK_MAP
+    if not isinstance(registry, list) or not isinstance(by_id, dict):
+        raise TypeError(f"dash {dash.__version__}: dash._callback's global callback registry "
+                        "changed shape; lanewatch.dashboard.app.forget_page_callbacks needs a look")
+    held = len(registry)
+    registry.clear()
+    by_id.clear()
+    return held
+
+
 def create_dash(server: flask.Flask, query: Query, settings: Settings) -> dash.Dash:
     """Mount the dashboard at ``/`` on ``server``, reading from ``query``.
 
     The pages' ``dash.callback`` registrations are global in Dash; creating a
-    second app in one process (tests, restarts) starts from a clean list so
-    that callbacks are not registered twice.
+    second app in one process starts from a clean list
+    (:func:`forget_page_callbacks`) so that callbacks are not registered twice.
     """
     set_context(query, settings)
     cache.clear()
-    from dash import _callback  # the global registry Dash copies into an app on first request
-
-    _callback.GLOBAL_CALLBACK_LIST.clear()
-    _callback.GLOBAL_CALLBACK_MAP.clear()
+    forget_page_callbacks()
     options: dict[str, Any] = {"server": server, "update_title": None}  # typed narrower in dash
     app = dash.Dash("lanewatch.dashboard", use_pages=True, pages_folder="pages",
                     url_base_pathname="/", title="lanewatch", suppress_callback_exceptions=True,
                     **options)
     app.layout = shell
-    from lanewatch.dashboard import shell_callbacks
-
     shell_callbacks.register(app)
     log.info("dashboard mounted at / with %d pages", len(dash.page_registry))
     return app

@@ -171,7 +171,8 @@ def headline_cards(summary: Mapping[str, Any], colours: Mapping[str, str], windo
 
 
 def alerts_card(summary: Mapping[str, Any], window: str, violations_href: str) -> html.Div:
-    """Firing state until the alerts issue lands: any violation in the window fires."""
+    """Did anything leave its lane in the window? Firing on any leak, intrusion or lost tag,
+    with the counts per kind and a link to the violations view."""
     hops, edges = summary.get("hops") or {}, summary.get("edges") or {}
     counts = {"leak": int(hops.get("leak", 0)), "intrusion": int(hops.get("intrusion", 0)),
               "tag_lost": int(edges.get("tag_lost", 0))}
@@ -185,12 +186,17 @@ def alerts_card(summary: Mapping[str, Any], window: str, violations_href: str) -
     else:
         head = html.Div([html.Span("OK", className="lw-badge lw-v-in_lane"),
                          f" no violations, {window}"], className="lw-alert-head")
-        body = []
-    note = html.Div("Alert rules and notifications arrive with the alerts issue; until then "
-                    "this card fires on any violation in the window.", className="lw-sub")
+        body = [dcc.Link("open Violations", href=violations_href)]
+    note = html.Div("Fires on any leak, intrusion or lost lane tag in the window.",
+                    className="lw-sub")
     return html.Div([html.H3("Alerts"), head, html.Div(body, className="lw-row"), note],
                     className="lw-card lw-alerts", id="overview-alert-state",
                     **_data(firing="true" if total else "false"))
+
+
+def loading(what: str = "", **kwargs: Any) -> html.Div:
+    """The placeholder a live slot shows until its first data arrives."""
+    return html.Div(f"loading {what}…" if what else "loading…", className="lw-loading", **kwargs)
 
 
 def counters_line(summary: Mapping[str, Any]) -> html.Div:

@@ -11,7 +11,7 @@ from typing import Any
 import dash
 from dash import Input, Output, State, ctx, no_update
 
-from lanewatch.dashboard import app as A
+from lanewatch.dashboard import context as A
 from lanewatch.dashboard import state as S
 from lanewatch.dashboard import theme as T
 
@@ -27,13 +27,23 @@ def sync(search: str | None, window: str | None, custom: float | None, service: 
     that include the URL's values (a dropdown drops a value it has no option
     for); a control change rewrites the URL. Returns (search, window, custom,
     service, lane, state, custom box hidden, service options, lane options).
+
+    The URL is the only source of the first state: on the initial call the
+    ``dcc.Location`` may not have reported the address yet (``search`` is
+    ``None``, not ``""``); that call changes nothing, and the Location's own
+    report moments later sets everything. A default view can therefore never
+    answer after, and overwrite, the shared link's view.
     """
+    if trigger is None and search is None:
+        return (no_update,) * 9
     if trigger in (None, "shell-url"):
         vs = S.parse_search(search)
         picker, minutes = S.picker_value(vs.window_s)
         service_opts, lane_opts = options(vs.to_dict())
         return (no_update, picker, minutes, vs.service, vs.lane, vs.to_dict(),
                 picker != S.CUSTOM, service_opts, lane_opts)
+    if current is None:  # a control reporting its mount value before the URL was read
+        return (no_update,) * 9
     prev = S.ViewState.from_dict(current)
     vs = S.ViewState(window_s=S.window_from_picker(window, custom), service=service or None,
                      lane=lane or None, kind=prev.kind)
@@ -56,8 +66,10 @@ def options(state: dict[str, Any] | None) -> tuple[list[dict[str, str]], list[di
 
 
 def nav(search: str | None, pathname: str | None) -> list[Any]:
-    """Navigation links keep the query string; the current page is marked."""
-    hrefs = [path + (search or "") for path, _ in A.NAV]
+    """Navigation links keep the view's query string (not a page's own, like ``id``);
+    the current page is marked."""
+    view = S.to_search(S.parse_search(search))
+    hrefs = [path + view for path, _ in A.NAV]
     classes = ["lw-nav-link lw-active" if path == (pathname or "/") else "lw-nav-link"
                for path, _ in A.NAV]
     return hrefs + classes

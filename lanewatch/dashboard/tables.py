@@ -11,22 +11,41 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dash import html
+from dash import dcc, html
 
 from lanewatch.dashboard import components as C
 from lanewatch.dashboard import theme as T
 from lanewatch.dashboard.timefmt import ago, local_time, utc_time
 
 _TRACE_ID = re.compile(r"^[0-9a-fA-F]{1,64}$")
+#: Where a trace id links when no ``trace_url_template`` is set: the built-in trace view.
+BUILT_IN_TRACE = "/trace?id={trace_id}"
 
 
-def trace_link(trace_id: str, template: str) -> html.Code | html.A:
-    """The trace id, linked through ``trace_url_template`` when one is set."""
-    short = trace_id[:16] + ("…" if len(trace_id) > 16 else "")
-    if not template or "{trace_id}" not in template or not _TRACE_ID.match(trace_id or ""):
-        return html.Code(short, title=trace_id)
-    return html.A(html.Code(short), href=template.replace("{trace_id}", trace_id), target="_blank",
-                  rel="noopener noreferrer", title=f"open trace {trace_id}")
+def trace_href(trace_id: str, template: str) -> str | None:
+    """The user's trace UI (``trace_url_template``), else the built-in ``/trace?id=`` view."""
+    if not _TRACE_ID.match(trace_id or ""):
+        return None
+    use = template if template and "{trace_id}" in template else BUILT_IN_TRACE
+    return use.replace("{trace_id}", trace_id)
+
+
+def trace_link(trace_id: str, template: str) -> html.Span:
+    """The full trace id, linked to its trace, with a copy button.
+
+    Links open the user's trace UI in a new tab, or the built-in trace view in
+    place. The id is never shortened, so it can be selected and copied too.
+    """
+    href = trace_href(trace_id, template)
+    code = html.Code(trace_id, className="lw-trace-id")
+    if href is None:
+        return html.Span(code, className="lw-trace")
+    external = href != BUILT_IN_TRACE.replace("{trace_id}", trace_id)
+    link = (html.A(code, href=href, title=f"open trace {trace_id}", target="_blank",
+                   rel="noopener noreferrer") if external
+            else html.A(code, href=href, title=f"open trace {trace_id}"))
+    return html.Span([link, dcc.Clipboard(content=trace_id, title=f"copy trace id {trace_id}",
+                                          className="lw-copy")], className="lw-trace")
 
 
 def time_cell(ts: float, tz: str | None, with_date: bool = False) -> html.Td:

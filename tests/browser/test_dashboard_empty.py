@@ -28,3 +28,29 @@ def test_empty_pages_say_where_to_send_spans(fresh: Running, browser: Browser, p
     assert f"http://127.0.0.1:{port}" in box.inner_text()
     browser.page.wait_for_timeout(1200)
     assert browser.errors == []
+
+
+#: Hints a fresh install shows: empty-state boxes and texts written on blank charts.
+COUNT_HINTS_JS = """() => {
+    const shown = el => el.getClientRects().length > 0 && !el.closest('[hidden]');
+    const boxes = [...document.querySelectorAll('main .lw-empty')].filter(shown)
+        .map(el => el.innerText);
+    const charts = [...document.querySelectorAll('main .js-plotly-plot .annotation-text')]
+        .map(el => el.textContent).filter(t => t.trim() !== '');
+    return boxes.concat(charts).filter(t => !t.includes('loading'));
+}"""
+
+
+@pytest.mark.parametrize("path", ["/", "/flow", "/violations", "/compare", "/lanes", "/trace"])
+def test_each_page_says_what_to_do_next_exactly_once(fresh: Running, browser: Browser,
+                                                     path: str) -> None:
+    page = browser.page
+    page.goto(fresh.url + path)
+    page.wait_for_function(f"({COUNT_HINTS_JS})().length > 0", timeout=10_000)
+    page.wait_for_timeout(3000)  # every live slot has answered, and charts are drawn
+    hints = page.evaluate(COUNT_HINTS_JS)
+    assert len(hints) == 1, f"{path}: {hints}"
+    sentence = hints[0].strip()
+    assert sentence.count(". ") == 0 and sentence.endswith("."), sentence  # one sentence
+    assert "loading" not in page.locator("main").inner_text()
+    assert browser.errors == []

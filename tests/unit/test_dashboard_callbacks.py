@@ -172,7 +172,9 @@ def test_overview_empty_store_says_where_to_send_spans(app_context: dict[str, An
         set_context(app_context["query"], app_context["settings"])
     assert text(out[1]) == ("No spans yet: point OTEL_EXPORTER_OTLP_ENDPOINT at "
                             "http://127.0.0.1:4318.")
-    assert "No spans yet" in out[5].layout.annotations[0].text
+    # one hint per page: the card; the charts stay blank instead of repeating it
+    figures = [out[3], out[5], out[6]]
+    assert all("No spans" not in a.text for f in figures for a in f.layout.annotations)
 
 
 # ---- violations ------------------------------------------------------------------------------
@@ -180,10 +182,10 @@ def test_overview_empty_store_says_where_to_send_spans(app_context: dict[str, An
 def test_violations_table_lists_the_leaks_with_trace_links(app_context: dict[str, Any]) -> None:
     from lanewatch.dashboard.pages import violations
 
-    note, table, more_hidden, drawn = violations.refresh(1, STATE, "light", "UTC")
+    note, table, more_hidden, drawn, paused_hidden = violations.refresh(1, STATE, "light", "UTC")
     rows = find(table, html.Tr)[1:]
-    assert more_hidden  # all 6 fit on the first page
-    assert violations.refresh(2, STATE, "light", "UTC", 0, drawn)[1] is no_update  # same rows
+    assert more_hidden and paused_hidden  # all 6 fit on the first page
+    assert violations.refresh(2, STATE, "light", "UTC", 0, False, drawn)[1] is no_update  # same
     assert note.startswith("6 violations, last 1 min")
     assert len(rows) == 6
     assert all(PATH in text(r) for r in rows)
@@ -196,21 +198,21 @@ def test_violations_table_lists_the_leaks_with_trace_links(app_context: dict[str
 def test_violations_kind_filter_and_empty_state(app_context: dict[str, Any]) -> None:
     from lanewatch.dashboard.pages import violations
 
-    note, body, _, _ = violations.refresh(1, {**STATE, "kind": "intrusion"}, "light", "UTC")
+    note, body, _, _, _ = violations.refresh(1, {**STATE, "kind": "intrusion"}, "light", "UTC")
     assert note == "no intrusion violations, last 1 min"
     assert "every hop and edge stayed in its lane" in text(body)
-    assert violations.set_kind("leak", STATE) == "?window=60&kind=leak"
-    assert violations.set_kind(None, {**STATE, "kind": "leak"}) == "?window=60"
+    assert violations.set_kind("leak", "?window=60") == "?window=60&kind=leak"
+    assert violations.set_kind(None, "?window=60&kind=leak") == "?window=60"
 
 
 def test_violations_page_by_page(app_context: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     from lanewatch.dashboard.pages import violations
 
     monkeypatch.setattr(violations, "PAGE", 4)
-    note, table, more_hidden, drawn = violations.refresh(1, STATE, "light", "UTC", 0, None)
+    note, table, more_hidden, drawn, _ = violations.refresh(1, STATE, "light", "UTC", 0, False, None)
     assert note.startswith("6 violations, last 1 min; newest 4 shown")
     assert len(find(table, html.Tr)) == 5 and not more_hidden
-    note, table, more_hidden, again = violations.refresh(2, STATE, "light", "UTC", 1, drawn)
+    note, table, more_hidden, again, _ = violations.refresh(2, STATE, "light", "UTC", 1, False, drawn)
     assert len(find(table, html.Tr)) == 7 and more_hidden and again != drawn
 
 
@@ -219,7 +221,8 @@ def test_violations_page_by_page(app_context: dict[str, Any], monkeypatch: pytes
 def test_flow_graph_and_sankey_from_the_query(app_context: dict[str, Any]) -> None:
     from lanewatch.dashboard.pages import flow
 
-    graph, sankey = flow.refresh(1, STATE, "light", "UTC", None)
+    graph, sankey, edge_hidden, sankey_hidden = flow.refresh(1, STATE, "light", "UTC", None)
+    assert not edge_hidden and not sankey_hidden
     markers = {t.name: t for t in graph.data if t.mode == "markers+text" and t.name != "service"}
     assert list(markers["leak"].customdata[0]) == ["B", "C", "gray"]
     assert list(markers["fallback"].customdata[0]) == ["A", "B", "gray"]
@@ -288,7 +291,7 @@ def test_compare_advice_comes_from_the_live_instances(app_context: dict[str, Any
                          compare.ViewState(), "last 5 min", app_context["settings"])
     assert msg.startswith("No gray requests last 5 min while 2 gray instances are live (A, C)")
     assert "start" not in msg
-    assert out[8].layout.annotations[0].text == "Nothing to compare yet (see above)."  # the hint once
+    assert out[8].layout.annotations[0].text.strip() == ""  # the hint once: the charts stay blank
 
 
 # ---- lanes -----------------------------------------------------------------------------------
@@ -404,3 +407,238 @@ def test_demo_faults_panel_lists_and_switches(app_context: dict[str, Any]) -> No
     set_context(app_context["query"], app_context["settings"])
     assert overview.faults(1, [], None, None)[2] == ""  # no demo: nothing to show
     assert next(d for d in find(overview.layout(), html.Div) if getattr(d, "id", None) == "overview-demo").hidden
+
+
+# ---- issue 9: investigation (URL state, live tables, trace ids, loading, empty states) -------
+
+def test_first_load_waits_for_the_url_and_controls_cannot_overwrite_it(
+        app_context: dict[str, Any]) -> None:
+    from lanewatch.dashboard import shell_callbacks as SC
+
+    # the Location has not reported the address yet: nothing is set, least of all defaults
+    assert SC.sync(None, "300", None, None, None, None, None) == (no_update,) * 9
+    # a control reporting its mount value before the URL was read changes nothing either
+    assert SC.sync("?window=900&lane=gray", "300", None, None, None, None,
+                   "shell-window") == (no_update,) * 9
+    out = SC.sync("?window=900&lane=gray", None, None, None, None, None, "shell-url")
+    assert out[5] == {"window_s": 900, "service": None, "lane": "gray", "kind": None}
+    assert SC.sync("", None, None, None, None, None, None)[5]["window_s"] == 300  # no query: defaults
+
+
+def test_kind_dropdown_keeps_the_shared_links_filters(app_context: dict[str, Any]) -> None:
+    from lanewatch.dashboard.pages import violations
+
+    # the dropdown reporting the URL's own kind (or none) must not rewrite the URL
+    assert violations.set_kind("leak", "?window=900&lane=gray&kind=leak") is no_update
+    assert violations.set_kind(None, "?window=900&lane=gray") is no_update
+    assert violations.set_kind("leak", "?window=900&lane=gray") == "?window=900&lane=gray&kind=leak"
+
+
+def test_pages_show_loading_until_the_url_was_read(app_context: dict[str, Any]) -> None:
+    from lanewatch.dashboard.pages import flow, violations
+
+    first = text(violations.layout())
+    assert "loading violations…" in first
+    out = violations.refresh(1, None, "light", "UTC")
+    assert out[1] is no_update and out[3] is None  # the placeholder stays
+    assert flow.refresh(1, None, "light", "UTC", None)[0] is no_update
+    graph = find(flow.layout(), __import__("dash").dcc.Graph)[0]
+    assert graph.figure.layout.annotations[0].text == "loading…"
+
+
+def test_violations_hold_still_while_the_viewer_selects(app_context: dict[str, Any]) -> None:
+    from lanewatch.dashboard.pages import violations
+
+    *_, drawn, paused_hidden = violations.refresh(1, STATE, "light", "UTC", 0, False)
+    assert paused_hidden
+    held = violations.refresh(2, STATE, "light", "UTC", 0, True, drawn)
+    assert held[:4] == (no_update,) * 4 and held[4] is False  # the "paused" line shows
+    paused = [d for d in find(violations.layout(), html.Div)
+              if getattr(d, "id", None) == "violations-paused"]
+    assert paused[0].hidden is True and text(paused[0]).startswith("Paused")
+    assert "select" in violations.PAUSED and "pointer" in violations.PAUSED
+
+
+def test_trace_ids_are_full_copyable_and_link_to_the_built_in_view(
+        app_context: dict[str, Any]) -> None:
+    import dataclasses
+
+    from dash import dcc
+
+    from lanewatch.dashboard.app import set_context
+    from lanewatch.dashboard.pages import violations
+
+    tid = f"{int(NOW) - 59:032x}"
+    table = violations.refresh(1, STATE, "light", "UTC")[1]
+    assert tid in text(table)  # never shortened
+    clip = find(table, dcc.Clipboard)
+    assert len(clip) == 6 and clip[-1].content == f"{int(NOW) - 59:032x}"
+    set_context(app_context["query"], dataclasses.replace(app_context["settings"],
+                                                          trace_url_template=""))
+    try:
+        note, table, *_ = violations.refresh(1, STATE, "light", "UTC")
+    finally:
+        set_context(app_context["query"], app_context["settings"])
+    hrefs = [a.href for a in find(table, html.A)]
+    assert hrefs[-1] == f"/trace?id={tid}" and "trace view" in note
+
+
+@pytest.fixture
+def trace_query(app_context: dict[str, Any]) -> Iterator[str]:
+    """A store with one kept (violating) trace; the pages point at it while the test runs."""
+    from lanewatch.dashboard.app import set_context
+
+    tid = "0af7651916cd43dd8448eb211c80319c"
+    store = DuckStore(":memory:", clock=app_context["clock"])
+    viol = {"ts": int(NOW) - 5, "kind": "leak", "service": "C", "caller": "B", "callee": "C",
+            "request_lane": "gray", "instance_lane": "base", "entry_lane": "gray",
+            "trace_id": tid, "span_id": "b7ad6b7169203331", "lane_path": PATH, "late": False}
+    store.write(Batch(violations=[viol], traces=[{
+        "trace_id": tid, "ts": int(NOW) - 5, "entry_lane": "gray", "stayed": False,
+        "lane_path": PATH, "hops": 3}]))
+    set_context(Query(store, app_context["settings"], clock=app_context["clock"]),
+                app_context["settings"])
+    yield tid
+    set_context(app_context["query"], app_context["settings"])
+    store.close()
+
+
+def test_trace_view_shows_path_hops_and_violations(trace_query: str) -> None:
+    from lanewatch.dashboard.pages import trace
+
+    body = trace.render(trace_query, "UTC")
+    shown = text(body)
+    assert trace_query in shown and PATH in shown and "left its lane" in shown
+    assert "Violations (1)" in shown and "hops3" in shown
+    assert f"/api/v1/traces/{trace_query}" in [a.href for a in find(body, html.A)]
+    assert trace.render(trace_query.upper(), "UTC") is not None
+    missing = trace.render("ab" * 16, "UTC")
+    assert missing.id == "trace-missing" and "was not kept" in text(missing)
+    for bad in ("abc", "zz" * 16, "<img src=x>"):
+        err = trace.render(bad, "UTC")
+        assert err.id == "trace-error" and "is not a trace id" in text(err)
+    assert trace.render("", "UTC").id == "trace-empty"
+
+
+def test_nav_links_keep_the_view_but_not_the_trace_id(app_context: dict[str, Any]) -> None:
+    from lanewatch.dashboard import shell_callbacks as SC
+
+    assert SC.nav("?id=" + "ab" * 16 + "&lane=gray", "/trace")[0] == "/?lane=gray"
+
+
+def test_alerts_card_speaks_to_the_user(app_context: dict[str, Any]) -> None:
+    from lanewatch.dashboard import components as C
+
+    ok = C.alerts_card({"hops": {}, "edges": {}, "violations": 0}, "last 5 min", "/violations?x=1")
+    shown = text(ok)
+    assert "no violations, last 5 min" in shown
+    assert "issue" not in shown and "arrive" not in shown and "until then" not in shown
+    assert [link.href for link in find(ok, __import__("dash").dcc.Link)] == ["/violations?x=1"]
+
+
+def test_flow_lane_filter_keeps_the_lanes_intrusion_and_tag_lost_edges(
+        app_context: dict[str, Any]) -> None:
+    """Base traffic that reached C-gray (intrusion) and a tag lost inside gray B: the Sankey
+    shows them under lane=gray, so the graph must too."""
+    from lanewatch.dashboard.app import set_context
+    from lanewatch.dashboard.pages import flow
+
+    t = int(NOW) - 10
+    zero = {"errors": 0, "in_lane": 0, "fallback": 0, "leak": 0, "intrusion": 0, "tag_lost": 0,
+            "tag_lost_inside": 0}
+    edges = [{"caller": "A", "callee": "B", "lane": "gray", "entry_lane": "gray", "calls": 5, **zero,
+              "in_lane": 5},
+             {"caller": "B", "callee": "C", "lane": "base", "entry_lane": "gray", "calls": 3, **zero,
+              "in_lane": 2, "tag_lost": 1, "tag_lost_inside": 1},  # gray B sent no tag: a gray trace's edge
+             {"caller": "A", "callee": "C", "lane": "base", "entry_lane": "base", "calls": 4, **zero,
+              "in_lane": 3, "intrusion": 1}]
+    cols: dict[str, list[Any]] = {k: [row[k] for row in edges]
+                                  for k in ("caller", "callee", "lane", "entry_lane", "calls", *zero)}
+    cols["ts"] = [t] * len(edges)
+    hops = {"ts": [t, t], "service": ["C", "B"], "instance_lane": ["gray", "gray"],
+            "request_lane": ["base", "gray"], "expected_lane": ["base", "gray"],
+            "verdict": ["intrusion", "in_lane"], "requests": [1, 5], "errors": [0, 0],
+            "latency_sum_ms": [1.0, 5.0]}
+    base = {"ts": t, "service": "C", "request_lane": "base", "lane_path": "", "late": False,
+            "span_id": "1" * 16}
+    viols = [{**base, "kind": "intrusion", "caller": "A", "callee": "C", "instance_lane": "gray",
+              "entry_lane": "base", "trace_id": "1" * 32},
+             {**base, "kind": "tag_lost", "caller": "B", "callee": "C", "instance_lane": "base",
+              "entry_lane": "gray", "trace_id": "2" * 32, "span_id": "2" * 16}]
+    store = DuckStore(":memory:", clock=app_context["clock"])
+    store.write(Batch(rollups={"edges": cols, "hops": hops}, violations=viols))
+    set_context(Query(store, app_context["settings"], clock=app_context["clock"]),
+                app_context["settings"])
+    try:
+        graph, sankey, _, _ = flow.refresh(1, {**STATE, "lane": "gray"}, "light", "UTC", None)
+    finally:
+        set_context(app_context["query"], app_context["settings"])
+        store.close()
+    markers = {t.name: [list(c) for c in t.customdata] for t in graph.data
+               if t.mode == "markers+text" and t.name != "service"}
+    assert ["A", "C", "base"] in markers["intrusion"]
+    assert ["B", "C", "gray"] in markers["tag lost"]  # drawn in the lane of its trace: gray's loss
+    assert ["A", "B", "gray"] in markers["in lane"]
+    assert "intrusion" in str(sankey.data[0].link.customdata)  # the Sankey shows it too
+
+
+# ---- issue 9: the seams (import cycle, Dash internals) -------------------------------------
+
+def test_dashboard_modules_import_without_cycles() -> None:
+    """Every import between dashboard modules, also inside functions, forms no cycle."""
+    import ast
+    from pathlib import Path
+
+    import lanewatch.dashboard as pkg
+
+    root = Path(pkg.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in root.glob("*.py"):
+        name = f"lanewatch.dashboard.{path.stem}"
+        deps = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                mods = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            else:
+                continue
+            deps |= {m for m in mods if m.startswith("lanewatch.dashboard.")
+                     and (root / f"{m.rsplit('.', 1)[1]}.py").exists() and m != name}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(d == goal or (d not in seen and reaches(d, goal, seen | {d}))
+                   for d in graph.get(start, ()))
+
+    cycles = [m for m in graph if reaches(m, m, {m})]
+    assert cycles == []
+
+
+def test_forget_page_callbacks_empties_dashs_global_registry() -> None:
+    """Fails loudly when Dash moves or reshapes the private registry we must reset."""
+    import dash
+    from dash import _callback
+
+    from lanewatch.dashboard.app import forget_page_callbacks
+
+    before = len(_callback.GLOBAL_CALLBACK_LIST)
+    dash.callback(dash.Output("probe-out", "children"), dash.Input("probe-in", "value"))(
+        lambda v: v)
+    assert len(_callback.GLOBAL_CALLBACK_LIST) == before + 1
+    assert any(k.startswith("probe-out") for k in _callback.GLOBAL_CALLBACK_MAP)
+    assert forget_page_callbacks() == before + 1
+    assert _callback.GLOBAL_CALLBACK_LIST == [] and _callback.GLOBAL_CALLBACK_MAP == {}
+
+
+def test_flow_draws_one_edge_per_lane_carried() -> None:
+    from lanewatch.dashboard.pages.flow import drawn_edges
+
+    rows = [{"caller": "B", "callee": "C", "lane": "gray", "sent_lane": "gray", "entry_lane": "gray",
+             "calls": 7, "rate": 0.7, "tag_lost": 0},
+            {"caller": "B", "callee": "C", "lane": "gray", "sent_lane": "base", "entry_lane": "gray",
+             "calls": 3, "rate": 0.3, "tag_lost": 3},
+            {"caller": "B", "callee": "C", "lane": "base", "sent_lane": "base", "entry_lane": "base",
+             "calls": 5, "rate": 0.5, "tag_lost": 0}]
+    assert drawn_edges(rows) == [
+        {"caller": "B", "callee": "C", "lane": "gray", "calls": 10, "rate": 1.0, "tag_lost": 3},
+        {"caller": "B", "callee": "C", "lane": "base", "calls": 5, "rate": 0.5, "tag_lost": 0}]

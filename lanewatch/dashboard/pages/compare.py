@@ -165,7 +165,7 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None,
     service, lane = pick(rows, vs)
     if service is None or lane is None:
         msg = advice(q.instances(), vs, window, settings)
-        fig = F.empty_figure("Nothing to compare yet (see above).", theme)  # the hint once, not four times
+        fig = F.empty_figure("", theme)  # one hint per page: the verdict card says it
         return (f"Is {lane_filter or 'gray'} worse than base?", window, None, True, None, True,
                 C.empty_state(msg, id="compare-empty"), None, fig, fig, fig)
     (cmp, _), colours = cache.gather(

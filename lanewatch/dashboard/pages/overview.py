@@ -101,7 +101,7 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
         note += f", in {step} s steps"
     if not summary.get("lanes") and not q.instances():
         empty = C.empty_state(C.no_spans(settings), id="overview-empty")
-        fig = F.empty_figure(C.no_spans(settings), theme)
+        fig = F.empty_figure("", theme)  # the one hint is the card above
         return (note, [empty], None, fig, None, fig, fig, None, None)
     escapes = (tables.escapes_table(viols, window_s=vs.window_s, colours=colours,
                                     template=settings.trace_url_template, limit=ESCAPES_FROM)
