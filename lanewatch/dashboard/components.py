@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from dash import dcc, html
 
+from lanewatch import lane as L
 from lanewatch.config import Settings
 from lanewatch.dashboard import theme as T
 from lanewatch.dashboard.timefmt import ago
@@ -174,8 +175,8 @@ def alerts_card(summary: Mapping[str, Any], window: str, violations_href: str) -
     """Did anything leave its lane in the window? Firing on any leak, intrusion or lost tag,
     with the counts per kind and a link to the violations view."""
     hops, edges = summary.get("hops") or {}, summary.get("edges") or {}
-    counts = {"leak": int(hops.get("leak", 0)), "intrusion": int(hops.get("intrusion", 0)),
-              "tag_lost": int(edges.get("tag_lost", 0))}
+    counts = {k: int(hops.get(k, 0)) for k in L.HOP_VIOLATION_NAMES}
+    counts[L.Verdict.TAG_LOST.label] = int(edges.get(L.Verdict.TAG_LOST.label, 0))
     total = int(summary.get("violations") or sum(counts.values()))
     if total:
         head = html.Div([html.Span("FIRING", className="lw-badge lw-v-intrusion"),

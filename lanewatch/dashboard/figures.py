@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from lanewatch import lane as L
 from lanewatch.dashboard import theme as T
 from lanewatch.dashboard.timefmt import local_axis, zone_label
 
@@ -120,7 +121,7 @@ def lane_trace(lane: str, data: Mapping[str, Any], metric: str, colours: Mapping
 def verdict_figure(hops: Mapping[str, int], tag_lost: int = 0, theme: str = "light",
                    title: str = "") -> go.Figure:
     """Horizontal bars of hop verdict counts plus lost tags, each labelled with its count."""
-    names = ["in_lane", "fallback", "leak", "intrusion", "tag_lost"]
+    names = list(L.VERDICT_NAMES)
     counts = [int(hops.get(n, 0)) for n in names[:4]] + [int(tag_lost)]
     if not any(counts):
         return empty_figure("No hops in this window yet.", theme)

@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from lanewatch import lane as L
 from lanewatch.dashboard import theme as T
 from lanewatch.dashboard.figures import empty_figure
+from lanewatch.rollups import HOP_VERDICT_LABELS
 
-EDGE_VERDICTS = ("in_lane", "fallback", "leak", "intrusion", "tag_lost")
+EDGE_VERDICTS = L.VERDICT_NAMES  # the edge columns of every verdict (rollups.EDGE_METRICS)
 #: Edges drawn at most; beyond, the graph is unreadable anyway.
 MAX_EDGES = 120
 
@@ -197,7 +199,7 @@ def sankey_figure(flows: Sequence[Mapping[str, Any]], *, colours: Mapping[str, s
                              "%{value:,} requests<extra></extra>"}
     c = T.theme_colours(theme)
     legend = " ".join(f"<span style='color:{T.verdict_colour(v)}'>■ {T.VERDICT_LABELS[v]}</span>"
-                      for v in ("in_lane", "fallback", "leak", "intrusion"))
+                      for v in HOP_VERDICT_LABELS)
     sankey = go.Sankey(node={"label": labels, "color": node_colours, "pad": 18, "thickness": 16,
                              "line": {"width": 0}}, link=link, arrangement="snap",
                        textfont={"color": c["text"]})

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from lanewatch import lane as L
+
 #: Window choices offered by the picker, in seconds, with their labels.
 WINDOWS: tuple[tuple[int, str], ...] = ((60, "1 min"), (300, "5 min"), (900, "15 min"),
                                         (3600, "60 min"))
@@ -18,7 +20,7 @@ MIN_WINDOW_S = 10
 MAX_WINDOW_S = 7 * 86400
 #: Picker value that reveals the custom-minutes input.
 CUSTOM = "custom"
-KINDS = ("leak", "intrusion", "tag_lost")
+KINDS = L.VIOLATION_NAMES
 
 
 @dataclass(frozen=True)
