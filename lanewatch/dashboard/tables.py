@@ -6,6 +6,8 @@ tooltip on every time stay simple, and every cell is text.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -196,3 +198,27 @@ def escapes_table(rows: Sequence[Mapping[str, Any]], *, window_s: int, template:
     return html.Div([html.Table([_th("kind", "service / edge", "count", "rate",
                                      "newest example lane path", "trace"), html.Tbody(body)],
                                 className="lw-table"), html.Div(note, className="lw-sub")])
+
+
+def hold_js(box_id: str) -> str:
+    """Clientside callback body: True while the viewer has a text selection inside element
+    ``box_id`` or points at it (a live table then holds still, so ids can be copied)."""
+    return _HOLD_JS.replace("BOX_ID", box_id)
+
+
+_HOLD_JS = """
+function(_) {
+    var box = document.getElementById('BOX_ID');
+    if (!box) { return false; }
+    var sel = window.getSelection ? window.getSelection() : null;
+    var selecting = !!(sel && sel.rangeCount && !sel.isCollapsed &&
+                       box.contains(sel.getRangeAt(0).commonAncestorContainer));
+    return selecting || box.matches(':hover');
+}
+"""
+
+
+def fingerprint(rows: list[dict[str, Any]], *extra: Any) -> str:
+    """Identity of a drawn violations table: unchanged rows are not sent again."""
+    ids = [(r.get("ts"), r.get("kind"), r.get("trace_id"), r.get("span_id")) for r in rows]
+    return hashlib.sha1(json.dumps([ids, extra], default=str).encode()).hexdigest()

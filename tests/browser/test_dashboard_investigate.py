@@ -79,6 +79,24 @@ def test_a_selected_trace_id_survives_new_violations(lanewatch_up: Running,
     assert browser.errors == []
 
 
+def test_the_overviews_escapes_hold_a_selected_trace_id(lanewatch_up: Running, browser: Browser) -> None:
+    page = browser.page
+    first = _leak(lanewatch_up)
+    page.goto(lanewatch_up.url + "/?window=900")
+    code = page.locator(f'#overview-escapes a[title="open trace {first}"] code')
+    code.wait_for(timeout=10_000)
+    page.mouse.move(5, 5)
+    page.evaluate("""(el) => { const r = document.createRange(); r.selectNodeContents(el);
+                     const s = window.getSelection(); s.removeAllRanges(); s.addRange(r); }""",
+                  code.element_handle())
+    newer = [_leak(lanewatch_up) for _ in range(3)]
+    page.wait_for_timeout(2500)  # more than two ticks, while the new leaks are judged
+    assert page.evaluate("window.getSelection().toString()") == first
+    page.evaluate("window.getSelection().removeAllRanges()")
+    page.locator(f'#overview-escapes a[title="open trace {newer[-1]}"]').wait_for(timeout=5000)
+    assert browser.errors == []
+
+
 def test_full_trace_ids_copy_and_open_the_built_in_trace_view(lanewatch_up: Running,
                                                              browser: Browser) -> None:
     page = browser.page

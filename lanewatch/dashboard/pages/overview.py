@@ -48,6 +48,7 @@ def layout(**kwargs: Any) -> html.Div:
                             style={"height": "300px"})], className="lw-grid-2 lw-charts"),
         html.Div(id="overview-counters"),
         dcc.Store(id="overview-figkey"),
+        dcc.Store(id="overview-escapes-hold", data=False),
     ]
     demo_url = get_settings().demo_control_url
     children.append(html.Div([
@@ -73,7 +74,7 @@ def _patch(series: dict[str, Any], lanes: list[str], metric: str, colours: dict[
 
 
 def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, tz: str | None,
-            figkey: str | None) -> tuple[Any, ...]:
+            figkey: str | None, hold: bool | None = False) -> tuple[Any, ...]:
     """Everything on the page for the current window and filters.
 
     Headline numbers are recomputed every tick; the charts are re-queried once
@@ -103,17 +104,24 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
         empty = C.empty_state(C.no_spans(settings), id="overview-empty")
         fig = F.empty_figure("", theme)  # the one hint is the card above
         return (note, [empty], None, fig, None, fig, fig, None, None)
-    escapes = (tables.escapes_table(viols, window_s=vs.window_s, colours=colours,
-                                    template=settings.trace_url_template, limit=ESCAPES_FROM)
-               if viols else C.empty_state("Nothing escaped: every hop and edge stayed in its "
-                                           f"lane, {window}."))
+    # "Where it escaped" is sent again only when its rows changed, and holds still while the
+    # viewer selects text in it or points at it (trace ids can be copied)
+    old_layout, old_slot, old_escapes = json.loads(figkey) if figkey else (None, None, None)
+    escapes_key = tables.fingerprint(viols, vs.to_dict(), tz, settings.trace_url_template)
+    escapes: Any = dash.no_update
+    if hold and old_escapes:
+        escapes_key = old_escapes
+    elif escapes_key != old_escapes:
+        escapes = (tables.escapes_table(viols, window_s=vs.window_s, colours=colours,
+                                        template=settings.trace_url_template, limit=ESCAPES_FROM)
+                   if viols else C.empty_state("Nothing escaped: every hop and edge stayed in its "
+                                               f"lane, {window}."))
     verdicts = F.verdict_figure(summary.get("hops") or {}, (summary.get("edges") or {})
                                 .get("tag_lost", 0), theme, title=f"Hop verdicts, {window}")
     lanes = list(series.get("lanes") or {})
     lanes = [x for x in colours if x in lanes] + [x for x in lanes if x not in colours]
     layout_key = json.dumps([lanes, vs.to_dict(), step, theme, tz])
-    key = json.dumps([layout_key, data_slot])
-    old_layout, old_slot = json.loads(figkey) if figkey else (None, None)
+    key = json.dumps([layout_key, data_slot, escapes_key])
     qps: Any
     errors: Any
     if old_layout == layout_key and old_slot == data_slot:
@@ -141,7 +149,10 @@ dash.callback(Output("overview-window-note", "children"), Output("overview-headl
               Output("overview-escapes", "children"), Output("overview-qps", "figure"),
               Output("overview-errors", "figure"), Output("overview-counters", "children"),
               Output("overview-figkey", "data"), *live_inputs(),
-              State("overview-figkey", "data"))(refresh)
+              State("overview-figkey", "data"), State("overview-escapes-hold", "data"))(refresh)
+
+dash.clientside_callback(tables.hold_js("overview-escapes"), Output("overview-escapes-hold", "data"),
+                         Input("shell-tick", "n_intervals"))
 
 
 def faults(_n: int | None, value: list[str] | None, known: dict[str, bool] | None,

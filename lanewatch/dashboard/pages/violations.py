@@ -12,8 +12,6 @@ violations arrive.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from typing import Any
 
 import dash
@@ -55,12 +53,6 @@ def layout(kind: str | None = None, **kwargs: Any) -> html.Div:
     ], className="lw-page")
 
 
-def fingerprint(rows: list[dict[str, Any]], *extra: Any) -> str:
-    """Identity of a drawn table: unchanged rows are not sent again."""
-    ids = [(r.get("ts"), r.get("kind"), r.get("trace_id"), r.get("span_id")) for r in rows]
-    return hashlib.sha1(json.dumps([ids, extra], default=str).encode()).hexdigest()
-
-
 def refresh(_tick: int | None, state: dict[str, Any] | None, _theme: str | None,
             tz: str | None, more: int | None = 0, hold: bool | None = False,
             drawn: str | None = None) -> tuple[Any, Any, Any, Any, bool]:
@@ -93,7 +85,7 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, _theme: str | None,
         note += f"; newest {len(shown):,} shown"
     if not settings.trace_url_template:
         note += ". Trace ids open lanewatch's trace view (set trace_url_template for Jaeger or Tempo)"
-    key = fingerprint(shown, tz, settings.trace_url_template)
+    key = tables.fingerprint(shown, tz, settings.trace_url_template)
     table = dash.no_update if key == drawn else tables.violations_table(
         shown, template=settings.trace_url_template, tz=tz, colours=colours_for(q, vs.window_s))
     return note, table, len(shown) >= len(rows), key, True
@@ -106,16 +98,7 @@ dash.callback(Output("violations-note", "children"), Output("violations-table", 
               State("violations-drawn", "data"))(refresh)
 
 #: True while the viewer has a text selection inside the table or points at it.
-HOLD_JS = """
-function(_) {
-    var box = document.getElementById('violations-table');
-    if (!box) { return false; }
-    var sel = window.getSelection ? window.getSelection() : null;
-    var selecting = !!(sel && sel.rangeCount && !sel.isCollapsed &&
-                       box.contains(sel.getRangeAt(0).commonAncestorContainer));
-    return selecting || box.matches(':hover');
-}
-"""
+HOLD_JS = tables.hold_js("violations-table")
 dash.clientside_callback(HOLD_JS, Output("violations-hold", "data"),
                          Input("shell-tick", "n_intervals"))
 
