@@ -139,6 +139,6 @@ def test_an_idle_lane_keeps_its_card_and_compare_says_why_in_full(gray_worse: Ru
     # the advice wraps inside its box instead of being clipped, and is said once
     assert page.evaluate("(() => { const e = document.querySelector('#compare-empty');"
                          " return e.scrollWidth <= e.clientWidth; })()")
-    assert page.locator("#compare-qps .annotation-text").first.inner_text().strip() == ""  # said once, above
+    assert (page.locator("#compare-qps .annotation-text").first.text_content() or "").strip() == ""  # said once
     _shot(browser, "compare-idle-lane")
     assert browser.errors == []
