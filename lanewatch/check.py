@@ -109,8 +109,9 @@ def judge(summary: dict[str, Any], lane: str | None, service: str | None, allow_
         raise CheckError("the summary lacks hops/edges/lanes/seen/dead_lanes: is this a lanewatch API "
                          "(of this version or newer)?") from None
     window = summary.get("window_s")
+    nothing_seen = not seen_lanes and not seen_services  # a fresh collector: no name is a typo yet
     for flag, name, known in (("--lane", lane, seen_lanes), ("--service", service, seen_services)):
-        if name is not None and name not in known:
+        if name is not None and name not in known and not nothing_seen:
             raise CheckError(f"{flag} {name}: not seen in the last {window} s; seen: "
                              f"{', '.join(known) or 'nothing (is the collector receiving spans?)'}")
     # with --service, a trace that left its lane elsewhere is the other service's violation
@@ -129,7 +130,9 @@ def _n(x: Any) -> str:
 
 
 def _rate(value: Any, unit: str) -> str:
-    return f"{value:g} {unit}" if isinstance(value, (int, float)) else f"no {unit}"
+    if not isinstance(value, (int, float)):
+        return f"no {unit}"
+    return f"{value:,.0f} {unit}" if value >= 100 else f"{value:.3g} {unit}"
 
 
 def _ago(seconds: Any) -> str:
@@ -159,11 +162,12 @@ def report(args: argparse.Namespace, summary: dict[str, Any], violations: list[d
                  + f"; edges: {_n(e.get('calls', 0))} calls, {_n(e.get('tag_lost', 0))} tag_lost")
     for d in v.dead:
         lines.append(f"  dead lane: {d['service']} has {d['live_instances']} live {d['lane']} instance(s) and "
-                     f"served no {d['lane']} hop for {_ago(d['idle_s'])} while it served "
-                     f"{_n(d['service_requests'])} hops")
+                     f"served no {d['lane']} hop for {_ago(d['idle_s'])}; nothing asked for {d['lane']} and "
+                     f"{d['service']} served {_n(d['service_requests'])} hops in the last "
+                     f"{_ago(summary.get('dead_after_s') or 0)}")
     lost = {k: val for k, val in (summary.get("counters") or {}).items() if val}
     if lost:
-        lines.append("  collector counters since start (drops, duplicates, unpaired spans): "
+        lines.append("  collector counters since the store was created: "
                      + ", ".join(f"{k} {_n(val)}" for k, val in lost.items()))
     if violations:
         lines.append(f"  first violations (newest first, {len(violations)} shown):")
@@ -178,7 +182,8 @@ def report(args: argparse.Namespace, summary: dict[str, Any], violations: list[d
 
 def _conclusion(v: Verdict, args: argparse.Namespace) -> str:
     if v.status == FAIL:
-        parts = [f"{_n(sum(v.counts.values()))} violations ({', '.join(f'{_n(n)} {k}' for k, n in v.counts.items())})"]
+        parts = ([f"{_n(sum(v.counts.values()))} violations ({', '.join(f'{_n(n)} {k}' for k, n in v.counts.items())})"]
+                 if any(v.counts.values()) else [])
         if v.traces_violated and args.service is None:
             parts.append(f"{_n(v.traces_violated)} of {_n(v.traces)} traces left their lane")
         if v.dead:

@@ -78,7 +78,8 @@ def lane_rows(traffic: pd.DataFrame, traces: pd.DataFrame, names: list[str], hop
 def dead_lanes(store: Store, instances: list[dict[str, Any]], now: float, after_s: float,
                service: str | None = None, lane: str | None = None) -> list[dict[str, Any]]:
     """Lanes (not base) of a service that had a live instance for the last ``after_s`` and
-    served no hop in that time while the service served traffic."""
+    served no hop in that time while the service served traffic, and that no hop of any
+    service expected in that time (nothing asked for the lane: "nothing went")."""
     since = now - after_s
     live: dict[tuple[str, str], list[dict[str, Any]]] = {}
     last_hop: dict[tuple[str, str], float] = {}
@@ -94,6 +95,14 @@ def dead_lanes(store: Store, instances: list[dict[str, Any]], now: float, after_
     if not old_enough:
         return []
     t1 = int(now) + 1
+    # a lane that traffic asked for somewhere is not dead: where it did not arrive, the hops
+    # that expected it are leaks or lost tags, reported as such; a service off the lane's path
+    # (scenario 3's C, with no rule) keeps its idle instance by design
+    asked = store.rollup("hops", int(since), t1, ["expected_lane"])
+    wanted = set(asked.expected_lane[asked.requests > 0])
+    old_enough = {k: v for k, v in old_enough.items() if k[1] not in wanted}
+    if not old_enough:
+        return []
     hops = store.rollup("hops", int(since), t1, ["service", "instance_lane"],
                         where={"service": service})
     by_service = hops.groupby("service")["requests"].sum()

@@ -112,7 +112,7 @@ def test_clean_window_passes(urls: dict[str, str]) -> None:
     assert "gray: 100.0% of 12,408 gray traces stayed in lane" in r.stdout
     assert "12,408 fallback, 0 leak, 0 intrusion" in r.stdout
     # rates over the seconds the data covers: hops from T - 5 (6 s), finished traces 1 s
-    assert "(12408 entry req/s); 24,816 hops served (4136 hops/s, 0.00% errors)" in r.stdout
+    assert "(12,408 entry req/s); 24,816 hops served (4,136 hops/s, 0.00% errors)" in r.stdout
     assert r.stdout.rstrip().endswith("PASS: no hop or edge left its lane (12,908 traces checked)")
     assert r.stderr == ""
 
@@ -152,9 +152,9 @@ def test_no_traffic_is_inconclusive_unless_allowed(urls: dict[str, str]) -> None
 def test_a_dead_lane_fails_the_gate(urls: dict[str, str]) -> None:
     r = check("--url", urls["dead"], "--window", "60", "--lane", "gray")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert ("dead lane: B has 3 live gray instance(s) and served no gray hop for 5 min 0 s "
-            "while it served 400 hops") in r.stdout
-    assert "FAIL: 0 violations (0 leak, 0 intrusion, 0 tag_lost); 1 dead lane(s): gray at B" in r.stdout
+    assert ("dead lane: B has 3 live gray instance(s) and served no gray hop for 5 min 0 s; nothing "
+            "asked for gray and B served 400 hops in the last 60 s") in r.stdout
+    assert "FAIL: 1 dead lane(s): gray at B" in r.stdout
     assert check("--url", urls["dead"], "--window", "60", "--lane", "base").returncode == 0
 
 
@@ -185,3 +185,17 @@ def test_errors_exit_2_with_one_line(urls: dict[str, str], target: str, args: li
     r = check("--url", urls[target], *args)
     assert r.returncode == 2 and r.stdout == ""
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_fresh_collector_is_inconclusive_not_a_typo() -> None:
+    store = DuckStore(":memory:", clock=lambda: NOW)
+    app = flask.Flask("check-fresh")
+    register_api(app, Query(store, Settings(retention_s=3600), clock=lambda: NOW))
+    url, stop = serve(app)
+    try:
+        r = check("--url", url, "--window", "60", "--lane", "gray")
+        assert r.returncode == 3 and "INCONCLUSIVE" in r.stdout, r.stdout + r.stderr
+        assert check("--url", url, "--window", "60", "--lane", "gray", "--allow-empty").returncode == 0
+    finally:
+        stop()
+        store.close()

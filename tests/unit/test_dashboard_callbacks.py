@@ -531,7 +531,7 @@ def test_alerts_card_speaks_to_the_user(app_context: dict[str, Any]) -> None:
 
     ok = C.alerts_card({"hops": {}, "edges": {}, "violations": 0}, "last 5 min", "/violations?x=1")
     shown = text(ok)
-    assert "no violations, last 5 min" in shown
+    assert "no violations, no dead lane, last 5 min" in shown
     assert "issue" not in shown and "arrive" not in shown and "until then" not in shown
     assert [link.href for link in find(ok, __import__("dash").dcc.Link)] == ["/violations?x=1"]
 

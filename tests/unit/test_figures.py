@@ -297,6 +297,15 @@ def test_alerts_card_fires_on_any_violation() -> None:
     assert "no violations" in text(ok)
 
 
+def test_alerts_card_fires_on_a_dead_lane() -> None:
+    dead = [{"service": "B", "lane": "gray", "live_instances": 3, "idle_s": 120, "last_hop_ts": None,
+             "service_requests": 400}]
+    card = C.alerts_card({"hops": {}, "edges": {}, "violations": 0, "dead_lanes": dead}, "last 5 min",
+                         "/violations")
+    assert "FIRING" in text(card) and "1 dead lane" in text(card) and "dead: gray at B (3 live" in text(card)
+    assert card.id == "overview-alert-state" and card.__dict__["data-firing"] == "true"
+
+
 def test_trace_link_uses_the_template_only_for_hex_ids() -> None:
     link = find(tables.trace_link("ab" * 16, "http://jaeger:16686/trace/{trace_id}"), html.A)[0]
     assert link.href == "http://jaeger:16686/trace/" + "ab" * 16
