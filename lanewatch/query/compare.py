@@ -67,7 +67,7 @@ def compare_verdict(lane_tot: Mapping[str, Any], base_tot: Mapping[str, Any],
             parts.append(f"slower in {latency['prob_slower']:.0%} of pairs")
         text = f"{lane} is worse than {base} ({'; '.join(parts)}, confidence {confidence_text(1 - p)})"
     else:
-        text = (f"no significant difference (p={p:.2g}; {lane} not worse at "
+        text = (f"no significant difference (p={p:.2g}; {lane} not shown worse at "
                 f"{confidence_text(1 - th.alpha)} confidence)")
     reason = "both" if worse_err and worse_lat else "errors" if worse_err else "latency" if worse_lat else None
     return {"worse": bool(held), "confidence": confidence, "p_value": p, "reason": reason, "text": text,

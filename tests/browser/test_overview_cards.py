@@ -89,7 +89,7 @@ def test_compare_all_services_lists_verdicts_worst_first_and_links_each(gray_wor
     for i in range(rows.count()):  # wording and confidence agree on every row
         row = rows.nth(i).inner_text()
         if "no significant difference" in row:
-            assert "not worse at 99.0% confidence" in row and ">99.9%" not in row
+            assert "not shown worse at 99.0% confidence" in row and ">99.9%" not in row
     _shot(browser, "compare-all")
     rows.nth(0).locator("a").click()
     page.wait_for_url(re.compile(r".*/compare\?service=B&lane=gray$"), timeout=10_000)

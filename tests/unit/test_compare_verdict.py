@@ -47,7 +47,7 @@ def test_no_difference_never_shows_a_high_confidence() -> None:
     v = compare_verdict(tot(400, 10), tot(400, 6), SAME, SAME, "gray", "base")
     assert v is not None and v["worse"] is False and v["reason"] is None
     assert v["confidence"] < 0.99 and v["confidence"] == pytest.approx(1 - v["p_value"], abs=1e-6)
-    assert v["text"] == f"no significant difference (p={v['p_value']:.2g}; gray not worse at 99.0% confidence)"
+    assert v["text"] == f"no significant difference (p={v['p_value']:.2g}; gray not shown worse at 99.0% confidence)"
     assert "confidence 9" not in v["text"]
 
 

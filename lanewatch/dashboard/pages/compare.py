@@ -82,7 +82,7 @@ def verdict_box(verdict: Mapping[str, Any] | None, lane: str, base: str,
                 th: Thresholds = DEFAULT_THRESHOLDS) -> list[Any]:
     """The verdict, its confidence that ``lane`` is worse and the tests behind it, or why there is
     none yet. A badge and its words always agree: "worse" with its confidence, or "no significant
-    difference" with the p-value and the level it was not worse at."""
+    difference" with the p-value and the level it was not shown worse at."""
     if verdict is None:
         return [html.H3("Verdict"), C.empty_state(
             f"No verdict yet: {lane} or {base} served fewer than {th.min_requests} requests in this "
@@ -92,7 +92,7 @@ def verdict_box(verdict: Mapping[str, Any] | None, lane: str, base: str,
     badge = html.Span(f"{lane} is worse" if worse else "no significant difference",
                       className="lw-badge " + ("lw-v-intrusion" if worse else "lw-v-in_lane"))
     said = (f" confidence {confidence_text(conf)} that {lane} is worse" if worse else
-            f" p = {float(verdict.get('p_value', 1 - conf)):.2g}: not worse at {confidence_text(1 - alpha)}")
+            f" p = {float(verdict.get('p_value', 1 - conf)):.2g}: not shown worse at {confidence_text(1 - alpha)}")
     lines: list[Any] = [html.Div([badge, said], className="lw-alert-head", id="compare-verdict-head",
                                  **C._data(worse=str(worse).lower())),
                         html.Div(str(verdict.get("text", "")), className="lw-wrap")]
