@@ -184,7 +184,7 @@ def test_demo_faults_panel_switches_faults(lanewatch_up: Running, switchboard: S
     _open(browser, lanewatch_up.url + "/", "#overview-faults input")
     expect(page.locator("#overview-faults-status")).to_have_text("1 of 7 faults on.")
     page.get_by_label("c_gray_down").check()
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10  # a busy shared machine; the state is what is tested
     while not switchboard.faults["c_gray_down"] and time.monotonic() < deadline:
         page.wait_for_timeout(100)
     assert {k for k, v in switchboard.faults.items() if v} == {"c_gray_down", "proxy_strips_tag"}
