@@ -11,12 +11,10 @@ Conventions chosen here (documented in ``docs/api.md``):
 
 * ``error_rate`` is ``None`` when there were no requests (in totals and per
   series point); ``stayed_share`` is ``None`` when there were no traces.
-* ``lane=L`` filters requests by instance lane and traces by entry lane; hop
-  verdict counts and violations keep every hop that involves ``L`` (expected
-  or instance lane, and for violations the entry lane too), so that a gate on
-  ``gray`` sees both gray traffic leaking out and base traffic intruding.
-* ``service=S`` filters hops by service and edges/violations by caller or
-  callee; trace counts have no service and are not filtered by it.
+* ``lane=L`` and ``service=S`` follow the lane scope of :mod:`.summary` ("whose
+  violation is it"): a trace's edges, lost tags and violations belong to its entry
+  lane; hops to the lanes they served or expected; trace counts under ``service=S``
+  are the traces that had a hop at ``S``.
 * ``violations`` in the summary = ``leak + intrusion + tag_lost``, counted
   from the rollups (exact), not from the bounded list of kept violations.
 """
