@@ -148,8 +148,9 @@ class Query:
             df = df[(df.caller == service) | (df.callee == service)]
         if lane:
             df = df[S.edges_of_lane(df, lane)]
+        drawn = S.drawn_lane(df)
         df = df.rename(columns={"lane": "sent_lane"})
-        df.insert(2, "lane", S.drawn_lane(df.rename(columns={"sent_lane": "lane"})))
+        df.insert(2, "lane", drawn)
         first = S.first_second(self.store, "edges", "calls", t0, t1, {})
         df.insert(5, "rate", (df.calls / (t1 - first if first is not None else window_s)).round(3))
         return records(df.sort_values(["caller", "callee", "lane", "sent_lane"], kind="stable"))
