@@ -149,7 +149,11 @@ dash.callback(Output("overview-window-note", "children"), Output("overview-headl
               Output("overview-escapes", "children"), Output("overview-qps", "figure"),
               Output("overview-errors", "figure"), Output("overview-counters", "children"),
               Output("overview-figkey", "data"), *live_inputs(),
-              State("overview-figkey", "data"), State("overview-escapes-hold", "data"))(refresh)
+              Input("overview-escapes-hold", "data"), State("overview-figkey", "data"))(
+    # the hold is an Input, not a State: Dash then runs this after the clientside hold check of
+    # the same tick, never with the hold value of the tick before (a selection made between
+    # two ticks would be redrawn away)
+    lambda tick, state, theme, tz, hold, figkey: refresh(tick, state, theme, tz, figkey, hold))
 
 dash.clientside_callback(tables.hold_js("overview-escapes"), Output("overview-escapes-hold", "data"),
                          Input("shell-tick", "n_intervals"))
