@@ -12,11 +12,27 @@ from pathlib import Path
 
 from lanewatch import lane as L
 from lanewatch.config import routing
-from lanewatch.config.fields import leaves, not_empty, positive, section, setting, within
+from lanewatch.config.fields import (
+    ConfigError,
+    leaves,
+    not_empty,
+    positive,
+    section,
+    setting,
+    within,
+)
 from lanewatch.config.routing import Rule
 
 _PORT = within(0, 65535, what="a port is 0..65535")
 _SHARE = within(0.0, 1.0, what="a share is 0..1")
+#: The gray-vs-base checks a judgement has (``lanewatch.scorecard``).
+JUDGED_CHECKS = ("errors", "latency")
+
+
+def _checks(name: str, value: list[str]) -> None:
+    bad = [v for v in value if v not in JUDGED_CHECKS]
+    if bad:
+        raise ConfigError(f"{name}: unknown check {bad[0]!r} (known: {', '.join(JUDGED_CHECKS)})")
 
 
 @dataclass(frozen=True)
@@ -31,6 +47,14 @@ class CompareSettings:
     min_latency_effect: float = setting(0.05, "Smallest latency effect called worse: "
                                         "P(lane slower than base) - 0.5.",
                                         check=within(0.0, 0.5, open_high=True))
+    pass_score: float = setting(75.0, "A gray-vs-base score (0-100) at or above this passes.",
+                                check=within(0.0, 100.0))
+    marginal_score: float = setting(50.0, "A score below this fails; between it and pass_score it is "
+                                    "marginal (the gate fails, the alert does not fire).",
+                                    check=within(0.0, 100.0))
+    critical: list[str] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        ["errors", "latency"], "Checks whose failure alone fails the judgement (score 0): "
+        "errors, latency.", check=_checks)
 
 
 @dataclass(frozen=True)
