@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanewatch import lane as L
-from lanewatch.config import routing
+from lanewatch.config import alerting, routing
+from lanewatch.config.alerting import LaneTarget
 from lanewatch.config.fields import (
     ConfigError,
     leaves,
@@ -63,6 +64,35 @@ class DeadLaneSettings:
 
     after_s: float = setting(60.0, "A live lane that served no hop for this long while its service "
                              "served traffic is reported as dead.", check=positive)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """``alerts:`` the built-in alert rules (``docs/alerts.md``), on by default."""
+
+    enabled: bool = setting(True, "Evaluate the alert rules (every evaluate_every_s).")
+    disabled: list[str] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        [], "Alert names switched off, e.g. [GrayShareDrift].", parse=alerting.parse_names)
+    evaluate_every_s: float = setting(1.0, "How often the rules are evaluated.", check=positive)
+    window_s: float = setting(60.0, "Evidence window of every rule (span time).", check=positive)
+    leak_threshold: float = setting(0.01, "LaneLeak fires when the Wilson 95% lower bound of a lane's "
+                                    "leaked share of hops at a service exceeds this.", check=_SHARE)
+    leak_min_hops: int = setting(20, "LaneLeak needs at least this many hops of the lane at the service.",
+                                 check=within(1, float("inf"), what="must be >= 1"))
+    intrusion_min: int = setting(1, "LaneIntrusion fires on this many intruding hops at a service.",
+                                 check=within(1, float("inf"), what="must be >= 1"))
+    tag_lost_threshold: float = setting(0.01, "LaneTagLost fires when the Wilson 95% lower bound of "
+                                        "the share of calls that lost the lane exceeds this.", check=_SHARE)
+    tag_lost_min_calls: int = setting(20, "LaneTagLost needs at least this many calls of the lane.",
+                                      check=within(1, float("inf"), what="must be >= 1"))
+    for_s: dict[str, float] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        {}, "Per alert: seconds its condition holds before it fires (pending until then); "
+        "GrayWorseThanBase 5, the others 0 unless set (YAML only).", env=False,
+        parse=alerting.parse_seconds)
+    keep_firing_for_s: dict[str, float] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        {}, "Per alert: seconds it keeps firing after its condition stopped holding (0 unless set; "
+        "YAML only).", env=False, parse=alerting.parse_seconds)
+    history_keep: int = setting(10_000, "Alert state changes kept in the store.", check=positive)
 
 
 @dataclass(frozen=True)
@@ -123,6 +153,11 @@ class Settings:
         CompareSettings, "Gray vs base comparison thresholds.")
     dead_lanes: DeadLaneSettings = section(  # noqa: RUF009 -- section() returns a dataclasses.field
         DeadLaneSettings, "Dead-lane detection.")
+    alerts: AlertSettings = section(  # noqa: RUF009 -- section() returns a dataclasses.field
+        AlertSettings, "Alert rules.")
+    lanes: dict[str, LaneTarget] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        {}, "Per lane: the share of entry traffic it should get, {gray: {target_share: 0.02, "
+        "tolerance: 0.01}} (GrayShareDrift; YAML only).", env=False, parse=alerting.parse_lanes)
 
     def validate(self) -> Settings:
         """Raise :class:`ConfigError` naming the first bad setting; return self."""
