@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any, Self
 
 from lanewatch import config
+from lanewatch.alerts.engine import AlertEngine
 from lanewatch.collect.engine import Engine
 from lanewatch.collect.pipeline import Pipeline, tune_gc
 from lanewatch.collect.receivers.grpc import OtlpGrpcReceiver
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
 from lanewatch.config import Settings
+from lanewatch.store.base import AlertHistory
 
 log = logging.getLogger("lanewatch")
 
@@ -54,9 +56,13 @@ class Collector:
         self.settings = settings
         self.store = open_store(settings)
         self.engine = Engine(settings, clock)
-        self.pipeline = Pipeline(self.engine, [self.store], interval_s=settings.flush_interval_s,
+        self.alerts = AlertEngine(settings, self.engine.instances,
+                                  history=self.store if isinstance(self.store, AlertHistory) else None,
+                                  clock=clock)
+        self.pipeline = Pipeline(self.engine, [self.store, self.alerts],
+                                 interval_s=settings.flush_interval_s,
                                  jobs=[self.store.maintain, self.engine.forget_instances], clock=clock)
-        self.query = Query(self.store, settings, clock, live=_LiveView(self.engine))
+        self.query = Query(self.store, settings, clock, live=_LiveView(self.engine), alerts=self.alerts)
         limit = settings.max_body_bytes
         self.http = OtlpHttpReceiver(self.engine, settings.host, settings.otlp_http_port, limit)
         self.grpc = (OtlpGrpcReceiver(self.engine, settings.host, settings.otlp_grpc_port, limit)
@@ -85,7 +91,9 @@ class Collector:
     def start(self) -> Self:
         """Bind everything; on failure, release what was already bound and re-raise."""
         try:
+            self.alerts.prime(self.store, self.alerts.clock())
             self.pipeline.start()
+            self.alerts.start()
             self.http.start()
             if self.grpc is not None:
                 self.grpc.start()
@@ -116,6 +124,7 @@ class Collector:
             self._web.shutdown()
             self._web.server_close()
         self.pipeline.stop()
+        self.alerts.stop()
         self.store.close()
 
     def __enter__(self) -> Self:
