@@ -50,15 +50,18 @@ class Collector:
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time,
                  web: bool = True) -> None:
+        from lanewatch.alerts.notify import notifiers_from
         from lanewatch.query import Query
         from lanewatch.store import open_store
 
         self.settings = settings
         self.store = open_store(settings)
         self.engine = Engine(settings, clock)
+        #: alert delivery (webhooks, Alertmanager), one per configured URL
+        self.notifiers = notifiers_from(settings, self._dashboard_url)
         self.alerts = AlertEngine(settings, self.engine.instances,
                                   history=self.store if isinstance(self.store, AlertHistory) else None,
-                                  clock=clock)
+                                  notifiers=self.notifiers, clock=clock)
         self.pipeline = Pipeline(self.engine, [self.store, self.alerts],
                                  interval_s=settings.flush_interval_s,
                                  jobs=[self.store.maintain, self.engine.forget_instances], clock=clock)
@@ -70,6 +73,11 @@ class Collector:
         self._web_enabled = web
         self._web: Any = None
         self._web_thread: threading.Thread | None = None
+
+    def _dashboard_url(self) -> str:
+        from lanewatch.alerts.notify import default_external_url
+
+        return default_external_url(self.settings, self._web.server_port if self._web is not None else None)
 
     def _build_web(self) -> Any:
         import flask
@@ -124,7 +132,7 @@ class Collector:
             self._web.shutdown()
             self._web.server_close()
         self.pipeline.stop()
-        self.alerts.stop()
+        self.alerts.stop()  # closes the notifiers: what is queued is delivered (bounded wait)
         self.store.close()
 
     def __enter__(self) -> Self:
@@ -141,13 +149,22 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="API and dashboard port (default 8050, 0 = any free)")
     p.add_argument("--data-dir", help="directory of the embedded store (default ./lanewatch-data)")
     p.add_argument("--config", help="YAML file with settings, rules and topology")
+    p.add_argument("--alert-webhook", action="append", metavar="URL",
+                   help="POST alerts in Alertmanager's webhook format to URL (repeatable; "
+                   "LANEWATCH_ALERT_WEBHOOK, comma-separated)")
+    p.add_argument("--alertmanager-url", action="append", metavar="URL",
+                   help="push alerts to this Alertmanager (repeatable; LANEWATCH_ALERTMANAGER_URL)")
+    p.add_argument("--external-url", metavar="URL",
+                   help="lanewatch's URL in alert links (default http://host:port of the dashboard)")
     p.add_argument("--ready-file", help="write the bound endpoints as JSON here once listening")
     p.add_argument("--log-level", default=os.environ.get("LANEWATCH_LOG_LEVEL", "INFO"))
 
 
 def run_up(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    flags = {k: getattr(args, k) for k in ("host", "otlp_http_port", "otlp_grpc_port", "port", "data_dir", "config")}
+    names = ("host", "otlp_http_port", "otlp_grpc_port", "port", "data_dir", "config",
+             "alert_webhook", "alertmanager_url", "external_url")
+    flags = {k: getattr(args, k) for k in names}
     try:
         settings = config.load(flags)
     except config.ConfigError as e:

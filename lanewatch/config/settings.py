@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanewatch import lane as L
-from lanewatch.config import alerting, routing
+from lanewatch.config import alerting, routing, urls
 from lanewatch.config.alerting import LaneTarget
 from lanewatch.config.fields import (
     ConfigError,
@@ -141,6 +141,23 @@ class Settings:
                                       "http://jaeger:16686/trace/{trace_id}.")
     demo_control_url: str = setting("", "Set by `lanewatch demo`: its fault switchboard, shown in the "
                                     "dashboard.")
+
+    alert_webhook: list[str] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        [], "Webhook URLs (comma-separated in the env var); each gets every firing and resolved "
+        "alert in Alertmanager's webhook format version 4.", check=urls.check_urls)
+    alertmanager_url: list[str] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        [], "Alertmanager URLs (http://am:9093, every instance of a cluster); alerts are pushed to "
+        "POST /api/v2/alerts.", check=urls.check_urls)
+    alertmanager_resend_s: float = setting(60.0, "Firing alerts are re-sent to Alertmanager this often "
+                                           "(their endsAt is 4 times this ahead).", check=positive)
+    external_url: str = setting("", "lanewatch's URL as alert receivers should link it (externalURL, "
+                                "generatorURL); empty: http://host:port of the dashboard.",
+                                check=urls.check_url)
+    alert_timeout_s: float = setting(5.0, "Timeout of one alert delivery attempt (connect, then read).",
+                                     check=positive)
+    alert_retry_for_s: float = setting(60.0, "A notification is retried (5xx, timeout, connection error; "
+                                       "never 4xx) with exponential backoff for at most this long.",
+                                       check=positive)
 
     routing_rules: list[Rule] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
         [], "Per-service routing rules (YAML only; formerly `rules`).", env=False,

@@ -75,7 +75,7 @@ def test_one_leak_in_a_thousand_hops_does_not_fire_twenty_in_four_hundred_do() -
 
 def test_a_leak_resolves_once_it_leaves_the_window_and_the_history_keeps_both() -> None:
     store = DuckStore(":memory:")
-    engine, pipe, alerts, clock, rec = _setup(store=store)
+    engine, pipe, alerts, clock, _rec = _setup(store=store)
     _beat(engine, clock, ("B", "gray"))
     _traffic(engine, clock, 100, 30)
     pipe.flush()
