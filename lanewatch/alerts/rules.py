@@ -207,7 +207,8 @@ def gray_worse_than_base(ev: Evidence, s: Settings) -> list[Finding]:
         return []
     th = dataclasses.replace(th, alpha=th.alpha / len(pairs))
     empty = np.zeros(N_BUCKETS)
-    out = []
+    out: list[Finding] = []
+    failing: dict[tuple[str, str], set[str]] = {}
     for svc, ln in pairs:
         a, b = req[(svc, ln)], req[(svc, L.BASE)]
         j = scorecard.judge({"requests": int(a[0]), "errors": int(a[1])},
@@ -216,12 +217,40 @@ def gray_worse_than_base(ev: Evidence, s: Settings) -> list[Finding]:
                             ln, L.BASE, svc, th)
         if j["classification"] != "fail":
             continue
+        failing[(svc, ln)] = {c["name"] for c in j["checks"] if c["pass"] is False}
         out.append(Finding(
             {"alertname": "GrayWorseThanBase", "service": svc, "lane": ln, "severity": "critical"},
             float(j["score"]), th.marginal_score, j["confidence"], j["text"],
             _link("/compare", ev.window_s, service=svc, lane=ln),
             {"score": j["score"], "classification": j["classification"], "checks": j["checks"],
              "alpha": th.alpha, "pairs_judged": len(pairs)}))
+    return _inhibit_callers(out, failing, ev)
+
+
+def _inhibit_callers(found: list[Finding], failing: dict[tuple[str, str], set[str]],
+                     ev: Evidence) -> list[Finding]:
+    """Leave out a service whose lane fails only what a callee in the same lane fails too: a
+    caller of a failing (or slow) service fails (or is slow) with it, and the alert belongs
+    where it starts (as an Alertmanager inhibition rule would do). The callee's alert names
+    the callers it explains."""
+    callees: dict[tuple[str, str], set[str]] = {}
+    for (caller, callee, sent, entry), row in ev.edges.items():
+        if row[0] > 0 and caller != callee:
+            for ln in {sent, entry}:
+                callees.setdefault((caller, ln), set()).add(callee)
+    out = []
+    for f in found:
+        key = (f.labels["service"], f.labels["lane"])
+        by = sorted(x for x in callees.get(key, ()) if failing[key] <= failing.get((x, key[1]), set()))
+        if not by:
+            out.append(f)
+            continue
+        for g in found:
+            if (g.labels["service"], g.labels["lane"]) == (by[0], key[1]):
+                g.details.setdefault("explains", []).append(key[0])
+    for f in out:
+        if f.details.get("explains"):
+            f.text += f" (its callers {', '.join(sorted(f.details['explains']))} fail with it: not alerted)"
     return out
 
 
