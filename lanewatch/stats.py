@@ -34,6 +34,9 @@ class Thresholds:
     alpha: float = 0.01
     #: the smallest latency effect, P(lane slower) - 0.5, called worse
     min_latency_effect: float = 0.05
+    #: and the smallest rise of the mean latency called worse: relative and in ms (both must hold)
+    min_latency_increase: float = 0.1
+    min_latency_increase_ms: float = 1.0
     #: a score (0-100) at or above this passes
     pass_score: float = 75.0
     #: a score below this fails; between the two it is marginal
@@ -130,3 +133,14 @@ def wilson(k: float, n: float, z: float = Z95) -> tuple[float, float]:
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mean_ms(hist: npt.NDArray[np.float64]) -> float | None:
+    """Mean latency of a log-bucket histogram (each bucket at its geometric middle)."""
+    from lanewatch.histogram import bucket_mid_ms
+
+    n = float(np.maximum(hist, 0).sum())
+    if n <= 0:
+        return None
+    mids = np.array([bucket_mid_ms(b) for b in range(len(hist))])
+    return float(np.dot(np.maximum(hist, 0), mids) / n)

@@ -48,6 +48,10 @@ class CompareSettings:
     min_latency_effect: float = setting(0.05, "Smallest latency effect called worse: "
                                         "P(lane slower than base) - 0.5.",
                                         check=within(0.0, 0.5, open_high=True))
+    min_latency_increase: float = setting(0.1, "And the smallest rise of the mean latency called worse, "
+                                          "relative to base (0.1 = 10%).", check=within(0.0, float("inf")))
+    min_latency_increase_ms: float = setting(1.0, "And in milliseconds: a lane is slower only when its mean "
+                                             "latency is higher by both.", check=within(0.0, float("inf")))
     pass_score: float = setting(75.0, "A gray-vs-base score (0-100) at or above this passes.",
                                 check=within(0.0, 100.0))
     marginal_score: float = setting(50.0, "A score below this fails; between it and pass_score it is "
