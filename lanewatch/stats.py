@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lanewatch.histogram import N_BUCKETS, bucket_mid_ms
+
 #: Fisher's exact test replaces the z-test when an expected cell count is below this.
 FISHER_BELOW = 10.0
 
@@ -137,10 +139,12 @@ def wilson(k: float, n: float, z: float = Z95) -> tuple[float, float]:
 
 def mean_ms(hist: npt.NDArray[np.float64]) -> float | None:
     """Mean latency of a log-bucket histogram (each bucket at its geometric middle)."""
-    from lanewatch.histogram import bucket_mid_ms
-
-    n = float(np.maximum(hist, 0).sum())
+    h = np.maximum(hist, 0)
+    n = float(h.sum())
     if n <= 0:
         return None
-    mids = np.array([bucket_mid_ms(b) for b in range(len(hist))])
-    return float(np.dot(np.maximum(hist, 0), mids) / n)
+    return float(np.dot(h, MIDS_MS[: len(h)]) / n)
+
+
+#: The latency each histogram bucket stands for (its geometric middle), in ms.
+MIDS_MS = np.array([bucket_mid_ms(b) for b in range(N_BUCKETS)])

@@ -9,6 +9,7 @@ an alert has the same id here, in Alertmanager and in every webhook receiver.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -32,10 +33,14 @@ def wire_labels(labels: Mapping[str, str]) -> dict[str, str]:
 def fingerprint(labels: Mapping[str, str]) -> str:
     """Alertmanager's fingerprint of a label set: FNV-1a 64 over name, 0xff, value, 0xff of
     each non-empty label in name order, as 16 hex digits."""
+    return _fingerprint(tuple(sorted(wire_labels(labels).items())))
+
+
+@functools.lru_cache(maxsize=65536)
+def _fingerprint(items: tuple[tuple[str, str], ...]) -> str:
     h = _FNV_OFFSET
-    labels = wire_labels(labels)
-    for name in sorted(labels):
-        for part in (name, labels[name]):
+    for name, value in items:
+        for part in (name, value):
             for byte in part.encode():
                 h = ((h ^ byte) * _FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
             h = ((h ^ _SEP) * _FNV_PRIME) & 0xFFFFFFFFFFFFFFFF

@@ -24,7 +24,7 @@ from lanewatch import lane as L
 from lanewatch import scorecard, stats
 from lanewatch.config import Settings
 from lanewatch.histogram import N_BUCKETS
-from lanewatch.query.compare import pct
+from lanewatch.query.compare import may_be_worse, pct
 from lanewatch.query.summary import find_dead_lanes
 
 
@@ -209,7 +209,14 @@ def gray_worse_than_base(ev: Evidence, s: Settings) -> list[Finding]:
     empty = np.zeros(N_BUCKETS)
     out: list[Finding] = []
     failing: dict[tuple[str, str], set[str]] = {}
-    for svc, ln in pairs:
+    lane_t = np.array([req[p] for p in pairs])
+    base_t = np.array([req[(p[0], L.BASE)] for p in pairs])
+    screen = may_be_worse(lane_t[:, 0], lane_t[:, 1], base_t[:, 0], base_t[:, 1],
+                          np.array([ev.latency.get(p, empty) for p in pairs]),
+                          np.array([ev.latency.get((p[0], L.BASE), empty) for p in pairs]), th)
+    for (svc, ln), maybe in zip(pairs, screen.tolist()):
+        if not maybe:  # surely not worse: the scorecard would pass
+            continue
         a, b = req[(svc, ln)], req[(svc, L.BASE)]
         j = scorecard.judge({"requests": int(a[0]), "errors": int(a[1])},
                             {"requests": int(b[0]), "errors": int(b[1])},

@@ -46,16 +46,23 @@ class Family:
         #: per span: the oldest second still in its total
         self._start = {s: -(1 << 62) for s in self.spans}
 
-    def index(self, key: tuple[str, ...]) -> int:
+    def index(self, key: tuple[Any, ...]) -> int:
+        """The row of ``key``; values that are not strings (None from an old store row) are
+        keyed by their ``str``."""
         i = self._index.get(key)
+        if i is not None:
+            return i
+        canon = tuple(v if isinstance(v, str) else str(v) for v in key)
+        i = self._index.get(canon)
         if i is None:
-            i = self._index[key] = len(self.keys)
+            i = self._index[canon] = len(self.keys)
             self.keys.append(key)
             if i >= len(self._totals[self.spans[0]]):
                 for s, t in self._totals.items():
                     grown = np.zeros((2 * len(t), t.shape[1]))
                     grown[: len(t)] = t
                     self._totals[s] = grown
+        self._index[key] = i
         return i
 
     def add(self, sec: int, idx: npt.NDArray[np.int64], col: npt.NDArray[np.int64],
@@ -113,7 +120,7 @@ class Window:
         fam = self.families[name]
         ts = np.minimum(np.asarray(cols["ts"], dtype=np.int64), self.now + FUTURE_S if self.now else
                         np.iinfo(np.int64).max)
-        idx = np.fromiter((fam.index(tuple(str(v) for v in k)) for k in zip(*(cols[c] for c in keys))),
+        idx = np.fromiter((fam.index(k) for k in zip(*(cols[c] for c in keys))),
                           dtype=np.int64, count=len(ts))
         if name == "latency":
             col = np.clip(np.asarray(cols["bucket"], dtype=np.int64), 0, N_BUCKETS - 1)[:, None]

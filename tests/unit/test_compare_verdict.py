@@ -152,3 +152,29 @@ def test_query_compare_all_over_a_store() -> None:
         assert Query(store, settings, clock=lambda: NOW).compare_all(None, 60) == rows
     finally:
         store.close()
+
+
+def test_the_vectorised_screen_never_passes_a_pair_the_verdict_calls_worse() -> None:
+    """may_be_worse is how the alert rule skips pairs: compared with compare_verdict (the plain
+    reference) on random pairs, it is False only where the verdict is not worse."""
+    from lanewatch.query.compare import may_be_worse
+
+    rng = np.random.default_rng(11)
+    rows = []
+    for _ in range(400):
+        n1, n2 = int(rng.integers(30, 3000)), int(rng.integers(30, 3000))
+        e1, e2 = int(rng.integers(0, n1 // 3 + 1)), int(rng.integers(0, n2 // 10 + 1))
+        a = hist(**{f"b{b}": int(rng.integers(0, 300)) for b in rng.integers(25, 60, size=4)})
+        c = hist(**{f"b{b}": int(rng.integers(0, 300)) for b in rng.integers(25, 60, size=4)})
+        th = Thresholds(alpha=float(rng.choice([0.01, 0.001])))
+        rows.append((n1, e1, n2, e2, a, c, th))
+    worse_seen = 0
+    for n1, e1, n2, e2, a, c, th in rows:
+        v = compare_verdict(tot(n1, e1), tot(n2, e2), a, c, "gray", "base", th)
+        screen = may_be_worse(np.array([float(n1)]), np.array([float(e1)]), np.array([float(n2)]),
+                              np.array([float(e2)]), a[None], c[None], th)
+        assert v is not None
+        if v["worse"]:
+            worse_seen += 1
+            assert screen[0], (n1, e1, n2, e2, v)
+    assert 20 < worse_seen < 380  # the random pairs cover both answers
