@@ -42,6 +42,15 @@ class DeadLaneSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """``metrics:`` the Prometheus exposition at ``GET /metrics`` (``docs/metrics.md``)."""
+
+    max_series: int = setting(10_000, "Label sets per metric family at /metrics; further ones are "
+                              "added to one overflow series (label values '_other') and counted.",
+                              check=positive)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Typed settings. Env var for field ``x`` is ``LANEWATCH_X``, for ``section.key``
     ``LANEWATCH_SECTION__KEY``."""
@@ -99,6 +108,8 @@ class Settings:
         CompareSettings, "Gray vs base comparison thresholds.")
     dead_lanes: DeadLaneSettings = section(  # noqa: RUF009 -- section() returns a dataclasses.field
         DeadLaneSettings, "Dead-lane detection.")
+    metrics: MetricsSettings = section(  # noqa: RUF009 -- section() returns a dataclasses.field
+        MetricsSettings, "Prometheus exposition at /metrics.")
 
     def validate(self) -> Settings:
         """Raise :class:`ConfigError` naming the first bad setting; return self."""
