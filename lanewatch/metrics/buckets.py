@@ -6,7 +6,8 @@ is >= its upper edge** (the last log bucket, open-ended, under ``+Inf``). So eve
 counted under a bound was truly at most that long: the cumulative counts never claim a
 hop was faster than it was; a hop just under a bound may be counted under the next one,
 which moves a quantile read by ``histogram_quantile`` up by at most one log bucket (19%).
-The bounds step by 1.5-2.5x, fine enough for a p95 comparison of gray and base.
+The bounds step by 1.5-2.5x (fine enough for a p95 comparison of gray and base); 18 ``le``
+values keep ``/metrics`` at 100 services x 4 lanes near 8,000 histogram samples.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from prometheus_client.utils import floatToGoString
 from lanewatch.histogram import N_BUCKETS, bucket_upper_ms
 
 #: Upper bounds in seconds (``+Inf`` follows).
-LE_SECONDS: Final = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
-                     0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
+LE_SECONDS: Final = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.15,
+                     0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: The ``le`` label values, ``+Inf`` last.
 LE_LABELS: Final = (*(floatToGoString(b) for b in LE_SECONDS), "+Inf")  # type: ignore[no-untyped-call]
 #: Number of ``le`` slots, ``+Inf`` included.

@@ -14,8 +14,8 @@ log = logging.getLogger(__name__)
 
 
 def register_metrics(app: flask.Flask, metrics: MetricsCollector) -> None:
-    """Add ``GET /metrics`` to ``app`` (the Content-Type is ``prometheus_client``'s, negotiated
-    from ``Accept``: the text format, or OpenMetrics for a Prometheus that asks for it)."""
+    """Add ``GET /metrics`` to ``app`` (the Content-Type is ``prometheus_client``'s: the text
+    format, or OpenMetrics for a scraper whose ``Accept`` takes nothing else)."""
     import flask  # the web side only: the collector itself needs no web framework
 
     def view() -> flask.Response:

@@ -2,8 +2,8 @@
 
 Every instance has its own :class:`~prometheus_client.CollectorRegistry` (never the
 global one, so several collectors in one process, as in tests, never clash), and
-:meth:`MetricsCollector.render` writes it with ``prometheus_client``'s own encoders,
-negotiating the text format or OpenMetrics from the scraper's ``Accept`` header.
+:meth:`MetricsCollector.render` writes it with ``prometheus_client``'s own encoders: the
+text format, or OpenMetrics for a scraper that accepts nothing else.
 
 Besides the sink's totals it reads, at each scrape, three callables:
 
@@ -33,7 +33,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from lanewatch.metrics import counters as C
@@ -73,8 +73,15 @@ class MetricsCollector:
         self.registry.register(self)
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
-        """The exposition for a scraper sending ``accept``: (body, Content-Type)."""
-        encoder, content_type = choose_encoder(accept or "")
+        """The exposition for a scraper sending ``accept``: (body, Content-Type).
+
+        The text format (0.0.4) whenever the scraper accepts it (Prometheus does, after
+        OpenMetrics): ``prometheus_client`` writes it about twice as fast, and nothing here
+        needs OpenMetrics (no exemplars). OpenMetrics only for a scraper that takes nothing else."""
+        accept = accept or ""
+        if not accept or "text/plain" in accept or "*/*" in accept:
+            return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
+        encoder, content_type = choose_encoder(accept)
         return encoder(self.registry), content_type
 
     def collect(self) -> Iterator[Metric]:

@@ -89,9 +89,12 @@ def test_metrics_totals_agree_with_the_summary(lanewatch: dict[str, Any]) -> Non
     assert total(got, "lanewatch_hop_errors_total", service="C", instance_lane=GRAY) == 1
 
 
-def test_live_instances_and_the_content_type_prometheus_asks_for(lanewatch: dict[str, Any]) -> None:
-    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-    r = requests.get(lanewatch["url"] + "/metrics", headers={"Accept": accept}, timeout=10)
+def test_live_instances_and_the_content_types(lanewatch: dict[str, Any]) -> None:
+    prometheus = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    r = requests.get(lanewatch["url"] + "/metrics", headers={"Accept": prometheus}, timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    r = requests.get(lanewatch["url"] + "/metrics", headers={"Accept": "application/openmetrics-text"},
+                     timeout=10)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/openmetrics-text")
     assert r.text.endswith("# EOF\n")
     got, _ = scrape(lanewatch["url"])

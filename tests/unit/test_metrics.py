@@ -74,7 +74,7 @@ def test_hops_errors_and_the_latency_histogram() -> None:
     assert value(got, "lanewatch_hops_total", **{**key, "instance_lane": "base", "verdict": "leak"}) == 1
     assert value(got, "lanewatch_hop_errors_total", **{**key, "instance_lane": "base", "verdict": "leak"}) == 0
     h = {"service": "C", "instance_lane": "gray"}
-    assert value(got, "lanewatch_hop_duration_seconds_bucket", **h, le="0.003") == 0
+    assert value(got, "lanewatch_hop_duration_seconds_bucket", **h, le="0.0025") == 0
     assert value(got, "lanewatch_hop_duration_seconds_bucket", **h, le="0.005") == 5
     assert value(got, "lanewatch_hop_duration_seconds_bucket", **h, le="+Inf") == 5
     assert value(got, "lanewatch_hop_duration_seconds_count", **h) == 5
@@ -203,13 +203,15 @@ def test_a_failing_source_is_counted_and_the_rest_is_served(caplog: pytest.LogCa
     assert "instances() failed" in caplog.text
 
 
-def test_own_registry_per_instance_and_openmetrics_when_asked() -> None:
+def test_own_registry_per_instance_text_format_and_openmetrics_when_only_that_is_accepted() -> None:
     before = {m.name for m in REGISTRY.collect()}
     a, b = MetricsCollector(MetricsSink()), MetricsCollector(MetricsSink())
     assert a.registry is not b.registry and {m.name for m in REGISTRY.collect()} == before
-    body, ctype = a.render("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+    prometheus = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    for accept in (None, prometheus, "text/plain"):
+        body, ctype = a.render(accept)
+        assert ctype == "text/plain; version=0.0.4; charset=utf-8" and b"lanewatch_spans_received_total 0.0" in body
+    body, ctype = a.render("application/openmetrics-text;version=1.0.0")
     assert ctype.startswith("application/openmetrics-text") and body.endswith(b"# EOF\n")
     names = {f.name for f in parse_openmetrics(body.decode())}
     assert {"lanewatch_spans_received", "lanewatch_hops", "lanewatch_alerts"} <= names
-    body, ctype = a.render(None)
-    assert ctype.startswith("text/plain") and b"lanewatch_spans_received_total 0.0" in body
