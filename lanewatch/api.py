@@ -22,6 +22,7 @@ import orjson
 
 import lanewatch
 from lanewatch import lane as L
+from lanewatch.config.alerting import ALERT_NAMES
 from lanewatch.query import Query
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,15 @@ def register_api(server: flask.Flask, query: Query) -> None:
         w = p.window()
         assert service is not None and lane is not None
         return query.compare(service, lane, w, base=p.name("base") or "base", step_s=p.step(w))
+
+    @route("/alerts", ("state", "name", "history"))
+    def alerts(p: _Params) -> Any:
+        state, name = p.name("state"), p.name("name")
+        if state is not None and state not in ("pending", "firing"):
+            raise BadParameter(f"state={state!r}: pending or firing")
+        if name is not None and name not in ALERT_NAMES:
+            raise BadParameter(f"name={name!r}: one of {', '.join(ALERT_NAMES)}")
+        return query.alerts(state=state, name=name, history=p.integer("history", 100, 0, MAX_LIMIT))
 
     @route("/traces/<trace_id>", ())
     def trace(p: _Params, trace_id: str) -> Any:

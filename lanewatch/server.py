@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any, Self
 
 from lanewatch import config
+from lanewatch.alerts.engine import AlertEngine
 from lanewatch.collect.engine import Engine
 from lanewatch.collect.pipeline import Pipeline, tune_gc
 from lanewatch.collect.receivers.grpc import OtlpGrpcReceiver
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
 from lanewatch.config import Settings
 from lanewatch.metrics import MetricsCollector, MetricsSink, register_metrics
+from lanewatch.store.base import AlertHistory
 
 log = logging.getLogger("lanewatch")
 
@@ -49,20 +51,27 @@ class Collector:
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time,
                  web: bool = True) -> None:
+        from lanewatch.alerts.notify import notifiers_from
         from lanewatch.query import Query
         from lanewatch.store import open_store
 
         self.settings = settings
         self.store = open_store(settings)
         self.engine = Engine(settings, clock)
+        #: alert delivery (webhooks, Alertmanager), one per configured URL
+        self.notifiers = notifiers_from(settings, self._dashboard_url)
+        self.alerts = AlertEngine(settings, self.engine.instances,
+                                  history=self.store if isinstance(self.store, AlertHistory) else None,
+                                  notifiers=self.notifiers, clock=clock)
         self.metrics_sink = MetricsSink(settings.metrics.max_series)
-        self.pipeline = Pipeline(self.engine, [self.store, self.metrics_sink],
+        self.pipeline = Pipeline(self.engine, [self.store, self.alerts, self.metrics_sink],
                                  interval_s=settings.flush_interval_s,
                                  jobs=[self.store.maintain, self.engine.forget_instances], clock=clock)
-        self.query = Query(self.store, settings, clock, live=_LiveView(self.engine))
-        #: ``GET /metrics``; set ``self.metrics.alert_states`` to expose lanewatch's alerts
+        self.query = Query(self.store, settings, clock, live=_LiveView(self.engine), alerts=self.alerts)
+        #: ``GET /metrics``
         self.metrics = MetricsCollector(self.metrics_sink, instances=self.query.instances,
-                                        pending_counters=self.engine.pending_counters)
+                                        pending_counters=self.engine.pending_counters,
+                                        alert_states=lambda: [a.to_dict() for a in self.alerts.current()])
         limit = settings.max_body_bytes
         self.http = OtlpHttpReceiver(self.engine, settings.host, settings.otlp_http_port, limit)
         self.grpc = (OtlpGrpcReceiver(self.engine, settings.host, settings.otlp_grpc_port, limit)
@@ -70,6 +79,11 @@ class Collector:
         self._web_enabled = web
         self._web: Any = None
         self._web_thread: threading.Thread | None = None
+
+    def _dashboard_url(self) -> str:
+        from lanewatch.alerts.notify import default_external_url
+
+        return default_external_url(self.settings, self._web.server_port if self._web is not None else None)
 
     def _build_web(self) -> Any:
         import flask
@@ -92,7 +106,9 @@ class Collector:
     def start(self) -> Self:
         """Bind everything; on failure, release what was already bound and re-raise."""
         try:
+            self.alerts.prime(self.store, self.alerts.clock())
             self.pipeline.start()
+            self.alerts.start()
             self.http.start()
             if self.grpc is not None:
                 self.grpc.start()
@@ -123,6 +139,7 @@ class Collector:
             self._web.shutdown()
             self._web.server_close()
         self.pipeline.stop()
+        self.alerts.stop()  # closes the notifiers: what is queued is delivered (bounded wait)
         self.store.close()
 
     def __enter__(self) -> Self:
@@ -139,13 +156,22 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="API and dashboard port (default 8050, 0 = any free)")
     p.add_argument("--data-dir", help="directory of the embedded store (default ./lanewatch-data)")
     p.add_argument("--config", help="YAML file with settings, rules and topology")
+    p.add_argument("--alert-webhook", action="append", metavar="URL",
+                   help="POST alerts in Alertmanager's webhook format to URL (repeatable; "
+                   "LANEWATCH_ALERT_WEBHOOK, comma-separated)")
+    p.add_argument("--alertmanager-url", action="append", metavar="URL",
+                   help="push alerts to this Alertmanager (repeatable; LANEWATCH_ALERTMANAGER_URL)")
+    p.add_argument("--external-url", metavar="URL",
+                   help="lanewatch's URL in alert links (default http://host:port of the dashboard)")
     p.add_argument("--ready-file", help="write the bound endpoints as JSON here once listening")
     p.add_argument("--log-level", default=os.environ.get("LANEWATCH_LOG_LEVEL", "INFO"))
 
 
 def run_up(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    flags = {k: getattr(args, k) for k in ("host", "otlp_http_port", "otlp_grpc_port", "port", "data_dir", "config")}
+    names = ("host", "otlp_http_port", "otlp_grpc_port", "port", "data_dir", "config",
+             "alert_webhook", "alertmanager_url", "external_url")
+    flags = {k: getattr(args, k) for k in names}
     try:
         settings = config.load(flags)
     except config.ConfigError as e:

@@ -34,6 +34,15 @@ class Thresholds:
     alpha: float = 0.01
     #: the smallest latency effect, P(lane slower) - 0.5, called worse
     min_latency_effect: float = 0.05
+    #: a score (0-100) at or above this passes
+    pass_score: float = 75.0
+    #: a score below this fails; between the two it is marginal
+    marginal_score: float = 50.0
+    #: checks whose failure alone fails the judgement (score 0)
+    critical: tuple[str, ...] = ("errors", "latency")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "critical", tuple(self.critical))  # a list from the settings
 
 
 def p_two_sided(z: float) -> float:
@@ -104,3 +113,20 @@ def latency_test(a: npt.NDArray[np.float64], c: npt.NDArray[np.float64],
     z = (u - n1 * n2 * (0.5 + min_effect)) / math.sqrt(var) if var > 0 else 0.0
     return {"prob_slower": round(u / (n1 * n2), 4), "z": round(z, 3),
             "p_value": p_upper(z) if var > 0 else 1.0, "min_effect": min_effect}
+
+
+#: Two-sided 95% normal quantile.
+Z95 = 1.959963984540054
+
+
+def wilson(k: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``k`` of ``n`` (95% by default); (0, 1) when
+    ``n`` is 0. Its lower bound is what "the share is above x" alerts test: it stays low
+    on sparse evidence (1 of 1,000 gives 0.0002) and rises with it (20 of 400 gives 0.033)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

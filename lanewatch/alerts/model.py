@@ -23,10 +23,17 @@ _FNV_PRIME: Final = 1099511628211
 _SEP: Final = 0xFF  # Prometheus' label separator byte
 
 
+def wire_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels Alertmanager keeps: it drops every label whose value is empty on receipt
+    (``removeEmptyLabels`` in its API), so they are no part of the identity anywhere."""
+    return {k: v for k, v in labels.items() if v != ""}
+
+
 def fingerprint(labels: Mapping[str, str]) -> str:
     """Alertmanager's fingerprint of a label set: FNV-1a 64 over name, 0xff, value, 0xff of
-    each label in name order, as 16 hex digits."""
+    each non-empty label in name order, as 16 hex digits."""
     h = _FNV_OFFSET
+    labels = wire_labels(labels)
     for name in sorted(labels):
         for part in (name, labels[name]):
             for byte in part.encode():
@@ -93,7 +100,7 @@ class Alert:
         base = external_url.rstrip("/")
         return {
             "status": "resolved" if self.state == RESOLVED else "firing",
-            "labels": dict(self.labels),
+            "labels": wire_labels(self.labels),
             "annotations": self.annotations(),
             "startsAt": rfc3339(self.fired_at if self.fired_at is not None else self.active_at),
             "endsAt": rfc3339(self.resolved_at),

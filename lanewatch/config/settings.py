@@ -11,12 +11,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanewatch import lane as L
-from lanewatch.config import routing
-from lanewatch.config.fields import leaves, not_empty, positive, section, setting, within
+from lanewatch.config import alerting, routing, urls
+from lanewatch.config.alerting import LaneTarget
+from lanewatch.config.fields import (
+    ConfigError,
+    leaves,
+    not_empty,
+    positive,
+    section,
+    setting,
+    within,
+)
 from lanewatch.config.routing import Rule
 
 _PORT = within(0, 65535, what="a port is 0..65535")
 _SHARE = within(0.0, 1.0, what="a share is 0..1")
+#: The gray-vs-base checks a judgement has (``lanewatch.scorecard``).
+JUDGED_CHECKS = ("errors", "latency")
+
+
+def _checks(name: str, value: list[str]) -> None:
+    bad = [v for v in value if v not in JUDGED_CHECKS]
+    if bad:
+        raise ConfigError(f"{name}: unknown check {bad[0]!r} (known: {', '.join(JUDGED_CHECKS)})")
 
 
 @dataclass(frozen=True)
@@ -31,6 +48,14 @@ class CompareSettings:
     min_latency_effect: float = setting(0.05, "Smallest latency effect called worse: "
                                         "P(lane slower than base) - 0.5.",
                                         check=within(0.0, 0.5, open_high=True))
+    pass_score: float = setting(75.0, "A gray-vs-base score (0-100) at or above this passes.",
+                                check=within(0.0, 100.0))
+    marginal_score: float = setting(50.0, "A score below this fails; between it and pass_score it is "
+                                    "marginal (the gate fails, the alert does not fire).",
+                                    check=within(0.0, 100.0))
+    critical: list[str] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        ["errors", "latency"], "Checks whose failure alone fails the judgement (score 0): "
+        "errors, latency.", check=_checks)
 
 
 @dataclass(frozen=True)
@@ -48,6 +73,35 @@ class MetricsSettings:
     max_series: int = setting(10_000, "Label sets per metric family at /metrics; further ones are "
                               "added to one overflow series (label values '_other') and counted.",
                               check=positive)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """``alerts:`` the built-in alert rules (``docs/alerts.md``), on by default."""
+
+    enabled: bool = setting(True, "Evaluate the alert rules (every evaluate_every_s).")
+    disabled: list[str] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        [], "Alert names switched off, e.g. [GrayShareDrift].", parse=alerting.parse_names)
+    evaluate_every_s: float = setting(1.0, "How often the rules are evaluated.", check=positive)
+    window_s: float = setting(60.0, "Evidence window of every rule (span time).", check=positive)
+    leak_threshold: float = setting(0.01, "LaneLeak fires when the Wilson 95% lower bound of a lane's "
+                                    "leaked share of hops at a service exceeds this.", check=_SHARE)
+    leak_min_hops: int = setting(20, "LaneLeak needs at least this many hops of the lane at the service.",
+                                 check=within(1, float("inf"), what="must be >= 1"))
+    intrusion_min: int = setting(1, "LaneIntrusion fires on this many intruding hops at a service.",
+                                 check=within(1, float("inf"), what="must be >= 1"))
+    tag_lost_threshold: float = setting(0.01, "LaneTagLost fires when the Wilson 95% lower bound of "
+                                        "the share of calls that lost the lane exceeds this.", check=_SHARE)
+    tag_lost_min_calls: int = setting(20, "LaneTagLost needs at least this many calls of the lane.",
+                                      check=within(1, float("inf"), what="must be >= 1"))
+    for_s: dict[str, float] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        {}, "Per alert: seconds its condition holds before it fires (pending until then); "
+        "GrayWorseThanBase 5, the others 0 unless set (YAML only).", env=False,
+        parse=alerting.parse_seconds)
+    keep_firing_for_s: dict[str, float] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        {}, "Per alert: seconds it keeps firing after its condition stopped holding (0 unless set; "
+        "YAML only).", env=False, parse=alerting.parse_seconds)
+    history_keep: int = setting(10_000, "Alert state changes kept in the store.", check=positive)
 
 
 @dataclass(frozen=True)
@@ -97,6 +151,23 @@ class Settings:
     demo_control_url: str = setting("", "Set by `lanewatch demo`: its fault switchboard, shown in the "
                                     "dashboard.")
 
+    alert_webhook: list[str] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        [], "Webhook URLs (comma-separated in the env var); each gets every firing and resolved "
+        "alert in Alertmanager's webhook format version 4.", check=urls.check_urls)
+    alertmanager_url: list[str] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        [], "Alertmanager URLs (http://am:9093, every instance of a cluster); alerts are pushed to "
+        "POST /api/v2/alerts.", check=urls.check_urls)
+    alertmanager_resend_s: float = setting(60.0, "Firing alerts are re-sent to Alertmanager this often "
+                                           "(their endsAt is 4 times this ahead).", check=positive)
+    external_url: str = setting("", "lanewatch's URL as alert receivers should link it (externalURL, "
+                                "generatorURL); empty: http://host:port of the dashboard.",
+                                check=urls.check_url)
+    alert_timeout_s: float = setting(5.0, "Timeout of one alert delivery attempt (connect, then read).",
+                                     check=positive)
+    alert_retry_for_s: float = setting(60.0, "A notification is retried (5xx, timeout, connection error; "
+                                       "never 4xx) with exponential backoff for at most this long.",
+                                       check=positive)
+
     routing_rules: list[Rule] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
         [], "Per-service routing rules (YAML only; formerly `rules`).", env=False,
         parse=routing.parse_rules, check=routing.check_rules, old_names=("rules",))
@@ -108,6 +179,11 @@ class Settings:
         CompareSettings, "Gray vs base comparison thresholds.")
     dead_lanes: DeadLaneSettings = section(  # noqa: RUF009 -- section() returns a dataclasses.field
         DeadLaneSettings, "Dead-lane detection.")
+    alerts: AlertSettings = section(  # noqa: RUF009 -- section() returns a dataclasses.field
+        AlertSettings, "Alert rules.")
+    lanes: dict[str, LaneTarget] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        {}, "Per lane: the share of entry traffic it should get, {gray: {target_share: 0.02, "
+        "tolerance: 0.01}} (GrayShareDrift; YAML only).", env=False, parse=alerting.parse_lanes)
     metrics: MetricsSettings = section(  # noqa: RUF009 -- section() returns a dataclasses.field
         MetricsSettings, "Prometheus exposition at /metrics.")
 

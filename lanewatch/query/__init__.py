@@ -60,12 +60,29 @@ class LiveView(Protocol):
         ...
 
 
+class AlertSource(Protocol):
+    """Where the alerts come from (the running :class:`~lanewatch.alerts.engine.AlertEngine`)."""
+
+    rules: dict[str, Any]
+    evaluations: int
+    last_evaluation: dict[str, Any]
+
+    def current(self) -> list[Any]:
+        """Pending and firing :class:`~lanewatch.alerts.model.Alert` values."""
+        ...
+
+    def recent(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest state changes (history rows), newest first."""
+        ...
+
+
 class Query:
     """Read-side queries (see ``docs/design.md``) over ``store``; ``clock`` gives now."""
 
     def __init__(self, store: Store, settings: Settings, clock: Callable[[], float] = time.time,
-                 live: LiveView | None = None) -> None:
+                 live: LiveView | None = None, alerts: AlertSource | None = None) -> None:
         self.store, self.settings, self.clock, self.live = store, settings, clock, live
+        self.alert_source = alerts
         self._steps = SeriesReader(store)
 
     def _window(self, window_s: int, step_s: int = 1) -> tuple[int, int]:
@@ -162,6 +179,19 @@ class Query:
                                where={"service": service})
         return records(df.loc[df.requests != 0, ["service", "expected_lane", "instance_lane", "verdict",
                                                  "requests"]])
+
+    def alerts(self, state: str | None = None, name: str | None = None,
+               history: int = 100) -> dict[str, Any]:
+        """Current alerts (pending and firing; or only ``state``, only alert ``name``) and the
+        newest ``history`` state changes; ``enabled`` False when no rules run here."""
+        src = self.alert_source
+        if src is None:
+            return {"enabled": False, "alerts": [], "history": [], "rules": [], "evaluation": {}}
+        current = [a.to_dict() for a in src.current()
+                   if (state is None or a.state == state) and (name is None or a.name == name)]
+        past = [e for e in src.recent(history) if name is None or e["alertname"] == name]
+        return {"enabled": True, "alerts": current, "history": past, "rules": sorted(src.rules),
+                "evaluation": {**src.last_evaluation, "count": src.evaluations}}
 
     def instances(self) -> list[dict[str, Any]]:
         """Every known instance; ``live`` when seen within ``liveness_ttl_s`` and not left."""

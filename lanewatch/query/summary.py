@@ -77,9 +77,21 @@ def lane_rows(traffic: pd.DataFrame, traces: pd.DataFrame, names: list[str], hop
 
 def dead_lanes(store: Store, instances: list[dict[str, Any]], now: float, after_s: float,
                service: str | None = None, lane: str | None = None) -> list[dict[str, Any]]:
-    """Lanes (not base) of a service that had a live instance for the last ``after_s`` and
-    served no hop in that time while the service served traffic, and that no hop of any
-    service expected in that time (nothing asked for the lane: "nothing went")."""
+    """:func:`find_dead_lanes` over the store's hops of the last ``after_s``."""
+    since, t1 = int(now - after_s), int(now) + 1
+    if not _candidates(instances, now, after_s, service, lane)[0]:  # saves both reads
+        return []
+    asked = store.rollup("hops", since, t1, ["expected_lane"])
+    hops = store.rollup("hops", since, t1, ["service", "instance_lane"], where={"service": service})
+    served = {(str(s), str(ln)): int(n) for s, ln, n in zip(hops.service, hops.instance_lane, hops.requests)}
+    return find_dead_lanes(instances, now, after_s, set(asked.expected_lane[asked.requests > 0]),
+                           served, service, lane)
+
+
+def _candidates(instances: list[dict[str, Any]], now: float, after_s: float, service: str | None,
+                lane: str | None) -> tuple[dict[tuple[str, str], list[dict[str, Any]]],
+                                           dict[tuple[str, str], float]]:
+    """(instances live for the last ``after_s`` per non-base (service, lane), newest hop of each)."""
     since = now - after_s
     live: dict[tuple[str, str], list[dict[str, Any]]] = {}
     last_hop: dict[tuple[str, str], float] = {}
@@ -92,24 +104,28 @@ def dead_lanes(store: Store, instances: list[dict[str, Any]], now: float, after_
         if r.get("live"):
             live.setdefault(key, []).append(r)
     old_enough = {k: v for k, v in live.items() if min(float(r["first_seen"]) for r in v) <= since}
-    if not old_enough:
-        return []
-    t1 = int(now) + 1
+    return old_enough, last_hop
+
+
+def find_dead_lanes(instances: list[dict[str, Any]], now: float, after_s: float, wanted: set[str],
+                    served: dict[tuple[str, str], int], service: str | None = None,
+                    lane: str | None = None) -> list[dict[str, Any]]:
+    """Lanes (not base) of a service that had a live instance for the last ``after_s`` and
+    served no hop in that time while the service served traffic, and that no hop of any
+    service expected in that time (nothing asked for the lane: "nothing went"). Pure:
+    ``wanted`` are the lanes some hop expected in that time, ``served`` the hops per
+    (service, instance lane) in that time (the store's or the alert window's)."""
+    old_enough, last_hop = _candidates(instances, now, after_s, service, lane)
     # a lane that traffic asked for somewhere is not dead: where it did not arrive, the hops
     # that expected it are leaks or lost tags, reported as such; a service off the lane's path
     # (scenario 3's C, with no rule) keeps its idle instance by design
-    asked = store.rollup("hops", int(since), t1, ["expected_lane"])
-    wanted = set(asked.expected_lane[asked.requests > 0])
     old_enough = {k: v for k, v in old_enough.items() if k[1] not in wanted}
-    if not old_enough:
-        return []
-    hops = store.rollup("hops", int(since), t1, ["service", "instance_lane"],
-                        where={"service": service})
-    by_service = hops.groupby("service")["requests"].sum()
-    served = {(s, ln): int(n) for s, ln, n in zip(hops.service, hops.instance_lane, hops.requests)}
+    by_service: dict[str, int] = {}
+    for (svc, _), n in served.items():
+        by_service[svc] = by_service.get(svc, 0) + n
     out = []
     for (svc, ln), rows in sorted(old_enough.items()):
-        total = int(by_service.get(svc, 0))
+        total = by_service.get(svc, 0)
         if total <= 0 or served.get((svc, ln), 0) > 0:
             continue
         last = last_hop.get((svc, ln))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -101,3 +101,14 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AlertHistory(Protocol):
+    """A store that keeps the alert history (a declared capability: ``isinstance(store,
+    AlertHistory)``). Rows are alert state changes with the columns of
+    :data:`lanewatch.store.duck_alerts.ALERT_EVENT_COLUMNS`."""
+
+    def write_alert_events(self, rows: Sequence[dict[str, Any]], keep: int) -> None: ...
+
+    def alert_events(self, limit: int = 200, fingerprint: str | None = None) -> list[dict[str, Any]]: ...

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from lanewatch.store import duck_alerts
 from lanewatch.store import duck_frames as F
 from lanewatch.store import duck_write as W
 from lanewatch.store.base import INSTANCE_COLUMNS, TRACE_COLUMNS, VIOLATION_COLUMNS, Batch
@@ -258,6 +259,17 @@ class DuckStore:
             return names, out
         return names, {k: np.asarray(cols[c]) for k, c in
                        (("ts", "ts"), ("lane", "lane_id"), ("bucket", "bucket"), ("count", "count"))}
+
+    def write_alert_events(self, rows: Sequence[dict[str, Any]], keep: int) -> None:
+        """Append alert state changes (:data:`~lanewatch.store.duck_alerts.ALERT_EVENT_COLUMNS`);
+        the newest ``keep`` are kept."""
+        with self._lock, self._transaction() as con:
+            duck_alerts.write(con, rows, keep)
+
+    def alert_events(self, limit: int = 200, fingerprint: str | None = None) -> list[dict[str, Any]]:
+        """The newest alert state changes, newest first."""
+        with self._cursor() as cur:
+            return duck_alerts.read(cur, limit, fingerprint)
 
     def instances(self) -> pd.DataFrame:
         return self._df(f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM instances "

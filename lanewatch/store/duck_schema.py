@@ -27,8 +27,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lanewatch.rollups import ROLLUPS
+from lanewatch.store.duck_alerts import DDL as ALERT_EVENTS_DDL
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MINUTE = 60
 #: Keys dropped by the lane-level projection.
 SERVICE_KEYS = frozenset(("service", "caller", "callee"))
@@ -101,6 +102,7 @@ def ddl() -> list[str]:
          " errors BIGINT DEFAULT 0, last_hop DOUBLE, PRIMARY KEY (service, lane, instance))"),
         "CREATE TABLE IF NOT EXISTS counters (name VARCHAR PRIMARY KEY, value BIGINT)",
         "CREATE TABLE IF NOT EXISTS lane_ids (id SMALLINT PRIMARY KEY, name VARCHAR UNIQUE)",
+        ALERT_EVENTS_DDL,
     ]
     return out
 
@@ -115,6 +117,8 @@ MIGRATIONS: dict[int, list[str]] = {
           "ALTER TABLE instances ADD COLUMN errors BIGINT DEFAULT 0",
           "ALTER TABLE instances ADD COLUMN last_hop DOUBLE",
           "ALTER TABLE violations ADD COLUMN expected_lane VARCHAR"],
+    # 2 -> 3: the alert history (table alert_events, created by ddl())
+    2: [],
 }
 
 

@@ -103,4 +103,20 @@ def test_live_instances_and_the_content_types(lanewatch: dict[str, Any]) -> None
     assert live == {("A", BASE), ("A", GRAY), ("B", BASE), ("C", BASE), ("C", GRAY)}
     for service, lane in live:
         assert total(got, "lanewatch_instances_live", service=service, lane=lane) == 1
-    assert total(got, "lanewatch_alerts") == 0
+
+
+def test_lanewatchs_own_alerts_are_exposed(lanewatch: dict[str, Any]) -> None:
+    """The intrusion at C fires lanewatch's LaneIntrusion at once; /metrics counts what
+    /api/v1/alerts lists, per name and state."""
+    def agreeing() -> dict[tuple[str, str], float] | None:
+        listed = requests.get(lanewatch["url"] + "/api/v1/alerts", timeout=10).json()["alerts"]
+        want: dict[tuple[str, str], float] = {}
+        for a in listed:
+            key = (a["labels"]["alertname"], a["state"])
+            want[key] = want.get(key, 0) + 1
+        got, _ = scrape(lanewatch["url"])
+        shown = {(dict(lb)["alertname"], dict(lb)["state"]): v for (n, lb), v in got.items()
+                 if n == "lanewatch_alerts"}
+        return shown if shown == want and ("LaneIntrusion", "firing") in shown else None
+    shown = wait_for(agreeing, timeout=30)
+    assert shown[("LaneIntrusion", "firing")] == 1
