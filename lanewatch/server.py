@@ -26,6 +26,7 @@ from lanewatch.collect.pipeline import Pipeline, tune_gc
 from lanewatch.collect.receivers.grpc import OtlpGrpcReceiver
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
 from lanewatch.config import Settings
+from lanewatch.metrics import MetricsCollector, MetricsSink, register_metrics
 from lanewatch.store.base import AlertHistory
 
 log = logging.getLogger("lanewatch")
@@ -62,10 +63,15 @@ class Collector:
         self.alerts = AlertEngine(settings, self.engine.instances,
                                   history=self.store if isinstance(self.store, AlertHistory) else None,
                                   notifiers=self.notifiers, clock=clock)
-        self.pipeline = Pipeline(self.engine, [self.store, self.alerts],
+        self.metrics_sink = MetricsSink(settings.metrics.max_series)
+        self.pipeline = Pipeline(self.engine, [self.store, self.alerts, self.metrics_sink],
                                  interval_s=settings.flush_interval_s,
                                  jobs=[self.store.maintain, self.engine.forget_instances], clock=clock)
         self.query = Query(self.store, settings, clock, live=_LiveView(self.engine), alerts=self.alerts)
+        #: ``GET /metrics``
+        self.metrics = MetricsCollector(self.metrics_sink, instances=self.query.instances,
+                                        pending_counters=self.engine.pending_counters,
+                                        alert_states=lambda: [a.to_dict() for a in self.alerts.current()])
         limit = settings.max_body_bytes
         self.http = OtlpHttpReceiver(self.engine, settings.host, settings.otlp_http_port, limit)
         self.grpc = (OtlpGrpcReceiver(self.engine, settings.host, settings.otlp_grpc_port, limit)
@@ -88,6 +94,7 @@ class Collector:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per API request
         app = flask.Flask("lanewatch")
         register_api(app, self.query)
+        register_metrics(app, self.metrics)
         try:
             from lanewatch.dashboard.app import create_dash
             # the bound ports, so the empty state can say where to point exporters

@@ -20,6 +20,7 @@ an error naming ``section.key``. YAML layout (every key optional)::
       C: [base, gray]
     compare: {min_requests: 30, alpha: 0.01, min_latency_effect: 0.05}
     dead_lanes: {after_s: 60}
+    metrics: {max_series: 10000}
 
 See ``docs/configuration.md`` for the full table.
 """
@@ -28,8 +29,8 @@ from __future__ import annotations
 
 from lanewatch.config.fields import ConfigError
 from lanewatch.config.routing import Rule, parse_rules
-from lanewatch.config.settings import CompareSettings, DeadLaneSettings, Settings
+from lanewatch.config.settings import CompareSettings, DeadLaneSettings, MetricsSettings, Settings
 from lanewatch.config.sources import describe, env_name, load, with_overrides
 
-__all__ = ["CompareSettings", "ConfigError", "DeadLaneSettings", "Rule", "Settings", "describe",
-           "env_name", "load", "parse_rules", "with_overrides"]
+__all__ = ["CompareSettings", "ConfigError", "DeadLaneSettings", "MetricsSettings", "Rule", "Settings",
+           "describe", "env_name", "load", "parse_rules", "with_overrides"]

@@ -71,6 +71,15 @@ class DeadLaneSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """``metrics:`` the Prometheus exposition at ``GET /metrics`` (``docs/metrics.md``)."""
+
+    max_series: int = setting(10_000, "Label sets per metric family at /metrics; further ones are "
+                              "added to one overflow series (label values '_other') and counted.",
+                              check=positive)
+
+
+@dataclass(frozen=True)
 class AlertSettings:
     """``alerts:`` the built-in alert rules (``docs/alerts.md``), on by default."""
 
@@ -179,6 +188,8 @@ class Settings:
     lanes: dict[str, LaneTarget] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
         {}, "Per lane: the share of entry traffic it should get, {gray: {target_share: 0.02, "
         "tolerance: 0.01}} (GrayShareDrift; YAML only).", env=False, parse=alerting.parse_lanes)
+    metrics: MetricsSettings = section(  # noqa: RUF009 -- section() returns a dataclasses.field
+        MetricsSettings, "Prometheus exposition at /metrics.")
 
     def validate(self) -> Settings:
         """Raise :class:`ConfigError` naming the first bad setting; return self."""
