@@ -181,6 +181,9 @@ def register_api(server: flask.Flask, query: Query) -> None:
             return _json({"status": "error", "error": str(e)}, 503)
         return {"status": "ok", "version": lanewatch.__version__, "time": query.clock()}
 
+    from lanewatch.web.gate import register_gate  # here: it imports this module's helpers
+    register_gate(bp, query)
+
     def unknown(rest: str = "") -> flask.Response:
         return _json({"error": f"unknown endpoint {flask.request.path}; see docs/api.md"}, 404)
 

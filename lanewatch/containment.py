@@ -45,11 +45,11 @@ class UnknownName(ValueError):
                 f"{', '.join(self.known) or 'nothing (is the collector receiving spans?)'}")
 
 
-def scope_text(lane: str | None, service: str | None) -> str:
-    """``lane gray at B``, ``lane gray``, ``service B`` or ``all lanes``."""
+def scope_text(lane: str | None, service: str | None, unscoped: str = "the window") -> str:
+    """``lane gray at B``, ``lane gray``, ``service B`` or, with neither, ``unscoped``."""
     if lane and service:
         return f"lane {lane} at {service}"
-    return f"lane {lane}" if lane else f"service {service}" if service else "all lanes"
+    return f"lane {lane}" if lane else f"service {service}" if service else unscoped
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Containment:
             text = said if value else ok_said if judged else f"not judged: no finished trace in {scope}"
             return {"name": name, "pass": passed, "value": value, "threshold": 0, "text": text, "critical": True}
 
-        out = [check(k, n, f"{n:,} {k} {'tags' if k == TAG_LOST else 'hops'} in {scope} (must be 0)",
+        out = [check(k, n, f"{n:,} {'tags lost' if k == TAG_LOST else k + ' hops'} in {scope} (must be 0)",
                      f"no {k} in {scope}") for k, n in self.counts.items()]
         if self.service is None:
             out.append(check("traces_violated", self.traces_violated,

@@ -36,7 +36,7 @@ def test_a_violation_fails_even_without_finished_traces() -> None:
     assert c.failed and c.passed is False
     checks = by_name(c.checks())
     assert checks["tag_lost"] == {"name": "tag_lost", "pass": False, "value": 2, "threshold": 0,
-                                  "text": "2 tag_lost tags in lane gray (must be 0)", "critical": True}
+                                  "text": "2 tags lost in lane gray (must be 0)", "critical": True}
     assert checks["leak"]["pass"] is None and checks["leak"]["text"] == "not judged: no finished trace in lane gray"
 
 
