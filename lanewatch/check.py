@@ -11,6 +11,9 @@ Exit status (documented in ``docs/check.md``; pipelines script against it):
 * **3** inconclusive: no finished trace to judge in the window (``--allow-empty`` makes that
   a pass): "nothing went wrong" would then only mean "nothing went".
 
+``--compare`` adds gray vs base per service (``/api/v1/gate``, see :mod:`lanewatch.check_compare`):
+1 also when a lane is worse than base, 3 also when nothing to compare had enough requests.
+
 Prints a readable report (or, with ``--json``, the raw answers plus ``ok`` and ``status``);
 errors go to stderr as one line. Uses only the standard library and the pure
 :mod:`lanewatch.lane` and :mod:`lanewatch.containment`, so it runs anywhere.
@@ -30,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lanewatch import lane as L
+from lanewatch.check_compare import GateAnswerError, gate_lines, gate_pass
 from lanewatch.containment import SummaryError, UnknownName, containment
 
 TIMEOUT_S = 10.0
@@ -55,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "that passed it")
     parser.add_argument("--allow-empty", action="store_true",
                         help="pass (exit 0) instead of inconclusive (exit 3) when there was no traffic")
+    parser.add_argument("--compare", action="store_true",
+                        help="also judge each lane against base per service (errors, latency) as /api/v1/gate "
+                             "does; the exit status is then the gate's (same codes)")
     parser.add_argument("--json", action="store_true", help="print the API answers as JSON, plus ok and status")
 
 
@@ -209,14 +216,22 @@ def run(args: argparse.Namespace) -> int:
             args.url, "/api/v1/violations", {**params, "limit": SHOW_VIOLATIONS})
         if not isinstance(violations, list):
             raise CheckError("the violations answer is not a JSON list")
-    except CheckError as e:
+        gate = fetch(args.url, "/api/v1/gate", params) if getattr(args, "compare", False) else None
+        if gate is not None:
+            passed = gate_pass(gate)
+            if passed is None:
+                v.status = PASS if args.allow_empty else INCONCLUSIVE
+            else:
+                v.status = PASS if passed else FAIL
+    except (CheckError, GateAnswerError) as e:
         print(f"lanewatch check: {e}", file=sys.stderr)
         return ERROR
     if args.json:
-        _print(json.dumps({"ok": v.ok, "status": v.status, "summary": summary, "violations": violations},
-                          indent=2))
+        doc = {"ok": v.ok, "status": v.status, "summary": summary, "violations": violations}
+        _print(json.dumps(doc if gate is None else {**doc, "gate": gate}, indent=2))
     else:
-        _print("\n".join(report(args, summary, violations, v)))
+        lines = report(args, summary, violations, v)
+        _print("\n".join(lines if gate is None else lines[:-1] + gate_lines(gate, args.allow_empty)))
     return v.status
 
 
