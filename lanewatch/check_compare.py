@@ -31,8 +31,14 @@ def gate_lines(gate: dict[str, Any], allow_empty: bool) -> list[str]:
     """The gray-vs-base lines of the report, then its conclusion: the gate's sentence, which
     names every failed check."""
     comparisons = [c for c in gate.get("comparisons") or [] if isinstance(c, dict)]
-    lines = [f"  gray vs base ({len(comparisons)} compared):" if comparisons
-             else "  gray vs base: no lane but base served traffic in scope, nothing to compare"]
+    lane = gate.get("lane")
+    if comparisons:
+        lines = [f"  {lane or 'each lane'} vs base ({len(comparisons)} compared):"]
+    elif lane == "base":
+        lines = ["  vs base: base is the baseline, nothing to compare"]
+    else:
+        lines = [f"  {lane or 'each lane'} vs base: no {lane or 'non-base'} instance served traffic "
+                 + "in scope, nothing to compare"]
     lines += [f"    {c.get('text')}" for c in comparisons]
     text = str(gate.get("text") or "")
     if allow_empty and gate["pass"] is None:
