@@ -85,7 +85,7 @@ class Containment:
             return {"name": name, "pass": passed, "value": value, "threshold": 0, "text": text, "critical": True}
 
         out = [check(k, n, f"{n:,} {'tags lost' if k == TAG_LOST else k + ' hops'} in {scope} (must be 0)",
-                     f"no {k} in {scope}") for k, n in self.counts.items()]
+                     f"no {'tag lost' if k == TAG_LOST else k} in {scope}") for k, n in self.counts.items()]
         if self.service is None:
             out.append(check("traces_violated", self.traces_violated,
                              f"{self.traces_violated:,} of {self.traces:,} traces in {scope} left their lane",

@@ -68,7 +68,9 @@ def _text(verdict: str, head: str, cont: Containment, checks: list[dict[str, Any
         return f"FAIL ({head}): score {s['score']:g}/100 ({s['classification']}): {failed}"
     compared = [f"{j['lane']} on {j['service']}" for j in judged if j["pass"] is not None]
     said = f"; not shown worse than base: {', '.join(compared)}" if compared else ""
-    return f"PASS ({head}): score {s['score']:g}/100: all {cont.traces:,} traces stayed in lane{said}"
+    stayed = (f"nothing at {cont.service} left its lane ({cont.traces:,} traces passed it)" if cont.service
+              else f"all {cont.traces:,} traces stayed in lane")
+    return f"PASS ({head}): score {s['score']:g}/100: {stayed}{said}"
 
 
 def decide(cont: Containment, judged: Sequence[dict[str, Any]], th: Thresholds, window_s: int,
