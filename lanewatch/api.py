@@ -3,7 +3,8 @@
 Every endpoint is a thin adapter over :class:`~lanewatch.query.Query`: parse
 and validate the parameters, call one method, return its value as JSON. Bad
 parameters (malformed, out of range, unknown names) give ``400 {"error": ...}``
-naming the parameter; unknown services or lanes simply give empty results.
+naming the parameter; unknown services or lanes simply give empty results (but at
+``/gate``, :mod:`lanewatch.web.gate`, where a name not seen is a typo: 404).
 Any other path under ``/api/v1`` is ``404 {"error": "unknown endpoint ..."}``
 (never the dashboard page that Dash serves for every other path).
 The responses are documented with examples in ``docs/api.md``: users script
@@ -190,6 +191,9 @@ def register_api(server: flask.Flask, query: Query) -> None:
         except Exception as e:  # noqa: BLE001 - the store is closed or broken: say so, do not raise
             return _json({"status": "error", "error": str(e)}, 503)
         return {"status": "ok", "version": lanewatch.__version__, "time": query.clock()}
+
+    from lanewatch.web.gate import register_gate  # here: it imports this module's helpers
+    register_gate(bp, query)
 
     def unknown(rest: str = "") -> flask.Response:
         return _json({"error": f"unknown endpoint {flask.request.path}; see docs/api.md"}, 404)

@@ -11,9 +11,12 @@ Exit status (documented in ``docs/check.md``; pipelines script against it):
 * **3** inconclusive: no finished trace to judge in the window (``--allow-empty`` makes that
   a pass): "nothing went wrong" would then only mean "nothing went".
 
+``--compare`` adds gray vs base per service (``/api/v1/gate``, see :mod:`lanewatch.check_compare`):
+1 also when a lane is worse than base, 3 also when nothing to compare had enough requests.
+
 Prints a readable report (or, with ``--json``, the raw answers plus ``ok`` and ``status``);
 errors go to stderr as one line. Uses only the standard library and the pure
-:mod:`lanewatch.lane`, so it runs anywhere.
+:mod:`lanewatch.lane` and :mod:`lanewatch.containment`, so it runs anywhere.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lanewatch import lane as L
+from lanewatch.check_compare import GateAnswerError, gate_lines, gate_pass
+from lanewatch.containment import SummaryError, UnknownName, containment
 
 TIMEOUT_S = 10.0
 SHOW_VIOLATIONS = 5
@@ -54,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "that passed it")
     parser.add_argument("--allow-empty", action="store_true",
                         help="pass (exit 0) instead of inconclusive (exit 3) when there was no traffic")
+    parser.add_argument("--compare", action="store_true",
+                        help="also judge each lane against base per service (errors, latency) as /api/v1/gate "
+                             "does; the exit status is then the gate's (same codes)")
     parser.add_argument("--json", action="store_true", help="print the API answers as JSON, plus ok and status")
 
 
@@ -96,33 +104,21 @@ class Verdict:
 
 
 def judge(summary: dict[str, Any], lane: str | None, service: str | None, allow_empty: bool) -> Verdict:
-    """The gate's verdict on a summary; raises CheckError if it is malformed or a name is unknown."""
+    """The gate's verdict on a summary (the rules of :mod:`lanewatch.containment`, shared with
+    ``/api/v1/gate``); raises CheckError if it is malformed or a name is unknown."""
     try:
-        counts = {k: int(summary["hops"][k]) for k in L.HOP_VIOLATION_NAMES}
-        counts[L.Verdict.TAG_LOST.label] = int(summary["edges"][L.Verdict.TAG_LOST.label])
-        lanes, seen = summary["lanes"], summary["seen"]
-        dead = list(summary["dead_lanes"])
-        traces, violated = int(summary["traces"]), int(summary["traces_violated"])
-        seen_lanes, seen_services = list(seen["lanes"]), list(seen["services"])
-        lanes.items()
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise CheckError("the summary lacks hops/edges/lanes/seen/dead_lanes: is this a lanewatch API "
-                         "(of this version or newer)?") from None
-    window = summary.get("window_s")
-    nothing_seen = not seen_lanes and not seen_services  # a fresh collector: no name is a typo yet
-    for flag, name, known in (("--lane", lane, seen_lanes), ("--service", service, seen_services)):
-        if name is not None and name not in known and not nothing_seen:
-            raise CheckError(f"{flag} {name}: not seen in the last {window} s; seen: "
-                             f"{', '.join(known) or 'nothing (is the collector receiving spans?)'}")
-    # with --service, a trace that left its lane elsewhere is the other service's violation
-    failed = any(counts.values()) or bool(dead) or (violated > 0 and service is None)
-    if failed:
+        c = containment(summary, lane, service)
+    except UnknownName as e:
+        raise CheckError(e.message(as_flag=True)) from None
+    except SummaryError as e:
+        raise CheckError(str(e)) from None
+    if c.failed:
         status = FAIL
-    elif traces == 0 and not allow_empty:
+    elif c.passed is None and not allow_empty:
         status = INCONCLUSIVE
     else:
         status = PASS
-    return Verdict(status, counts, traces, violated, dead)
+    return Verdict(status, c.counts, c.traces, c.traces_violated, c.dead)
 
 
 def _n(x: Any) -> str:
@@ -220,14 +216,22 @@ def run(args: argparse.Namespace) -> int:
             args.url, "/api/v1/violations", {**params, "limit": SHOW_VIOLATIONS})
         if not isinstance(violations, list):
             raise CheckError("the violations answer is not a JSON list")
-    except CheckError as e:
+        gate = fetch(args.url, "/api/v1/gate", params) if getattr(args, "compare", False) else None
+        if gate is not None:
+            passed = gate_pass(gate)
+            if passed is None:
+                v.status = PASS if args.allow_empty else INCONCLUSIVE
+            else:
+                v.status = PASS if passed else FAIL
+    except (CheckError, GateAnswerError) as e:
         print(f"lanewatch check: {e}", file=sys.stderr)
         return ERROR
     if args.json:
-        _print(json.dumps({"ok": v.ok, "status": v.status, "summary": summary, "violations": violations},
-                          indent=2))
+        doc = {"ok": v.ok, "status": v.status, "summary": summary, "violations": violations}
+        _print(json.dumps(doc if gate is None else {**doc, "gate": gate}, indent=2))
     else:
-        _print("\n".join(report(args, summary, violations, v)))
+        lines = report(args, summary, violations, v)
+        _print("\n".join(lines if gate is None else lines[:-1] + gate_lines(gate, args.allow_empty)))
     return v.status
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 COMMANDS = {
     "up": ("lanewatch.server", "Start the collector, store, query API and dashboard."),
-    "check": ("lanewatch.check", "Release gate: exit 0 pass, 1 violation or dead lane, 2 error or unknown name, 3 no traffic."),
+    "check": ("lanewatch.check", "Release gate: exit 0 pass, 1 violation, dead lane or (--compare) a lane worse than base, 2 error or unknown name, 3 too little traffic."),
     "demo": ("lanewatch.demo.cli", "Run the write-up's A -> B -> C mesh with base and gray copies, live."),
     "config": ("lanewatch.server", "List every setting with its env var and default."),
 }

@@ -127,14 +127,20 @@ Z95 = 1.959963984540054
 def wilson(k: float, n: float, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval of a proportion ``k`` of ``n`` (95% by default); (0, 1) when
     ``n`` is 0. Its lower bound is what "the share is above x" alerts test: it stays low
-    on sparse evidence (1 of 1,000 gives 0.0002) and rises with it (20 of 400 gives 0.033)."""
+    on sparse evidence (1 of 1,000 gives 0.0002) and rises with it (20 of 400 gives 0.033).
+    The bounds are exactly 0 for ``k = 0`` and 1 for ``k = n`` (never a rounding error past
+    the observed share); ``k`` outside ``0..n`` raises ValueError."""
     if n <= 0:
         return 0.0, 1.0
+    if not 0 <= k <= n:
+        raise ValueError(f"wilson: k={k} of n={n}: k must be between 0 and n")
     p = k / n
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if k == 0 else max(0.0, min(p, centre - half))
+    hi = 1.0 if k == n else min(1.0, max(p, centre + half))
+    return lo, hi
 
 
 def mean_ms(hist: npt.NDArray[np.float64]) -> float | None:

@@ -10,7 +10,7 @@ worse, ``1 - p`` of the one-sided claim (more errors, or slower by at least
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -139,10 +139,12 @@ def _order(row: Mapping[str, Any]) -> tuple[bool, bool, float, str, str]:
     return (worse is None, not worse, -float(conf or 0.0), str(row["service"]), str(row["lane"]))
 
 
-def verdict_rows(hops: pd.DataFrame, latency: pd.DataFrame, lanes: Iterable[str], base: str,
-                 th: Thresholds = DEFAULT_THRESHOLDS) -> list[dict[str, Any]]:
-    """One row per (service, lane in ``lanes``) that served anything, each lane vs ``base`` on
-    that service, worst first (worse, then by confidence; rows without a verdict last).
+def sides(hops: pd.DataFrame, latency: pd.DataFrame, lanes: Iterable[str], base: str,
+          ) -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any], npt.NDArray[np.float64],
+                              npt.NDArray[np.float64]]]:
+    """``(service, lane, lane totals, base totals, lane histogram, base histogram)`` for each
+    (service, lane in ``lanes``) that served anything, sorted by service and lane; totals are
+    ``requests, errors, error_rate, p50_ms``.
 
     ``hops``: ``service, instance_lane, requests, errors`` summed over the window;
     ``latency``: ``service, instance_lane, bucket, count``.
@@ -157,19 +159,28 @@ def verdict_rows(hops: pd.DataFrame, latency: pd.DataFrame, lanes: Iterable[str]
     p50 = cube_quantiles(mat[None], 0)["p50_ms"][0] if len(mat) else np.zeros(0)
     empty = np.zeros(N_BUCKETS)
 
-    def side(key: tuple[str, str]) -> dict[str, Any]:
+    def side(key: tuple[str, str]) -> tuple[dict[str, Any], npt.NDArray[np.float64]]:
         n, e = req.get(key, (0, 0))
         i = slot.get(key)
-        return {"requests": n, "errors": e, "error_rate": round(e / n, 6) if n else None,
-                "hist": mat[i] if i is not None else empty,
-                "p50_ms": clean(round(float(p50[i]), 3)) if i is not None else None}
+        return ({"requests": n, "errors": e, "error_rate": round(e / n, 6) if n else None,
+                 "p50_ms": clean(round(float(p50[i]), 3)) if i is not None else None},
+                mat[i] if i is not None else empty)
 
-    out: list[dict[str, Any]] = []
     for (service, name), (n, _) in sorted(req.items()):
         if name not in wanted or n == 0:
             continue
-        a, b = side((service, name)), side((service, base))
-        v = compare_verdict(a, b, a.pop("hist"), b.pop("hist"), name, base, th)
+        (a, ha), (b, hb) = side((service, name)), side((service, base))
+        yield service, name, a, b, ha, hb
+
+
+def verdict_rows(hops: pd.DataFrame, latency: pd.DataFrame, lanes: Iterable[str], base: str,
+                 th: Thresholds = DEFAULT_THRESHOLDS) -> list[dict[str, Any]]:
+    """One row per (service, lane in ``lanes``) that served anything, each lane vs ``base`` on
+    that service, worst first (worse, then by confidence; rows without a verdict last).
+    ``hops`` and ``latency`` as in :func:`sides`."""
+    out: list[dict[str, Any]] = []
+    for service, name, a, b, ha, hb in sides(hops, latency, lanes, base):
+        v = compare_verdict(a, b, ha, hb, name, base, th)
         short = name if a["requests"] < th.min_requests else base
         row = {"service": service, "lane": name, "base": base, **{f"lane_{k}": x for k, x in a.items()},
                **{f"base_{k}": x for k, x in b.items()}, "worse": None, "confidence": None, "reason": None,

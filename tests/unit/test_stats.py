@@ -85,3 +85,43 @@ def test_thresholds_are_the_compare_settings() -> None:
     settings = config.load(environ={"LANEWATCH_COMPARE__ALPHA": "0.05"})
     assert Thresholds(**dataclasses.asdict(settings.compare)) == Thresholds(alpha=0.05)
     assert Thresholds(**dataclasses.asdict(config.Settings().compare)) == Thresholds()
+
+
+# -- Wilson score interval ------------------------------------------------------------------------
+
+def test_wilson_equals_scipy_on_random_input() -> None:
+    from scipy.stats import binomtest  # a test dependency: missing, this fails instead of skipping
+
+    rng = np.random.default_rng(7)
+    cases = [(0, 1), (1, 1), (0, 50), (50, 50), (1, 1000), (20, 400)]
+    cases += [(int(rng.integers(0, n + 1)), n) for n in rng.integers(1, 100_000, 200).tolist()]
+    for k, n in cases:
+        ref = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        lo, hi = stats.wilson(k, n)
+        assert lo == pytest.approx(ref.low, rel=1e-9, abs=1e-12), (k, n)
+        assert hi == pytest.approx(ref.high, rel=1e-9, abs=1e-12), (k, n)
+        assert 0.0 <= lo <= k / n <= hi <= 1.0
+
+
+def test_wilson_other_levels_equal_scipy() -> None:
+    from scipy.stats import binomtest, norm
+
+    for level in (0.8, 0.99, 0.999):
+        z = float(norm.ppf(0.5 + level / 2))
+        ref = binomtest(37, 912).proportion_ci(confidence_level=level, method="wilson")
+        assert stats.wilson(37, 912, z) == pytest.approx((ref.low, ref.high), rel=1e-9)
+
+
+def test_wilson_lower_bound_on_the_issues_leak_cases() -> None:
+    # one leaked hop among 1,000 in-lane hops must not fire a 1% leak alert; 20 of 400 must
+    lo, _ = stats.wilson(1, 1000)
+    assert lo < 0.01 and lo == pytest.approx(0.000177, abs=1e-6)
+    lo, _ = stats.wilson(20, 400)
+    assert lo > 0.01 and lo == pytest.approx(0.0326, abs=1e-4)
+
+
+def test_wilson_without_evidence_is_the_whole_range_and_bad_counts_are_refused() -> None:
+    assert stats.wilson(0, 0) == (0.0, 1.0)
+    for k, n in ((5, 3), (-1, 10)):
+        with pytest.raises(ValueError, match="of"):
+            stats.wilson(k, n)

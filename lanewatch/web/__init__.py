@@ -1,0 +1,1 @@
+"""HTTP adapters beside the query API: the release gate (:mod:`.gate`)."""
