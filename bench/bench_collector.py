@@ -29,6 +29,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,9 +38,11 @@ import payloads
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from lanewatch import config
+from lanewatch.alerts.engine import AlertEngine
 from lanewatch.collect.engine import Engine
 from lanewatch.collect.pipeline import Pipeline, tune_gc
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
+from lanewatch.metrics import MetricsSink
 
 
 class JumpClock:
@@ -114,13 +117,22 @@ def _replay(port: int, bodies: list[bytes], content_type: str, conns: int, q: mp
     q.put(time.perf_counter() - t)
 
 
-def over_http(bodies: list[bytes], fmt: str, n_spans: int, steady: bool = False) -> float:
+def over_http(bodies: list[bytes], fmt: str, n_spans: int, steady: bool = False,
+              alert_sinks: bool = False) -> float:
     """``steady``: traces are final 0.25 s after their last span and flushes run every
     0.1 s, so traces are judged while the load runs, in many small flushes (otherwise most
-    are judged in the flush at the end)."""
+    are judged in the flush at the end). ``alert_sinks``: the flush also feeds the alert
+    engine (evaluating every second on its thread) and the Prometheus totals, as in
+    ``lanewatch up``."""
     gc.collect()
     p, clock = make_pipeline(0.25 if steady else 2.0)
-    flusher = Pipeline(p, [], interval_s=0.1 if steady else 0.5, clock=clock)
+    sinks: list[Any] = []
+    alerts = None
+    if alert_sinks:
+        alerts = AlertEngine(p.settings, p.instances, clock=clock)
+        sinks = [alerts, MetricsSink(p.settings.metrics.max_series)]
+        alerts.start()
+    flusher = Pipeline(p, sinks, interval_s=0.1 if steady else 0.5, clock=clock)
     rx = OtlpHttpReceiver(p, port=0, max_body_bytes=64 << 20)
     rx.start()
     flusher.start()
@@ -136,6 +148,8 @@ def over_http(bodies: list[bytes], fmt: str, n_spans: int, steady: bool = False)
     finish(p, clock)
     elapsed = time.perf_counter() - t
     rx.stop()
+    if alerts is not None:
+        alerts.stop()
     return n_spans / elapsed
 
 
@@ -146,6 +160,8 @@ def main() -> None:
     ap.add_argument("--default-gc", action="store_true",
                     help="keep Python's default garbage collection (lanewatch up tunes it: tune_gc)")
     ap.add_argument("--shapes", default="proto:1000,proto:512,json:1000")
+    ap.add_argument("--alert-sinks", action="store_true",
+                    help="also measure 'judged as it goes' with the alert engine and metrics sinks")
     args = ap.parse_args()
     pin(0)
     gc_mode = "python default" if args.default_gc else "tuned as lanewatch up (tune_gc)"
@@ -159,17 +175,23 @@ def main() -> None:
         n_spans = payloads.count_spans(bodies_pb)
         if not args.default_gc:
             tune_gc()  # after building the payloads, as lanewatch up does after start-up
-        raws, inp, http_, steady = [], [], [], []
+        raws, inp, http_, steady, fed = [], [], [], [], []
         for _ in range(args.rounds):
             raws.append(raw_parse(bodies_pb))
             inp.append(in_process(bodies, fmt, n_spans))
             http_.append(over_http(bodies, fmt, n_spans))
             steady.append(over_http(bodies, fmt, n_spans, steady=True))
+            if args.alert_sinks:
+                fed.append(over_http(bodies, fmt, n_spans, steady=True, alert_sinks=True))
         r, i, h, st = (statistics.median(x) for x in (raws, inp, http_, steady))
         print(f"{fmt:5} {per:5} spans/request  raw parse {r/1e3:8.0f}k/s  in-process {i/1e3:6.0f}k/s "
               f"({i/r:.3f}x raw)  over HTTP {h/1e3:6.0f}k/s ({h/r:.3f}x raw)  "
               f"over HTTP, judged as it goes {st/1e3:6.0f}k/s ({st/r:.3f}x raw)   "
               f"[{n_spans} spans in {len(bodies)} requests, x{args.rounds}]")
+        if fed:
+            f = statistics.median(fed)
+            print(f"      judged as it goes + alert engine and /metrics sinks {f/1e3:6.0f}k/s "
+                  f"({f/st:.3f}x without them)")
 
 
 if __name__ == "__main__":

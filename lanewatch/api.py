@@ -190,7 +190,10 @@ def register_api(server: flask.Flask, query: Query) -> None:
             query.store.counters()
         except Exception as e:  # noqa: BLE001 - the store is closed or broken: say so, do not raise
             return _json({"status": "error", "error": str(e)}, 503)
-        return {"status": "ok", "version": lanewatch.__version__, "time": query.clock()}
+        out = {"status": "ok", "version": lanewatch.__version__, "time": query.clock()}
+        if query.alert_source is not None:
+            out["alerts"] = query.alert_source.health()
+        return out
 
     from lanewatch.web.gate import register_gate  # here: it imports this module's helpers
     register_gate(bp, query)

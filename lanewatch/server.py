@@ -71,7 +71,8 @@ class Collector:
         #: ``GET /metrics``
         self.metrics = MetricsCollector(self.metrics_sink, instances=self.query.instances,
                                         pending_counters=self.engine.pending_counters,
-                                        alert_states=lambda: [a.to_dict() for a in self.alerts.current()])
+                                        alert_states=lambda: [a.to_dict() for a in self.alerts.current()],
+                                        alert_health=self.alerts.health)
         limit = settings.max_body_bytes
         self.http = OtlpHttpReceiver(self.engine, settings.host, settings.otlp_http_port, limit)
         self.grpc = (OtlpGrpcReceiver(self.engine, settings.host, settings.otlp_grpc_port, limit)

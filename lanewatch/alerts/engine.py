@@ -156,6 +156,18 @@ class AlertEngine:
         self._recent.extend(events[:MEMORY_HISTORY])
 
     # ---- reads --------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Evaluations, failures (rules, history, notifiers) and each notifier's counters."""
+        notifiers = []
+        for n in self.notifiers:
+            try:
+                notifiers.append({"kind": n.kind, "target": n.target, **n.stats()})
+            except Exception:  # a broken notifier still shows, without its counters
+                log.exception("alert notifier %s: stats failed", type(n).__name__)
+                notifiers.append({"kind": n.kind, "target": n.target})
+        return {"evaluations": self.evaluations, "last_evaluation": dict(self.last_evaluation),
+                "failures": dict(self.failures), "notifiers": notifiers}
+
     def current(self) -> list[Alert]:
         with self._lock:
             return self.states.current()

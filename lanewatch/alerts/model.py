@@ -129,7 +129,21 @@ class Notifier(Protocol):
     are never notified); ``firing``: every alert firing now (for periodic re-sends). Runs on
     the evaluation thread: it must return at once (queue, then deliver on its own thread)."""
 
+    @property
+    def kind(self) -> str:
+        """What it delivers to: ``webhook``, ``alertmanager``."""
+        ...
+
+    @property
+    def target(self) -> str:
+        """Where: the URL, redacted."""
+        ...
+
     def notify(self, changed: list[Alert], firing: list[Alert]) -> None: ...
+
+    def stats(self) -> dict[str, int]:
+        """Counters ``sent``, ``failed``, ``retried``, ``dropped`` and the gauge ``queued``."""
+        ...
 
     def close(self) -> None:
         """Deliver what is queued (bounded wait), then stop."""

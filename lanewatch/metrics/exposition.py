@@ -60,14 +60,17 @@ class MetricsCollector:
     """The families of ``docs/metrics.md`` from ``sink`` and the three callables."""
 
     def __init__(self, sink: MetricsSink, *, instances: Rows = no_rows, alert_states: Rows = no_rows,
-                 pending_counters: Callable[[], Mapping[str, int]] = no_counters) -> None:
+                 pending_counters: Callable[[], Mapping[str, int]] = no_counters,
+                 alert_health: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.sink, self.instances, self.alert_states = sink, instances, alert_states
+        self.alert_health = alert_health
         self.pending_counters = pending_counters
         self._folds = {"lanewatch_instances_live": Folds(10 * sink.max_series),
                        "lanewatch_alerts": Folds(10 * sink.max_series)}
         self._gauge_series = dict.fromkeys(self._folds, 0)
         self._shown: dict[str, float] = {}  # engine counter -> highest value shown
-        self._source_errors = dict.fromkeys(("instances", "alert_states", "pending_counters"), 0)
+        self._source_errors = dict.fromkeys(("instances", "alert_states", "pending_counters",
+                                             "alert_health"), 0)
         self._lock = threading.Lock()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
@@ -89,6 +92,8 @@ class MetricsCollector:
         yield from _rollup_families(snap)
         yield self._instances()
         yield self._alerts()
+        if self.alert_health is not None:
+            yield from _alert_health(self._read("alert_health", self.alert_health) or {})
         yield from self._counters(snap)
         yield from self._own(snap)
 
@@ -215,3 +220,28 @@ def _rollup_families(snap: Snapshot) -> Iterator[Metric]:
     for key, (n,) in snap.traces:
         traces.add_metric(key, n)
     yield from (hops, errors, dur, edges, traces)
+
+
+def _alert_health(h: Mapping[str, Any]) -> Iterator[Metric]:
+    """The alert engine's own health: evaluations, failures, and each notifier's deliveries."""
+    ev = CounterMetricFamily("lanewatch_alert_evaluations", "Evaluations of the alert rules.")
+    ev.add_metric([], float(h.get("evaluations", 0)))
+    fail = CounterMetricFamily("lanewatch_alert_failures", "Failures of alert rules (rule:NAME), "
+                               "notifiers (notifier:CLASS), the history and evaluations (logged).",
+                               labels=["what"])
+    for what, n in sorted((h.get("failures") or {}).items()):
+        fail.add_metric([str(what)], float(n))
+    sent = CounterMetricFamily("lanewatch_alert_notifications", "Alert notifications per receiver "
+                               "(target: the URL, redacted) and result: sent, failed (given up), "
+                               "retried (attempts), dropped (queue full).",
+                               labels=["kind", "target", "result"])
+    queued = GaugeMetricFamily("lanewatch_alert_notifications_queued", "Notifications waiting to be "
+                               "delivered, per receiver.", labels=["kind", "target"])
+    for n in h.get("notifiers") or ():
+        kind, target = str(n.get("kind")), str(n.get("target"))
+        for result in ("sent", "failed", "retried", "dropped"):
+            if result in n:
+                sent.add_metric([kind, target, result], float(n[result]))
+        if "queued" in n:
+            queued.add_metric([kind, target], float(n["queued"]))
+    yield from (ev, fail, sent, queued)

@@ -75,6 +75,10 @@ class AlertSource(Protocol):
         """The newest state changes (history rows), newest first."""
         ...
 
+    def health(self) -> dict[str, Any]:
+        """Evaluations, failures and notifier counters (``/api/v1/health``, ``/metrics``)."""
+        ...
+
 
 class Query:
     """Read-side queries (see ``docs/design.md``) over ``store``; ``clock`` gives now."""

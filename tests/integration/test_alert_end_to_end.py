@@ -76,6 +76,12 @@ def _firing(rec: Receiver, name: str) -> dict[str, Any] | None:
     return None
 
 
+def _health_sent(ep: dict[str, Any]) -> dict[str, Any] | None:
+    with urllib.request.urlopen(ep["url"] + "/api/v1/health", timeout=10) as r:
+        notifiers = json.loads(r.read())["alerts"]["notifiers"]
+    return notifiers[0] if notifiers and notifiers[0].get("sent", 0) >= 1 else None
+
+
 def test_a_leak_from_sdk_exporters_is_delivered_to_a_webhook_within_3_s(tmp_path: Path, hook: Receiver) -> None:
     proc, ep = _up(tmp_path, "--alert-webhook", hook.url)
     try:
@@ -95,6 +101,13 @@ def test_a_leak_from_sdk_exporters_is_delivered_to_a_webhook_within_3_s(tmp_path
             api = json.loads(r.read())
         assert [a["name"] for a in api["alerts"]] == ["LaneLeak"]
         assert api["alerts"][0]["fingerprint"] == alert["fingerprint"]
+        # the delivery is counted where an operator looks: health and /metrics
+        health = wait_for(lambda: _health_sent(ep), 10, "the delivery to be counted")
+        assert health["kind"] == "webhook" and "/hook" in health["target"]
+        with urllib.request.urlopen(ep["url"] + "/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        assert 'lanewatch_alert_notifications_total{kind="webhook"' in metrics
+        assert 'lanewatch_alerts{alertname="LaneLeak",state="firing"} 1.0' in metrics
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)

@@ -14,8 +14,13 @@ from lanewatch.testing import FakeClock, TraceBuilder, heartbeat_request
 
 
 class Recorder:
+    kind, target = "test", "memory"
+
     def __init__(self) -> None:
         self.changed: list[Alert] = []
+
+    def stats(self) -> dict[str, int]:
+        return {"sent": len(self.changed)}
 
     def notify(self, changed: list[Alert], firing: list[Alert]) -> None:
         self.changed += changed
