@@ -187,14 +187,14 @@ class Query:
     def alerts(self, state: str | None = None, name: str | None = None,
                history: int = 100) -> dict[str, Any]:
         """Current alerts (pending and firing; or only ``state``, only alert ``name``) and the
-        newest ``history`` state changes; ``enabled`` False when no rules run here."""
+        newest ``history`` state changes; ``enabled`` False when no rule runs (alerts.enabled off, all disabled)."""
         src = self.alert_source
         if src is None:
             return {"enabled": False, "alerts": [], "history": [], "rules": [], "evaluation": {}}
         current = [a.to_dict() for a in src.current()
                    if (state is None or a.state == state) and (name is None or a.name == name)]
         past = [e for e in src.recent(history) if name is None or e["alertname"] == name]
-        return {"enabled": True, "alerts": current, "history": past, "rules": sorted(src.rules),
+        return {"enabled": bool(src.rules), "alerts": current, "history": past, "rules": sorted(src.rules),
                 "evaluation": {**src.last_evaluation, "count": src.evaluations}}
 
     def instances(self) -> list[dict[str, Any]]:
