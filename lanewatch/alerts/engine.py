@@ -18,8 +18,9 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from lanewatch.alerts.evidence import Evidence, Finding
 from lanewatch.alerts.model import FIRING, RESOLVED, Alert, Notifier
-from lanewatch.alerts.rules import RULES, Evidence, Finding
+from lanewatch.alerts.rules import RULES
 from lanewatch.alerts.state import States
 from lanewatch.alerts.window import Window
 from lanewatch.config import Settings

@@ -10,63 +10,15 @@ never fires, 20 of 400 does.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlencode
-
-import numpy as np
-import numpy.typing as npt
 
 from lanewatch import lane as L
-from lanewatch import scorecard, stats
+from lanewatch import stats
+from lanewatch.alerts.evidence import Evidence, Finding, Rule, link
+from lanewatch.alerts.worse import gray_worse_than_base
 from lanewatch.config import Settings
-from lanewatch.histogram import N_BUCKETS
-from lanewatch.query.compare import may_be_worse, pct
+from lanewatch.query.compare import pct
 from lanewatch.query.summary import find_dead_lanes
-
-
-@dataclass
-class Evidence:
-    """What the rules see: window sums (keys and one row of sums per key) and instances."""
-
-    now: float
-    window_s: int
-    #: (service, instance_lane, expected_lane, verdict) -> (requests, errors)
-    hops: dict[tuple[str, ...], tuple[float, ...]]
-    #: (service, instance_lane) -> latency histogram (:data:`~lanewatch.histogram.N_BUCKETS`)
-    latency: dict[tuple[str, ...], npt.NDArray[np.float64]]
-    #: (caller, callee, lane sent, entry_lane) -> (calls, tag_lost, tag_lost_inside)
-    edges: dict[tuple[str, ...], tuple[float, ...]]
-    #: entry_lane -> finished traces
-    traces: dict[str, float]
-    #: the engine's instance rows (``live``, ``first_seen``, ``last_hop``...)
-    instances: list[dict[str, Any]] = field(default_factory=list)
-    #: hops per (service, instance lane) and the expected lanes, over ``dead_lanes.after_s``
-    dead_served: dict[tuple[str, str], int] = field(default_factory=dict)
-    dead_wanted: set[str] = field(default_factory=set)
-
-
-@dataclass
-class Finding:
-    """A condition that holds: the alert's identity and the evidence of this evaluation."""
-
-    labels: dict[str, str]
-    value: float
-    threshold: float
-    confidence: float | None
-    text: str
-    link: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-Rule = Callable[[Evidence, Settings], list[Finding]]
-
-
-def _link(path: str, window_s: int, **params: str) -> str:
-    return path + "?" + urlencode({"window": str(window_s), **params})
 
 
 def share_confidence(k: float, n: float, threshold: float) -> float:
@@ -108,7 +60,7 @@ def lane_leak(ev: Evidence, s: Settings) -> list[Finding]:
             round(share, 6), a.leak_threshold, share_confidence(k, n, a.leak_threshold),
             f"{svc} served {int(k):,} of {int(n):,} {lane} hops ({pct(share)}) outside {lane} while "
             f"{lane} was live: the leaked share is at least {pct(lo)} (95%), above {pct(a.leak_threshold)}",
-            _link("/violations", ev.window_s, service=svc, lane=lane, kind="leak"),
+            link("/violations", ev.window_s, service=svc, lane=lane, kind="leak"),
             {"leaked": int(k), "hops": int(n), "lower_bound": round(lo, 6)}))
     return out
 
@@ -130,7 +82,7 @@ def lane_intrusion(ev: Evidence, s: Settings) -> list[Finding]:
             {"alertname": "LaneIntrusion", "service": svc, "severity": "critical"},
             k, s.alerts.intrusion_min, None,
             f"{svc}: {int(k):,} base hops were served by unreleased code ({where}) in the last "
-            f"{ev.window_s} s", _link("/violations", ev.window_s, service=svc, kind="intrusion"),
+            f"{ev.window_s} s", link("/violations", ev.window_s, service=svc, kind="intrusion"),
             {"intrusions": int(k), "by_lane": {ln: int(n) for ln, n in lanes.items()}}))
     return out
 
@@ -159,7 +111,7 @@ def lane_tag_lost(ev: Evidence, s: Settings) -> list[Finding]:
                 round(hit[0], 6), a.tag_lost_threshold, share_confidence(k, n, a.tag_lost_threshold),
                 f"{int(k):,} of {int(n):,} {lane} calls {caller} -> {callee} ({pct(hit[0])}) lost the lane "
                 f"in transit (a proxy or gateway dropped the header): at least {pct(hit[1])} (95%)",
-                _link("/violations", ev.window_s, service=callee, lane=lane, kind="tag_lost"),
+                link("/violations", ev.window_s, service=callee, lane=lane, kind="tag_lost"),
                 {"lost": int(k), "calls": int(n), "lower_bound": round(hit[1], 6)}))
     for (caller, lane), (n, k) in sorted(inside.items()):
         hit = _share_finding(k, n, a.tag_lost_threshold, a.tag_lost_min_calls)
@@ -171,7 +123,7 @@ def lane_tag_lost(ev: Evidence, s: Settings) -> list[Finding]:
                 f"{caller} lost the {lane} lane inside the service on {int(k):,} of {int(n):,} outgoing "
                 f"calls ({pct(hit[0])}; context lost across a thread pool, callback or queue): at least "
                 f"{pct(hit[1])} (95%)",
-                _link("/violations", ev.window_s, service=caller, lane=lane, kind="tag_lost"),
+                link("/violations", ev.window_s, service=caller, lane=lane, kind="tag_lost"),
                 {"lost": int(k), "calls": int(n), "lower_bound": round(hit[1], 6)}))
     return out
 
@@ -186,78 +138,8 @@ def dead_lane(ev: Evidence, s: Settings) -> list[Finding]:
             float(d["idle_s"]), after, None,
             f"{d['service']} has {d['live_instances']} live {d['lane']} instance(s) that served no hop "
             f"for {d['idle_s']} s while {d['service']} served {d['service_requests']:,} hops: nothing "
-            f"reaches {d['lane']}", _link("/lanes", int(after), service=d["service"], lane=d["lane"]),
+            f"reaches {d['lane']}", link("/lanes", int(after), service=d["service"], lane=d["lane"]),
             {k: d[k] for k in ("live_instances", "idle_s", "service_requests", "last_hop_ts")}))
-    return out
-
-
-def gray_worse_than_base(ev: Evidence, s: Settings) -> list[Finding]:
-    """Per (service, lane): the scorecard of the lane vs base fails. The significance level is
-    shared among the pairs judged in one evaluation (Bonferroni), so 300 pairs judged every
-    second do not raise false alarms at 300 times the rate of one."""
-    req: dict[tuple[str, str], list[float]] = {}
-    for (svc, inst, _exp, _v), (n, e) in ev.hops.items():
-        t = req.setdefault((svc, inst), [0.0, 0.0])
-        t[0] += n
-        t[1] += e
-    th = stats.Thresholds(**dataclasses.asdict(s.compare))
-    pairs = [(svc, ln) for (svc, ln), (n, _) in sorted(req.items())
-             if ln != L.BASE and n >= th.min_requests and req.get((svc, L.BASE), [0])[0] >= th.min_requests]
-    if not pairs:
-        return []
-    th = dataclasses.replace(th, alpha=th.alpha / len(pairs))
-    empty = np.zeros(N_BUCKETS)
-    out: list[Finding] = []
-    failing: dict[tuple[str, str], set[str]] = {}
-    lane_t = np.array([req[p] for p in pairs])
-    base_t = np.array([req[(p[0], L.BASE)] for p in pairs])
-    screen = may_be_worse(lane_t[:, 0], lane_t[:, 1], base_t[:, 0], base_t[:, 1],
-                          np.array([ev.latency.get(p, empty) for p in pairs]),
-                          np.array([ev.latency.get((p[0], L.BASE), empty) for p in pairs]), th)
-    for (svc, ln), maybe in zip(pairs, screen.tolist()):
-        if not maybe:  # surely not worse: the scorecard would pass
-            continue
-        a, b = req[(svc, ln)], req[(svc, L.BASE)]
-        j = scorecard.judge({"requests": int(a[0]), "errors": int(a[1])},
-                            {"requests": int(b[0]), "errors": int(b[1])},
-                            ev.latency.get((svc, ln), empty), ev.latency.get((svc, L.BASE), empty),
-                            ln, L.BASE, svc, th)
-        if j["classification"] != "fail":
-            continue
-        failing[(svc, ln)] = {c["name"] for c in j["checks"] if c["pass"] is False}
-        out.append(Finding(
-            {"alertname": "GrayWorseThanBase", "service": svc, "lane": ln, "severity": "critical"},
-            float(j["score"]), th.marginal_score, j["confidence"], j["text"],
-            _link("/compare", ev.window_s, service=svc, lane=ln),
-            {"score": j["score"], "classification": j["classification"], "checks": j["checks"],
-             "alpha": th.alpha, "pairs_judged": len(pairs)}))
-    return _inhibit_callers(out, failing, ev)
-
-
-def _inhibit_callers(found: list[Finding], failing: dict[tuple[str, str], set[str]],
-                     ev: Evidence) -> list[Finding]:
-    """Leave out a service whose lane fails only what a callee in the same lane fails too: a
-    caller of a failing (or slow) service fails (or is slow) with it, and the alert belongs
-    where it starts (as an Alertmanager inhibition rule would do). The callee's alert names
-    the callers it explains."""
-    callees: dict[tuple[str, str], set[str]] = {}
-    for (caller, callee, sent, entry), row in ev.edges.items():
-        if row[0] > 0 and caller != callee:
-            for ln in {sent, entry}:
-                callees.setdefault((caller, ln), set()).add(callee)
-    out = []
-    for f in found:
-        key = (f.labels["service"], f.labels["lane"])
-        by = sorted(x for x in callees.get(key, ()) if failing[key] <= failing.get((x, key[1]), set()))
-        if not by:
-            out.append(f)
-            continue
-        for g in found:
-            if (g.labels["service"], g.labels["lane"]) == (by[0], key[1]):
-                g.details.setdefault("explains", []).append(key[0])
-    for f in out:
-        if f.details.get("explains"):
-            f.text += f" (its callers {', '.join(sorted(f.details['explains']))} fail with it: not alerted)"
     return out
 
 
@@ -279,7 +161,7 @@ def gray_share_drift(ev: Evidence, s: Settings) -> list[Finding]:
             round(k / n, 6), target.target_share, None,
             f"{lane} got {pct(k / n)} of {int(n):,} traces (95% interval {pct(lo)}-{pct(hi)}), {side} the "
             f"target {pct(target.target_share)} ± {pct(target.tolerance)}",
-            _link("/", ev.window_s, lane=lane),
+            link("/", ev.window_s, lane=lane),
             {"traces": int(k), "all_traces": int(n), "low": round(lo, 6), "high": round(hi, 6)}))
     return out
 

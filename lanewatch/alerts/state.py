@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from lanewatch.alerts.evidence import Finding
 from lanewatch.alerts.model import FIRING, PENDING, RESOLVED, Alert
-from lanewatch.alerts.rules import Finding
 
 
 class States:

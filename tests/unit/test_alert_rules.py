@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from lanewatch import config
-from lanewatch.alerts.rules import RULES, Evidence, share_confidence
+from lanewatch.alerts.evidence import Evidence
+from lanewatch.alerts.rules import RULES, share_confidence
 from lanewatch.histogram import N_BUCKETS
 from lanewatch.stats import wilson
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lanewatch.alerts.evidence import Finding
 from lanewatch.alerts.model import FIRING, PENDING, RESOLVED, Alert, fingerprint
-from lanewatch.alerts.rules import Finding
 from lanewatch.alerts.state import States
 from lanewatch.alerts.window import Family
 
