@@ -69,25 +69,30 @@ def alerts_card(alerts: Mapping[str, Any], summary: Mapping[str, Any], window: s
     window's violation counts and dead lanes from ``summary``: when there are some but no
     alert, the card says they are below the alert thresholds, never "OK".
     """
-    shown, outside = V.split_scope(list(alerts.get("alerts") or []), service, lane)
+    everything = list(alerts.get("alerts") or [])
+    shown, outside = V.split_scope(everything, service, lane)
+    firing_outside = sum(1 for a in everything if a.get("state") == "firing") - sum(
+        1 for a in shown if a.get("state") == "firing")
     shown = V.ordered(shown)
     firing = [a for a in shown if a.get("state") == "firing"]
     pending = len(shown) - len(firing)
     counts, total, dead = _counts(summary)
     found = [f"{total:,} violation{'s' * (total != 1)}"] if total else []
     found += [f"{len(dead)} dead lane{'s' * (len(dead) != 1)}"] if dead else []
+    at = f" for {' · '.join(x for x in (service, lane) if x)}" if service or lane else ""
     if not V.is_on(alerts):
         state, said = "off", "alert rules are off here (alerts.enabled is false)"
     elif firing:
         state = "firing"
-        said = f"{len(firing)} alert{'s' * (len(firing) != 1)} firing" + (f", {pending} pending" if pending else "")
+        said = (f"{len(firing)} alert{'s' * (len(firing) != 1)} firing{at}"
+                + (f", {pending} pending" if pending else ""))
     elif pending:
-        state, said = "pending", (f"{pending} alert{'s' * (pending != 1)} pending: the condition "
+        state, said = "pending", (f"{pending} alert{'s' * (pending != 1)} pending{at}: the condition "
                                   "holds, not yet for long enough to fire")
     elif found:
         state, said = "below", f"{', '.join(found)}, {window}: below the alert thresholds"
     else:
-        state, said = "ok", f"no alert firing; no violations, no dead lane, {window}"
+        state, said = "ok", f"no alert firing{at}; no violations, no dead lane, {window}"
     label, cls = _STATE_BADGE[state]
     head = html.Div([html.Span(label, className=f"lw-badge {cls}".strip()), " ", said],
                     className="lw-alert-head", id="overview-alert-head")
@@ -99,14 +104,13 @@ def alerts_card(alerts: Mapping[str, Any], summary: Mapping[str, Any], window: s
     if len(shown) > CARD_ITEMS:
         more.append(f"+{len(shown) - CARD_ITEMS} more on the Alerts page")
     if outside:
-        more.append(f"+{outside} more outside this filter")
+        more.append(f"+{outside} more outside this filter" + (f" ({firing_outside} firing)" if firing_outside else ""))
     if more:
         rows.append(html.Div(dcc.Link(" · ".join(more), href=alerts_href), className="lw-sub",
                              id="overview-alerts-more"))
-    if found and state not in ("below", "ok"):
-        rows.append(html.Div(f"{', '.join(found)}, {window}", className="lw-sub"))
-    body: list[Any] = [html.Span([C.verdict_badge(k), f" {v:,}"], className="lw-count")
-                       for k, v in counts.items() if v]
+    body: list[Any] = ([html.Span(f"{', '.join(found)}, {window}:", className="lw-sub")]
+                       if found and state not in ("below", "ok") else [])
+    body += [html.Span([C.verdict_badge(k), f" {v:,}"], className="lw-count") for k, v in counts.items() if v]
     body += [html.Span(f"dead: {d['lane']} at {d['service']} ({int(d['live_instances'])} live, "
                        f"idle {int(d['idle_s'])} s)", className="lw-count") for d in dead]
     body.append(dcc.Link("see them on Violations" if total else "open Violations", href=violations_href))
@@ -118,30 +122,32 @@ def alerts_card(alerts: Mapping[str, Any], summary: Mapping[str, Any], window: s
 
 
 def current_table(alerts: Sequence[Mapping[str, Any]], *, now: float, tz: str | None,
-                  window_s: int) -> html.Table:
+                  window_s: int) -> html.Div:
     """Firing and pending alerts: state, severity, alert, labels, value vs threshold,
-    confidence, since, explanation, link."""
+    confidence, since, and the explanation with the link to what explains it."""
     body = []
     for a in V.ordered(alerts):
         said, at = V.since(a, now)
         body.append(html.Tr([
             html.Td(state_badge(str(a.get("state")))), html.Td(severity_badge(str(a.get("severity")))),
             html.Td(html.B(V.name_of(a)), title=V.MEANING.get(V.name_of(a), "")),
-            html.Td(V.where_text(a.get("labels") or {}), className="lw-svc"),
-            html.Td(V.value_text(a), className="lw-num"), html.Td(V.confidence_of(a), className="lw-num"),
+            html.Td(V.where_text(a.get("labels") or {}), className="lw-where-cell"),
+            html.Td(V.value_text(a), className="lw-value"), html.Td(V.confidence_of(a), className="lw-num"),
             html.Td([local_time(at, tz), html.Div(said, className="lw-sub")], title=utc_time(at),
                     className="lw-time"),
-            html.Td(str(a.get("text") or ""), className="lw-wrap"),
-            html.Td(dcc.Link(V.link_label(a.get("link")), href=V.explain_href(a.get("link"), window_s))),
+            html.Td([str(a.get("text") or ""), html.Div(dcc.Link(
+                V.link_label(a.get("link")) + " →", href=V.explain_href(a.get("link"), window_s)))],
+                className="lw-wrap"),
         ], className=f"lw-row-{a.get('state')}", **C._data(alert=V.name_of(a), state=str(a.get("state")))))
     head = html.Thead(html.Tr([html.Th(h) for h in (
         "state", "severity", "alert", "where", "value vs threshold", "confidence", "since",
-        "explanation", "explained by")]))
-    return html.Table([head, html.Tbody(body)], className="lw-table lw-alerts-table", id="alerts-current-table")
+        "explanation")]))
+    return html.Div(html.Table([head, html.Tbody(body)], className="lw-table lw-alerts-table",
+                               id="alerts-current-table"), className="lw-scroll")
 
 
 def history_table(rows: Sequence[Mapping[str, Any]], current: Sequence[Mapping[str, Any]], *,
-                  tz: str | None, window_s: int) -> html.Table:
+                  tz: str | None, window_s: int) -> html.Div:
     """State changes, newest first: time, fired/resolved, alert, labels, how long it fired, text."""
     lasted = V.fired_for(rows, current)
     body = []
@@ -152,7 +158,7 @@ def history_table(rows: Sequence[Mapping[str, Any]], current: Sequence[Mapping[s
             html.Td(local_time(ts, tz, True), title=utc_time(ts), className="lw-time"),
             html.Td(state_badge(state, history=True)),
             html.Td(html.B(V.name_of(r)), title=V.MEANING.get(V.name_of(r), "")),
-            html.Td(V.where_text(r.get("labels") or {}), className="lw-svc"),
+            html.Td(V.where_text(r.get("labels") or {}), className="lw-where-cell"),
             html.Td(took, className="lw-num"),
             html.Td([str(r.get("text") or ""), " ", dcc.Link(
                 V.link_label(r.get("link")), href=V.explain_href(r.get("link"), window_s))],
@@ -160,7 +166,8 @@ def history_table(rows: Sequence[Mapping[str, Any]], current: Sequence[Mapping[s
         ], **C._data(alert=V.name_of(r), state=state)))
     head = html.Thead(html.Tr([html.Th(h) for h in ("time", "change", "alert", "where",
                                                     "how long it fired", "what it said")]))
-    return html.Table([head, html.Tbody(body)], className="lw-table lw-alerts-table", id="alerts-history-table")
+    return html.Div(html.Table([head, html.Tbody(body)], className="lw-table lw-alerts-table",
+                               id="alerts-history-table"), className="lw-scroll")
 
 
 def meanings(names: Sequence[str] = tuple(V.MEANING)) -> html.Ul:
@@ -169,7 +176,7 @@ def meanings(names: Sequence[str] = tuple(V.MEANING)) -> html.Ul:
                    className="lw-meanings")
 
 
-def rules_box(lines: Sequence[tuple[str, str, bool]], evaluation: Mapping[str, Any], *, now: float,
+def rules_box(lines: Sequence[tuple[str, str, str]], evaluation: Mapping[str, Any], *, now: float,
               tz: str | None, every_s: float, enabled: bool) -> list[Any]:
     """The rules evaluated here (with their thresholds) and the last evaluation's time and cost."""
     if not enabled:
@@ -188,10 +195,9 @@ def rules_box(lines: Sequence[tuple[str, str, bool]], evaluation: Mapping[str, A
         line = html.Span([f"Evaluated every {every_s:g} s; last at ",
                           html.Span(local_time(at, tz), title=utc_time(at), className="lw-time"), cost, stale],
                          className="lw-late" if late else "")
-    body = [html.Tr([html.Td(html.B(n)), html.Td("evaluated" if on else "off",
-                                                 className="lw-live" if on else "lw-gone"),
+    body = [html.Tr([html.Td(html.B(n)), html.Td(here, className="lw-live" if here == "evaluated" else "lw-gone"),
                      html.Td(text, className="lw-wrap")], **C._data(rule=n))
-            for n, text, on in lines]
+            for n, text, here in lines]
     head = html.Thead(html.Tr([html.Th(h) for h in ("alert", "here", "fires when")]))
     return [html.H3("Rules"), html.Div(line, className="lw-sub", id="alerts-evaluation"),
             html.Table([head, html.Tbody(body)], className="lw-table", id="alerts-rules-table")]

@@ -46,9 +46,9 @@ def name_of(row: Mapping[str, Any]) -> str:
     return str(row.get("name") or row.get("alertname") or (row.get("labels") or {}).get("alertname") or "?")
 
 
-def rule_lines(settings: Settings, rules: Iterable[str]) -> list[tuple[str, str, bool]]:
-    """(alert name, when it fires with this installation's thresholds, evaluated here) of every
-    alert (what it means is :data:`MEANING`)."""
+def rule_lines(settings: Settings, rules: Iterable[str]) -> list[tuple[str, str, str]]:
+    """(alert name, when it fires with this installation's thresholds, ``evaluated`` / ``off`` /
+    ``no target set``) of every alert (what it means is :data:`MEANING`)."""
     a, evaluated = settings.alerts, set(rules)
     window = f"over the last {a.window_s:g} s"
     numbers = {
@@ -63,7 +63,12 @@ def rule_lines(settings: Settings, rules: Iterable[str]) -> list[tuple[str, str,
                                                    for lane, t in sorted(settings.lanes.items())) + "."
                            if settings.lanes else "Off until a lane has a target_share (lanes: in the config)."),
     }
-    return [(n, numbers[n], n in evaluated) for n in ALERT_NAMES]
+    def here(n: str) -> str:
+        if n not in evaluated:
+            return "off"
+        return "no target set" if n == "GrayShareDrift" and not settings.lanes else "evaluated"
+
+    return [(n, numbers[n], here(n)) for n in ALERT_NAMES]
 
 
 def in_scope(row: Mapping[str, Any], service: str | None, lane: str | None) -> bool:

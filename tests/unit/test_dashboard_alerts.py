@@ -111,7 +111,8 @@ def test_card_keeps_to_the_filter_and_counts_what_is_outside_it(mesh: Mesh) -> N
     _leak(mesh)
     card = _card(mesh, service="A")
     assert [d for d in find(card, html.Div) if d.__dict__.get("data-alert")] == []
-    assert "+1 more outside this filter" in text(card)
+    assert "+1 more outside this filter (1 firing)" in text(card)
+    assert "OK no alert firing for A; no violations" in text(card)
     assert card.__dict__["data-state"] == "ok"  # A itself served every gray hop in lane
     assert "+1 more" in text(_card(mesh, lane="base"))  # base is not blamed for gray's leak
     assert "+1 more" not in text(_card(mesh, service="B", lane="gray"))
@@ -167,6 +168,7 @@ def test_alerts_switched_off_say_so_and_keep_the_counts(how: str) -> None:
     note, now_box, _, rules, *_ = alerts.refresh(1, STATE, "light", "UTC")
     assert note == "alert rules are off" and "The alert rules are off here" in text(now_box)
     assert "set alerts.enabled to true" in text(rules)
+    assert {text(r.children[1]) for r in find(rules, html.Tr) if r.__dict__.get("data-rule")} == {"off"}
     mesh.store.close()
 
 
@@ -246,14 +248,16 @@ def test_alerts_page_lists_the_current_alert_its_history_and_the_rules(mesh: Mes
     assert cells[:6] == ["firing", "warning", "LaneLeak", "B · gray", "20 of 400: 5.00% (≥ 3.26% at 95%) > 1.00%",
                          ">99.9%"]
     assert cells[6].endswith("firing for 12 s") and "CET" in cells[6]
-    assert "B served 20 of 400 gray hops" in cells[7]
+    assert "B served 20 of 400 gray hops" in cells[7] and cells[7].endswith("see the violations →")
     assert [link.href for link in find(row[0], dcc.Link)] == ["/violations?window=300&service=B&lane=gray&kind=leak"]
     history = [text(td) for td in find(find(past_box, html.Tbody)[0], html.Td)]
     assert history[1:5] == ["fired", "LaneLeak", "B · gray", "still firing"] and "CET" in history[0]
     shown = text(rules)
     assert "Evaluated every 1 s; last at" in shown and "2 evaluations so far" in shown
     rule_rows = {r.__dict__["data-rule"]: text(r) for r in find(rules, html.Tr) if r.__dict__.get("data-rule")}
-    assert list(rule_rows) == list(V.MEANING) and all("evaluated" in t for t in rule_rows.values())
+    assert list(rule_rows) == list(V.MEANING)
+    here = {r.__dict__["data-rule"]: text(r.children[1]) for r in find(rules, html.Tr) if r.__dict__.get("data-rule")}
+    assert here == {**dict.fromkeys(V.MEANING, "evaluated"), "GrayShareDrift": "no target set"}
     assert "above 1.00%, with at least 20 hops" in rule_rows["LaneLeak"]
     assert "Off until a lane has a target_share" in rule_rows["GrayShareDrift"]
 
@@ -347,3 +351,17 @@ def test_overview_shows_the_real_alert_card(mesh: Mesh) -> None:
     hrefs = [link.href for link in find(card, dcc.Link)]
     assert hrefs == ["/alerts?lane=gray", "/violations?window=300&service=B&lane=gray&kind=leak",
                      "/violations?lane=gray"]
+
+
+def test_rules_say_which_run_here_with_their_thresholds() -> None:
+    import dataclasses
+
+    from lanewatch.config.alerting import LaneTarget
+
+    settings = dataclasses.replace(config.load(environ={}, flags={"alerts.leak_threshold": 0.05}),
+                                   lanes={"gray": LaneTarget(0.02, 0.01)})
+    lines = {n: (text_, here) for n, text_, here in V.rule_lines(settings, ["LaneLeak", "GrayShareDrift"])}
+    assert lines["LaneLeak"] == (("Fires when the 95% lower bound of the leaked share is above 5.00%, with at "
+                                  "least 20 hops of the lane over the last 60 s."), "evaluated")
+    assert lines["GrayShareDrift"] == ("Targets: gray 2.00% ± 1.00%.", "evaluated")
+    assert lines["DeadLane"][1] == "off"

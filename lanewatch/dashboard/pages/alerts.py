@@ -112,7 +112,7 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, _theme: str | None,
                     + (f" (+{outside} outside this filter)" if outside else "")
                     + f": the rules found nothing in the last {a.window_s:g} s of spans."
                     if V.is_on(data) else "The alert rules are off here, so nothing can fire.")
-            now_box = html.Div([html.Div(said), html.Div("What each alert means:", className="lw-sub"),
+            now_box = html.Div([html.Div(said), html.Div("What each alert means:", className="lw-sub lw-gap"),
                                 P.meanings()], className="lw-empty", id="alerts-empty")
     past_box: Any = dash.no_update
     if keys["history"] != old.get("history"):
