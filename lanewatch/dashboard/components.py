@@ -1,4 +1,5 @@
-"""Pure builders of Dash HTML pieces: cards, chips, badges, empty states.
+"""Pure builders of Dash HTML pieces: cards, chips, badges, empty states (the alert card is
+in :mod:`lanewatch.dashboard.alertparts`).
 
 Like the figure builders they take Query values and return components, with
 no I/O. Every user string goes in as a child (Dash renders children as
@@ -15,7 +16,6 @@ from urllib.parse import urlencode
 
 from dash import dcc, html
 
-from lanewatch import lane as L
 from lanewatch.config import Settings
 from lanewatch.dashboard import theme as T
 from lanewatch.dashboard.timefmt import ago
@@ -169,38 +169,6 @@ def headline_cards(summary: Mapping[str, Any], colours: Mapping[str, str], windo
     names = [x for x in T.order_lanes(set(lanes) | set(dead) | set(idle)) if lane is None or x == lane]
     return [headline_card(x, {**cover, **(lanes.get(x) or {})}, colours, window, verdict=worst.get(x),
                           dead=dead.get(x), window_s=window_s, live_idle=idle.get(x, 0)) for x in names]
-
-
-def alerts_card(summary: Mapping[str, Any], window: str, violations_href: str) -> html.Div:
-    """Did anything leave its lane in the window, or is a lane dead now? Firing on any leak,
-    intrusion or lost tag and on a dead lane (as ``lanewatch check`` fails), with the counts
-    per kind, the dead lanes, and a link to the violations view."""
-    hops, edges = summary.get("hops") or {}, summary.get("edges") or {}
-    counts = {k: int(hops.get(k, 0)) for k in L.HOP_VIOLATION_NAMES}
-    counts[L.Verdict.TAG_LOST.label] = int(edges.get(L.Verdict.TAG_LOST.label, 0))
-    total = int(summary.get("violations") or sum(counts.values()))
-    dead = list(summary.get("dead_lanes") or [])
-    firing = bool(total or dead)
-    body: list[Any] = []
-    if firing:
-        what = [f"{total:,} violations"] if total else []
-        what += [f"{len(dead)} dead lane{'s' if len(dead) != 1 else ''}"] if dead else []
-        head = html.Div([html.Span("FIRING", className="lw-badge lw-v-intrusion"),
-                         f" {', '.join(what)}, {window}"], className="lw-alert-head")
-        body = [html.Span([verdict_badge(k), f" {v:,}"], className="lw-count")
-                for k, v in counts.items() if v]
-        body += [html.Span(f"dead: {d['lane']} at {d['service']} ({int(d['live_instances'])} live, "
-                           f"idle {int(d['idle_s'])} s)", className="lw-count") for d in dead]
-        body.append(dcc.Link("see them on Violations", href=violations_href))
-    else:
-        head = html.Div([html.Span("OK", className="lw-badge lw-v-in_lane"),
-                         f" no violations, no dead lane, {window}"], className="lw-alert-head")
-        body = [dcc.Link("open Violations", href=violations_href)]
-    note = html.Div("Fires on any leak, intrusion or lost lane tag in the window, and on a lane "
-                    "whose live instances nothing asked for.", className="lw-sub")
-    return html.Div([html.H3("Alerts"), head, html.Div(body, className="lw-row"), note],
-                    className="lw-card lw-alerts", id="overview-alert-state",
-                    **_data(firing="true" if firing else "false"))
 
 
 def loading(what: str = "", **kwargs: Any) -> html.Div:

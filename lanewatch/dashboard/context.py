@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 _context: dict[str, Any] = {}
 
 #: (path, label) of the pages, in navigation order.
-NAV: tuple[tuple[str, str], ...] = (("/", "Overview"), ("/flow", "Flow"),
+NAV: tuple[tuple[str, str], ...] = (("/", "Overview"), ("/alerts", "Alerts"), ("/flow", "Flow"),
                                     ("/violations", "Violations"), ("/compare", "Compare"),
                                     ("/lanes", "Lanes & instances"))
 

@@ -25,7 +25,8 @@ def sync(search: str | None, window: str | None, custom: float | None, service: 
 
     A URL change (or the first load) sets the controls, with filter options
     that include the URL's values (a dropdown drops a value it has no option
-    for); a control change rewrites the URL. Returns (search, window, custom,
+    for); a control change rewrites the URL's view parameters and keeps the page's own
+    (``?id=``, ``?name=``). Returns (search, window, custom,
     service, lane, state, custom box hidden, service options, lane options).
 
     The URL is the only source of the first state: on the initial call the
@@ -47,7 +48,7 @@ def sync(search: str | None, window: str | None, custom: float | None, service: 
     prev = S.ViewState.from_dict(current)
     vs = S.ViewState(window_s=S.window_from_picker(window, custom), service=service or None,
                      lane=lane or None, kind=prev.kind)
-    new_search = S.to_search(vs)
+    new_search = S.to_search(vs, S.page_params(search))  # a page's own ?id= / ?name= stays
     return (new_search if new_search != (search or "") else no_update, no_update, no_update,
             no_update, no_update, vs.to_dict() if vs != prev else no_update, window != S.CUSTOM,
             no_update, no_update)

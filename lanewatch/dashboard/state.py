@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, parse_qsl, urlencode
 
 from lanewatch import lane as L
 
@@ -72,8 +72,18 @@ def parse_search(search: str | None) -> ViewState:
                      kind=_kind(first.get("kind")))
 
 
-def to_search(state: ViewState) -> str:
-    """ViewState -> ``?window=300&service=B``; defaults are left out."""
+#: The query parameters of the view; anything else belongs to one page (``id``, ``name``).
+VIEW_PARAMS = ("window", "service", "lane", "kind")
+
+
+def page_params(search: str | None) -> list[tuple[str, str]]:
+    """The parameters of ``search`` that belong to the page, not the view (``?id=``, ``?name=``)."""
+    return [(k, v) for k, v in parse_qsl((search or "").lstrip("?")) if k not in VIEW_PARAMS]
+
+
+def to_search(state: ViewState, keep: list[tuple[str, str]] | None = None) -> str:
+    """ViewState -> ``?window=300&service=B``; defaults are left out; ``keep`` (page
+    parameters, see :func:`page_params`) follow the view's."""
     params: dict[str, str] = {}
     if state.window_s != DEFAULT_WINDOW_S:
         params["window"] = str(state.window_s)
@@ -81,7 +91,8 @@ def to_search(state: ViewState) -> str:
         value = getattr(state, key)
         if value:
             params[key] = value
-    return "?" + urlencode(params) if params else ""
+    pairs = [*params.items(), *(keep or [])]
+    return "?" + urlencode(pairs) if pairs else ""
 
 
 def picker_value(window_s: int) -> tuple[str, int | None]:

@@ -31,6 +31,7 @@ log = logging.getLogger("make_screenshots")
 #: file name -> (path, element that shows the page has data)
 SHOTS = {
     "overview": ("/", "#overview-headlines .lw-headline"),
+    "alerts-page": ("/alerts", "#alerts-rules-table"),
     "flow": ("/flow", "#flow-graph .scatterlayer .trace"),
     "violations": ("/violations", "#violations-table .lw-table"),
     "compare": ("/compare", "#compare-qps .scatterlayer .trace"),

@@ -168,6 +168,7 @@ def test_alerts_card_has_no_roadmap_talk(lanewatch_up: Running, browser: Browser
     page = browser.page
     page.goto(lanewatch_up.url + "/?window=900")
     card = page.locator("#overview-alert-state")
-    expect(card).to_contain_text(re.compile(r"violations, last 15 min"), timeout=10_000)
+    expect(card).to_contain_text(re.compile(r"(violations|no dead lane), last 15 min"), timeout=10_000)
     assert "issue" not in card.inner_text() and "arrive" not in card.inner_text()
-    assert card.locator("a").get_attribute("href").startswith("/violations")
+    assert card.locator("a", has_text="Violations").get_attribute("href").startswith("/violations")
+    assert card.locator("#overview-alerts-link").get_attribute("href") == "/alerts?window=900"

@@ -288,24 +288,6 @@ def test_lane_path_reads_like_the_write_up() -> None:
     assert text(C.lane_path(odd)) == odd
 
 
-def test_alerts_card_fires_on_any_violation() -> None:
-    firing = C.alerts_card({"hops": {"leak": 2}, "edges": {"tag_lost": 1}, "violations": 3},
-                           "last 5 min", "/violations")
-    assert "FIRING" in text(firing) and "3 violations" in text(firing)
-    assert "issue" not in text(firing) and "arrive" not in text(firing)  # no roadmap talk
-    ok = C.alerts_card({"hops": {}, "edges": {}, "violations": 0}, "last 5 min", "/violations")
-    assert "no violations" in text(ok)
-
-
-def test_alerts_card_fires_on_a_dead_lane() -> None:
-    dead = [{"service": "B", "lane": "gray", "live_instances": 3, "idle_s": 120, "last_hop_ts": None,
-             "service_requests": 400}]
-    card = C.alerts_card({"hops": {}, "edges": {}, "violations": 0, "dead_lanes": dead}, "last 5 min",
-                         "/violations")
-    assert "FIRING" in text(card) and "1 dead lane" in text(card) and "dead: gray at B (3 live" in text(card)
-    assert card.id == "overview-alert-state" and card.__dict__["data-firing"] == "true"
-
-
 def test_trace_link_uses_the_template_only_for_hex_ids() -> None:
     link = find(tables.trace_link("ab" * 16, "http://jaeger:16686/trace/{trace_id}"), html.A)[0]
     assert link.href == "http://jaeger:16686/trace/" + "ab" * 16

@@ -7,12 +7,14 @@ while the lanes, window and filters stay the same, only their data is sent
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import dash
 from dash import Input, Output, Patch, State, ctx, dcc, html
 
+from lanewatch.dashboard import alertparts as P
 from lanewatch.dashboard import cache, demo_control, tables
 from lanewatch.dashboard import components as C
 from lanewatch.dashboard import figures as F
@@ -85,7 +87,7 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
     q, settings, vs, theme = get_query(), get_settings(), ViewState.from_dict(state), theme or "light"
     window = window_label(vs.window_s)
     step = step_for(vs.window_s)
-    summary, (raw, data_slot), colours, viols, (compared, _), instances = cache.gather(
+    summary, (raw, data_slot), colours, viols, (compared, _), instances, alerts = cache.gather(
         lambda: q.summary(vs.window_s, service=vs.service, lane=vs.lane),
         lambda: cache.per_step(q, step, ("series", vs.window_s, vs.service, vs.lane),
                                lambda: q.series(vs.window_s, service=vs.service, lane=vs.lane,
@@ -94,7 +96,7 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
         lambda: q.violations(vs.window_s, service=vs.service, lane=vs.lane, limit=ESCAPES_FROM),
         lambda: cache.per_step(q, max(step, VERDICT_EVERY_S), ("compare_all", vs.window_s),
                                lambda: q.compare_all(None, vs.window_s)),
-        q.instances)
+        q.instances, lambda: q.alerts(history=0))
     series = F.complete_steps(raw)
     note = f"{window}, up to {local_time(summary['to'], tz)}"
     note += f"; charts end {F.SETTLE_S} s back while spans arrive"
@@ -139,9 +141,11 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
     instances = [r for r in instances if not vs.service or r["service"] == vs.service]
     cards = C.headline_cards(summary, colours, window, window_s=vs.window_s, verdicts=compared,
                              instances=instances, lane=vs.lane)
-    return (note, cards,
-            C.alerts_card(summary, window, "/violations" + to_search(vs)), verdicts, escapes, qps,
-            errors, C.counters_line(summary), key)
+    card = P.alerts_card(alerts, summary, window, now=q.clock(), window_s=vs.window_s,
+                         service=vs.service, lane=vs.lane, violations_href="/violations" + to_search(vs),
+                         alerts_href="/alerts" + to_search(dataclasses.replace(vs, kind=None)),
+                         rule_window_s=settings.alerts.window_s)
+    return (note, cards, card, verdicts, escapes, qps, errors, C.counters_line(summary), key)
 
 
 dash.callback(Output("overview-window-note", "children"), Output("overview-headlines", "children"),
