@@ -173,14 +173,15 @@ class AlertEngine:
         with self._lock:
             return self.states.current()
 
-    def recent(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest state changes, newest first (the store's history when it keeps one)."""
+    def recent(self, limit: int = 100, name: str | None = None) -> list[dict[str, Any]]:
+        """The newest state changes (of alert ``name``), newest first (the store's history
+        when it keeps one)."""
         if self.history is not None:
             try:
-                return self.history.alert_events(limit=limit)
+                return self.history.alert_events(limit=limit, name=name)
             except Exception:
                 log.exception("alert history read failed")
-        return list(self._recent)[:limit]
+        return [e for e in self._recent if name is None or e["alertname"] == name][:limit]
 
     # ---- thread -------------------------------------------------------------------------
     def start(self) -> None:

@@ -71,8 +71,8 @@ class AlertSource(Protocol):
         """Pending and firing :class:`~lanewatch.alerts.model.Alert` values."""
         ...
 
-    def recent(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest state changes (history rows), newest first."""
+    def recent(self, limit: int = 100, name: str | None = None) -> list[dict[str, Any]]:
+        """The newest state changes (history rows; of alert ``name``), newest first."""
         ...
 
     def health(self) -> dict[str, Any]:
@@ -193,7 +193,7 @@ class Query:
             return {"enabled": False, "alerts": [], "history": [], "rules": [], "evaluation": {}}
         current = [a.to_dict() for a in src.current()
                    if (state is None or a.state == state) and (name is None or a.name == name)]
-        past = [e for e in src.recent(history) if name is None or e["alertname"] == name]
+        past = src.recent(history, name=name) if history else []
         return {"enabled": bool(src.rules), "alerts": current, "history": past, "rules": sorted(src.rules),
                 "evaluation": {**src.last_evaluation, "count": src.evaluations}}
 

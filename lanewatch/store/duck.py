@@ -266,10 +266,11 @@ class DuckStore:
         with self._lock, self._transaction() as con:
             duck_alerts.write(con, rows, keep)
 
-    def alert_events(self, limit: int = 200, fingerprint: str | None = None) -> list[dict[str, Any]]:
-        """The newest alert state changes, newest first."""
+    def alert_events(self, limit: int = 200, fingerprint: str | None = None,
+                     name: str | None = None) -> list[dict[str, Any]]:
+        """The newest alert state changes (of one alert, or one alert name), newest first."""
         with self._cursor() as cur:
-            return duck_alerts.read(cur, limit, fingerprint)
+            return duck_alerts.read(cur, limit, fingerprint, name)
 
     def instances(self) -> pd.DataFrame:
         return self._df(f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM instances "

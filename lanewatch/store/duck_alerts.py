@@ -36,9 +36,13 @@ def write(con: duckdb.DuckDBPyConnection, rows: Sequence[dict[str, Any]], keep: 
     con.execute("DELETE FROM alert_events WHERE seq <= ?", [top + len(rows) - keep])
 
 
-def read(con: duckdb.DuckDBPyConnection, limit: int, fingerprint: str | None = None) -> list[dict[str, Any]]:
-    """The newest ``limit`` events (of one alert when ``fingerprint`` is given), newest first."""
-    where, params = ("WHERE fingerprint = ?", [fingerprint]) if fingerprint else ("", [])
+def read(con: duckdb.DuckDBPyConnection, limit: int, fingerprint: str | None = None,
+         name: str | None = None) -> list[dict[str, Any]]:
+    """The newest ``limit`` events (of one alert when ``fingerprint`` is given, of one alert
+    name when ``name`` is), newest first."""
+    conds = [(c, v) for c, v in (("fingerprint = ?", fingerprint), ("alertname = ?", name)) if v]
+    where = ("WHERE " + " AND ".join(c for c, _ in conds)) if conds else ""
+    params: list[Any] = [v for _, v in conds]
     rows = con.execute(f"SELECT {', '.join(ALERT_EVENT_COLUMNS)} FROM alert_events {where} "
                        "ORDER BY seq DESC LIMIT ?", [*params, int(limit)]).fetchall()
     out = []
