@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from lanewatch import lane as L
 from lanewatch.config import Settings
-from lanewatch.config.alerting import ALERT_NAMES
+from lanewatch.config.alerting import ALERT_NAMES, DEFAULT_FOR_S
 from lanewatch.query.compare import confidence_text, pct
 
 #: One line per alert: what it means when it fires.
@@ -58,7 +58,11 @@ def rule_lines(settings: Settings, rules: Iterable[str]) -> list[tuple[str, str,
         "LaneTagLost": f"Fires when the 95% lower bound of the lost share is above "
                        f"{pct(a.tag_lost_threshold)}, with at least {a.tag_lost_min_calls:,} calls {window}.",
         "DeadLane": f"Fires after {settings.dead_lanes.after_s:g} s without a hop.",
-        "GrayWorseThanBase": f"Needs {settings.compare.min_requests:,} requests on each side {window}.",
+        "GrayWorseThanBase": (f"Fires when the lane's score against base falls below "
+                              f"{settings.compare.marginal_score:g}/100 for "
+                              f"{a.for_s.get('GrayWorseThanBase', DEFAULT_FOR_S['GrayWorseThanBase']):g} s "
+                              f"(errors or latency worse), with at least {settings.compare.min_requests:,} "
+                              f"requests on each side {window}."),
         "GrayShareDrift": ("Targets: " + ", ".join(f"{lane} {pct(t.target_share)} ± {pct(t.tolerance)}"
                                                    for lane, t in sorted(settings.lanes.items())) + "."
                            if settings.lanes else "Off until a lane has a target_share (lanes: in the config)."),
