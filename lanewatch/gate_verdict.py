@@ -14,8 +14,9 @@ The checks, all scored together by :func:`lanewatch.scorecard.score`:
 ``pass`` is False when the score is below ``compare.pass_score`` (a failed critical check
 scores 0, so any violation or dead lane fails, however little traffic there was). Otherwise it
 is None (**inconclusive**, and ``score`` is None too) when no finished trace was in scope (as
-``lanewatch check`` exits 3), or when lanes were there to compare and none had enough requests
-(``compare.min_requests`` on both sides) to be judged; else True.
+``lanewatch check`` exits 3), when the requested lane served no request in scope (its code was
+not exercised: e.g. every gray request fell back to base), or when lanes were there to compare
+and none had enough requests (``compare.min_requests`` on both sides) to be judged; else True.
 """
 
 from __future__ import annotations
@@ -59,9 +60,14 @@ def comparison_checks(judged: Sequence[dict[str, Any]], lane: str | None) -> lis
 def _text(verdict: str, head: str, cont: Containment, checks: list[dict[str, Any]],
           judged: Sequence[dict[str, Any]], s: dict[str, Any]) -> str:
     if verdict == "inconclusive":
-        why = (f"no finished trace in {scope_text(cont.lane, cont.service)}, nothing was checked"
-               if cont.passed is None else "too little traffic to compare with base: "
-               + "; ".join(j["text"] for j in judged))
+        if cont.passed is None:
+            why = f"no finished trace in {scope_text(cont.lane, cont.service)}, nothing was checked"
+        elif not judged:
+            where = f" at {cont.service}" if cont.service else ""
+            why = (f"no {cont.lane} instance served a request{where}: the {cont.lane} code was not "
+                   f"exercised (its traffic fell back to base or never came), nothing to judge")
+        else:
+            why = "too little traffic to compare with base: " + "; ".join(j["text"] for j in judged)
         return f"INCONCLUSIVE ({head}): {why}"
     if verdict == "fail":
         failed = "; ".join(c["text"] for c in checks if c["pass"] is False)
@@ -80,7 +86,10 @@ def decide(cont: Containment, judged: Sequence[dict[str, Any]], th: Thresholds, 
     checks = cont.checks() + comparison_checks(judged, lane)
     s = score([Check(c["name"], c["pass"], c["value"], c["threshold"], c["text"], bool(c["critical"]))
                for c in checks], th)
-    too_little = bool(judged) and all(j["pass"] is None for j in judged)
+    # a lane that served nothing in scope was not exercised: "nothing went wrong" is then only
+    # "nothing ran" (its traffic fell back to base, or never came), not a pass
+    unexercised = lane not in (None, L.BASE) and not judged
+    too_little = unexercised or (bool(judged) and all(j["pass"] is None for j in judged))
     if s["pass"] is False:
         verdict, passed = "fail", False
     elif cont.passed is None or too_little or s["pass"] is None:

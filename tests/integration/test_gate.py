@@ -7,11 +7,14 @@ lane deployed without traffic; ``lossy`` with gray traffic whose tag is lost ins
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from gate_support import Lanewatch, N, feed_lossy, feed_mesh, running
+from gate_support import Lanewatch, N, chain, feed_lossy, feed_mesh, running
+
+from lanewatch.testing import TraceBuilder
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +136,26 @@ def test_a_tag_lost_inside_gray_b_fails_the_gray_gate(lossy: Lanewatch) -> None:
     # base is not blamed for gray's losses: its own traffic stayed in lane
     status, base = lossy.gate(lane="base")
     assert status == 200 and base["pass"] is True and checks(base)["tag_lost"]["value"] == 0
+
+
+def test_a_lane_whose_code_never_ran_at_the_service_is_inconclusive_not_a_pass(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """C-gray is down: every gray request falls back to C-base (a legitimate fallback, no
+    violation). The gray release at C was never exercised: the gate must not pass it."""
+    with running(tmp_path_factory.mktemp("gate-fellback")) as lw:
+        for svc, lane in (("A", "base"), ("A", "gray"), ("B", "base"), ("B", "gray"), ("C", "base")):
+            lw.heartbeat(svc, lane)
+        tb = TraceBuilder(t0=time.time())
+        for _ in range(N):
+            chain(tb, ["gray", "gray", "base"], ["gray"] * 3)
+            chain(tb, ["base"] * 3, ["base"] * 3)
+        lw.send(tb)
+        lw.wait_for_traces("gray", N)
+        status, doc = lw.gate(lane="gray", service="C", window="300")
+        assert status == 200, doc
+        assert doc["pass"] is None and doc["score"] is None and doc["classification"] == "inconclusive"
+        assert "not exercised" in doc["text"] and doc["text"].startswith("INCONCLUSIVE"), doc["text"]
+        status, doc = lw.webhook(lane="gray", service="C", window="300")
+        assert status == 412, doc  # Flagger must not promote code that never ran
+        status, doc = lw.gate(lane="gray", service="B", window="300")
+        assert doc["pass"] is True, doc["text"]  # where gray ran, it passes
