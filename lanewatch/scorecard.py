@@ -83,9 +83,12 @@ def judge(lane_tot: Mapping[str, Any], base_tot: Mapping[str, Any],
               "errors" in crit),
         Check("latency", not worse_lat if lat else None, lat["prob_slower"] if lat else None,
               0.5 + th.min_latency_effect,
-              (f"slower than {base} in {lat['prob_slower']:.0%} of pairs "
-               f"({'worse' if worse_lat else 'not shown worse'} beyond "
-               f"{0.5 + th.min_latency_effect:.0%}, p={lat['p_value']:.2g})") if lat
+              (f"mean {lat.get('lane_mean_ms') or 0:.1f} ms vs {lat.get('base_mean_ms') or 0:.1f} ms on {base}, "
+               f"slower in {lat['prob_slower']:.0%} of pairs "
+               f"({'worse' if worse_lat else 'not shown worse'}; the bar: more than "
+               f"{0.5 + th.min_latency_effect:.0%} of pairs at p<{th.alpha:.2g}, mean "
+               f"+{th.min_latency_increase:.0%} and +{th.min_latency_increase_ms:g} ms; "
+               f"p={lat['p_value']:.2g})") if lat
               else "not judged: no latency histogram", "latency" in crit),
     ]
     s = score(checks, th)

@@ -136,9 +136,10 @@ def dead_lane(ev: Evidence, s: Settings) -> list[Finding]:
         out.append(Finding(
             {"alertname": "DeadLane", "service": d["service"], "lane": d["lane"], "severity": "warning"},
             float(d["idle_s"]), after, None,
-            f"{d['service']} has {d['live_instances']} live {d['lane']} instance(s) that served no hop "
-            f"for {d['idle_s']} s while {d['service']} served {d['service_requests']:,} hops: nothing "
-            f"reaches {d['lane']}", link("/lanes", int(after), service=d["service"], lane=d["lane"]),
+            f"{d['service']} has {d['live_instances']} live {d['lane']} "
+            f"instance{'s' * (d['live_instances'] != 1)} that served no hop for {d['idle_s']} s, "
+            f"while in the last {after:g} s {d['service']} served {d['service_requests']:,} hops in "
+            f"other lanes: nothing reaches {d['lane']}", link("/lanes", int(after), service=d["service"], lane=d["lane"]),
             {k: d[k] for k in ("live_instances", "idle_s", "service_requests", "last_hop_ts")}))
     return out
 

@@ -86,14 +86,15 @@ def test_judge_slower_gray_fails_on_latency_with_the_share_of_pairs() -> None:
     assert checks["latency"]["threshold"] == pytest.approx(0.55)
     assert checks["errors"]["pass"] is True
     assert j["pass"] is False and j["score"] == 0.0
-    assert "slower than base in 100% of pairs (worse beyond 55%" in j["text"]
+    assert "mean 9.6 ms vs 1.7 ms on base, slower in 100% of pairs (worse; the bar: more than 55%" in j["text"]
 
 
 def test_judge_latency_not_critical_gives_marginal() -> None:
     th = Thresholds(critical=("errors",))
     j = judge(tot(1000, 4), tot(1000, 4), SLOW, SAME, "gray", "base", "C", th)
     assert (j["score"], j["classification"], j["pass"]) == (50.0, "marginal", False)
-    assert j["text"].startswith("gray on C scores 50/100 vs base (marginal): slower than base in 100% of pairs")
+    assert j["text"].startswith("gray on C scores 50/100 vs base (marginal): mean 9.6 ms vs 1.7 ms on base, "
+                                "slower in 100% of pairs")
 
 
 def test_judge_no_difference_passes_and_says_at_what_confidence() -> None:
