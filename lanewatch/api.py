@@ -56,6 +56,9 @@ class _Params:
         if unknown:
             raise BadParameter(f"unknown parameter {unknown[0]!r} (this endpoint takes: "
                                f"{', '.join(allowed) or 'none'})")
+        repeated = sorted(k for k in args if len(args.getlist(k)) > 1)
+        if repeated:  # which one counts would be a guess: lane=gray&lane=base must not pass
+            raise BadParameter(f"{repeated[0]} is given {len(args.getlist(repeated[0]))} times; give it once")
         self.args, self.retention_s = args, retention_s
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:

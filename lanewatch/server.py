@@ -192,6 +192,10 @@ def run_up(args: argparse.Namespace) -> int:
         Path(args.ready_file).write_text(json.dumps(ep))
     print(f"lanewatch up: OTLP/HTTP {ep['otlp_http']}  OTLP/gRPC {ep.get('otlp_grpc', 'off')}  "
           f"dashboard and API {ep.get('url')}", flush=True)
+    rules = sorted(collector.alerts.rules)
+    to = ", ".join(f"{n.kind} {n.target}" for n in collector.notifiers) or "no webhook or Alertmanager"
+    print(f"lanewatch up: alerts {'on: ' + ', '.join(rules) if rules else 'off'}; delivered to {to}",
+          flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -128,8 +128,12 @@ def test_instances_compare_trace_services_lanes_health(api: str) -> None:
     ("/compare", {"service": "C"}, "lane"),
     ("/traces/not-hex", {}, "trace_id"),
     ("/instances", {"window": "60"}, "window"),
+    ("/summary", {"lane": ["gray", "base"]}, "lane is given 2 times"),
+    ("/gate", {"lane": ["gray", "base"], "window": "60"}, "lane is given 2 times"),
+    ("/alerts", {"state": "resolved"}, "state"),
+    ("/alerts", {"name": "LaneLeek"}, "name"),
 ])
-def test_bad_parameters_give_400_naming_them(api: str, path: str, params: dict[str, str], names: str) -> None:
+def test_bad_parameters_give_400_naming_them(api: str, path: str, params: dict[str, Any], names: str) -> None:
     body = get(api, path, 400, **params)
     assert set(body) == {"error"} and names in body["error"]
 
