@@ -42,8 +42,41 @@ def judgements(query: Query, t0: int, t1: int, lane: str | None, service: str | 
     hops = query.store.rollup("hops", t0, t1, ["service", "instance_lane"], where=where)
     lat = query.store.rollup("latency", t0, t1, ["service", "instance_lane", "bucket"], where=where)
     lanes = [lane] if lane else sorted({x for x in hops.instance_lane if isinstance(x, str)} - {L.BASE})
-    return [{"service": svc, "lane": name, **judge(a, b, ha, hb, name, L.BASE, svc, th)}
-            for svc, name, a, b, ha, hb in sides(hops, lat, lanes, L.BASE)]
+    judged = [{"service": svc, "lane": name, **judge(a, b, ha, hb, name, L.BASE, svc, th)}
+              for svc, name, a, b, ha, hb in sides(hops, lat, lanes, L.BASE)]
+    if any(j["pass"] is False for j in judged):
+        edges = query.store.rollup("edges", t0, t1, ["caller", "callee", "lane", "entry_lane"])
+        callees: dict[tuple[str, str], set[str]] = {}
+        for caller, callee, sent, entry, calls in zip(edges.caller, edges.callee, edges.lane,
+                                                      edges.entry_lane, edges.calls):
+            if calls > 0 and caller != callee:
+                for ln in {sent, entry}:
+                    callees.setdefault((str(caller), str(ln)), set()).add(str(callee))
+        explain_callers(judged, callees)
+    return judged
+
+
+def _failed(j: dict[str, Any]) -> set[str]:
+    return {c["name"] for c in j["checks"] if c["pass"] is False}
+
+
+def explain_callers(judged: list[dict[str, Any]], callees: dict[tuple[str, str], set[str]]) -> None:
+    """Mark a failing (service, lane) whose failed checks a callee in the same lane fails too
+    (``follows``: the callee): the caller fails with it, the failure starts at the callee (as
+    the GrayWorseThanBase alert does, which leaves such callers out). The caller's checks
+    still count; their text says whom they follow."""
+    failing = {(j["service"], j["lane"]): _failed(j) for j in judged if j["pass"] is False}
+    for j in judged:
+        mine = failing.get((j["service"], j["lane"]))
+        if not mine:
+            continue
+        by = sorted(x for x in callees.get((j["service"], j["lane"]), ())
+                    if mine <= failing.get((x, j["lane"]), set()))
+        if by:
+            j["follows"] = by[0]
+            for c in j["checks"]:
+                if c["pass"] is False:
+                    c["text"] += f" (follows its callee {by[0]}, which fails the same)"
 
 
 def comparison_checks(judged: Sequence[dict[str, Any]], lane: str | None) -> list[dict[str, Any]]:

@@ -120,3 +120,18 @@ def test_judge_without_latency_samples_judges_errors_only() -> None:
     checks = {c["name"]: c for c in j["checks"]}
     assert checks["latency"]["pass"] is None and checks["latency"]["text"] == "not judged: no latency histogram"
     assert j["pass"] is True and j["score"] == 100.0
+
+
+def test_the_gate_says_a_failing_caller_follows_its_failing_callee() -> None:
+    from lanewatch.gate_verdict import explain_callers
+
+    def judged(svc: str, failed: bool) -> dict[str, Any]:
+        return {"service": svc, "lane": "gray", "pass": not failed,
+                "checks": [{"name": "errors", "pass": not failed, "text": f"errors at {svc}"},
+                           {"name": "latency", "pass": True, "text": "fine"}]}
+
+    rows = [judged("A", True), judged("B", True), judged("C", False)]
+    explain_callers(rows, {("A", "gray"): {"B"}, ("B", "gray"): {"C"}})
+    assert rows[0]["follows"] == "B" and "follows its callee B" in rows[0]["checks"][0]["text"]
+    assert "follows" not in rows[1]  # B's callee C is fine: the failure starts at B
+    assert rows[0]["checks"][1]["text"] == "fine"
