@@ -27,7 +27,7 @@ from typing import Any
 from lanewatch import lane as L
 from lanewatch.containment import Containment, containment, scope_text
 from lanewatch.query import Query
-from lanewatch.query.compare import sides
+from lanewatch.query.compare import callees_of, sides
 from lanewatch.scorecard import Check, judge, score
 from lanewatch.stats import Thresholds
 
@@ -45,14 +45,8 @@ def judgements(query: Query, t0: int, t1: int, lane: str | None, service: str | 
     judged = [{"service": svc, "lane": name, **judge(a, b, ha, hb, name, L.BASE, svc, th)}
               for svc, name, a, b, ha, hb in sides(hops, lat, lanes, L.BASE)]
     if any(j["pass"] is False for j in judged):
-        edges = query.store.rollup("edges", t0, t1, ["caller", "callee", "lane", "entry_lane"])
-        callees: dict[tuple[str, str], set[str]] = {}
-        for caller, callee, sent, entry, calls in zip(edges.caller, edges.callee, edges.lane,
-                                                      edges.entry_lane, edges.calls):
-            if calls > 0 and caller != callee:
-                for ln in {sent, entry}:
-                    callees.setdefault((str(caller), str(ln)), set()).add(str(callee))
-        explain_callers(judged, callees)
+        explain_callers(judged, callees_of(query.store.rollup("edges", t0, t1,
+                                                             ["caller", "callee", "lane", "entry_lane"])))
     return judged
 
 

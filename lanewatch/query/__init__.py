@@ -34,7 +34,7 @@ from lanewatch import lane as L
 from lanewatch.config import Settings
 from lanewatch.histogram import N_BUCKETS
 from lanewatch.query import summary as S
-from lanewatch.query.compare import compare_verdict, verdict_rows
+from lanewatch.query.compare import callees_of, compare_verdict, mark_followers, verdict_rows
 from lanewatch.query.parts import (
     QS,
     clean,
@@ -248,12 +248,18 @@ class Query:
     def compare_all(self, lane: str | None, window_s: int, base: str = L.BASE) -> list[dict[str, Any]]:
         """``lane`` (None: every lane but ``base``) vs ``base`` on each service, worst first.
 
-        Rows as :func:`lanewatch.query.compare.verdict_rows`; two reads for all services."""
+        Rows as :func:`lanewatch.query.compare.verdict_rows`; two reads for all services, a third
+        (the edges) when a row is worse: a caller worse only with its callee ``follows`` it and is
+        ordered after it (:func:`~lanewatch.query.compare.mark_followers`)."""
         t0, t1 = self._window(window_s)
         hops = self.store.rollup("hops", t0, t1, ["service", "instance_lane"])
         lat = self.store.rollup("latency", t0, t1, ["service", "instance_lane", "bucket"])
         lanes = [lane] if lane else [x for x in set(hops.instance_lane) if isinstance(x, str)]
-        return verdict_rows(hops, lat, lanes, base, self.thresholds)  # plain values
+        rows = verdict_rows(hops, lat, lanes, base, self.thresholds)  # plain values
+        if any(r["worse"] for r in rows):
+            mark_followers(rows, callees_of(self.store.rollup("edges", t0, t1,
+                                                              ["caller", "callee", "lane", "entry_lane"])))
+        return rows
 
     def trace(self, trace_id_hex: str) -> dict[str, Any] | None:
         """A kept trace (lane path, hops) with its violations; None when it was not kept."""

@@ -134,9 +134,42 @@ def _histograms(latency: pd.DataFrame) -> tuple[dict[tuple[str, str], int], npt.
     return {tuple(k): i for i, k in enumerate(uniques)}, mat
 
 
-def _order(row: Mapping[str, Any]) -> tuple[bool, bool, float, str, str]:
+def _order(row: Mapping[str, Any]) -> tuple[bool, bool, bool, float, str, str]:
     worse, conf = row["worse"], row["confidence"]
-    return (worse is None, not worse, -float(conf or 0.0), str(row["service"]), str(row["lane"]))
+    return (worse is None, not worse, bool(row.get("follows")), -float(conf or 0.0), str(row["service"]),
+            str(row["lane"]))
+
+
+def callees_of(edges: pd.DataFrame) -> dict[tuple[str, str], set[str]]:
+    """(caller, lane) -> the services it called in that lane (sent or entry lane), from an
+    ``edges`` rollup with ``caller, callee, lane, entry_lane, calls``."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for caller, callee, sent, entry, calls in zip(edges.caller, edges.callee, edges.lane, edges.entry_lane,
+                                                  edges.calls):
+        if calls > 0 and caller != callee:
+            for ln in {sent, entry}:
+                if isinstance(ln, str):
+                    out.setdefault((str(caller), ln), set()).add(str(callee))
+    return out
+
+
+_REASONS = {"errors": {"errors"}, "latency": {"latency"}, "both": {"errors", "latency"}}
+
+
+def mark_followers(rows: list[dict[str, Any]], callees: Mapping[tuple[str, str], set[str]]) -> None:
+    """A worse (service, lane) whose reasons a callee in the same lane is worse at too
+    ``follows`` that callee (a caller fails and slows with what it calls; the problem starts at
+    the callee): marked, said in its text, and ordered after the rows it follows."""
+    worse = {(r["service"], r["lane"]): _REASONS.get(r["reason"] or "", set()) for r in rows if r["worse"]}
+    for r in rows:
+        mine = worse.get((r["service"], r["lane"]))
+        if not mine:
+            continue
+        by = sorted(x for x in callees.get((r["service"], r["lane"]), ()) if mine <= worse.get((x, r["lane"]), set()))
+        if by:
+            r["follows"] = by[0]
+            r["text"] += f" (follows its callee {by[0]}, which is worse too)"
+    rows.sort(key=_order)
 
 
 def sides(hops: pd.DataFrame, latency: pd.DataFrame, lanes: Iterable[str], base: str,

@@ -178,3 +178,18 @@ def test_the_vectorised_screen_never_passes_a_pair_the_verdict_calls_worse() -> 
             worse_seen += 1
             assert screen[0], (n1, e1, n2, e2, v)
     assert 20 < worse_seen < 380  # the random pairs cover both answers
+
+
+def test_a_caller_worse_only_with_its_callee_follows_it_and_comes_after_it() -> None:
+    from lanewatch.query.compare import mark_followers
+
+    def row(svc: str, reason: str | None, conf: float) -> dict[str, Any]:
+        return {"service": svc, "lane": "gray", "worse": reason is not None, "reason": reason,
+                "confidence": conf, "text": f"{svc} text"}
+
+    rows = [row("A", "errors", 0.9999), row("B", "both", 0.999), row("C", None, 0.2), row("D", "latency", 0.99)]
+    mark_followers(rows, {("A", "gray"): {"B"}, ("D", "gray"): {"C"}})
+    assert [r["service"] for r in rows] == ["B", "D", "A", "C"]
+    a = next(r for r in rows if r["service"] == "A")
+    assert a["follows"] == "B" and "follows its callee B" in a["text"]
+    assert "follows" not in next(r for r in rows if r["service"] == "D")  # its callee C is fine
