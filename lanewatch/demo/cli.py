@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default="", help="keep the collector's store here (default: temporary)")
     parser.add_argument("--run-file", default="", help=f"write URLs and pids here (default {default_run_file()})")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--alert-webhook", action="append", metavar="URL",
+                        help="also deliver the demo's alerts to URL, in Alertmanager's webhook format "
+                        "(repeatable)")
     sub = parser.add_subparsers(dest="demo_command")
     fault = sub.add_parser("fault", help="list or switch the faults of a running demo")
     fault.add_argument("name", nargs="?", choices=F.FAULT_NAMES, help="the fault")
@@ -82,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
                        control_port=args.control_port, collector=not args.no_collector,
                        otlp_endpoint=args.otlp_endpoint,
                        traffic=not args.no_traffic, data_dir=args.data_dir,
-                       run_file=args.run_file or str(default_run_file()), log_level=args.log_level)
+                       run_file=args.run_file or str(default_run_file()), log_level=args.log_level,
+                       alert_webhook=tuple(args.alert_webhook or ()))
     return run_until_stopped(opts, args.duration, open_browser=not args.no_browser)
 
 

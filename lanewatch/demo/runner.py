@@ -66,6 +66,8 @@ class DemoOptions:
     run_file: str = ""
     start_timeout_s: float = 90.0
     log_level: str = "WARNING"
+    #: the collector delivers its alerts here too (``lanewatch up --alert-webhook``)
+    alert_webhook: tuple[str, ...] = ()
 
 
 class Demo:
@@ -134,6 +136,8 @@ class Demo:
         self.control.start()
         self.switchboard.subscribe(self._on_fault)
         doc = S.collector_settings(self.phases.all_scenarios(), self.control.url)
+        if self.opts.alert_webhook:
+            doc["alert_webhook"] = list(self.opts.alert_webhook)
         self.config_path.write_text(yaml.safe_dump(doc, sort_keys=False))
         with self._lock:
             if self.opts.collector:

@@ -10,9 +10,12 @@ alerts clear within about 20 s of switching it off.
 from __future__ import annotations
 
 import functools
+import json
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from conftest import RunningDemo
@@ -90,3 +93,37 @@ def test_a_dead_lane_raises_dead_lane_and_a_graceful_stop_raises_nothing(demo_ru
         seen = _watch(demo, lambda s: {n for n, _ in s} == {"DeadLane"} and "DeadLane" in _firing(demo), 60)
         assert {n for n, _ in seen} == {"DeadLane"}, seen
         assert {dict(labels)["service"] for _, labels in seen} <= {"A", "B", "C"}
+
+
+def test_the_demo_delivers_its_alerts_to_a_webhook(demo_runner: Runner) -> None:
+    got: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{hook.server_port}/hook"
+        with demo_runner("--scenario", "1", "--rate", "20", "--alert-webhook", url) as demo:
+            time.sleep(3)
+            demo.fault("base_to_b_gray", True)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any(
+                    a["labels"]["alertname"] == "LaneIntrusion" for b in got for a in b["alerts"]):
+                time.sleep(0.5)
+            demo.fault("base_to_b_gray", False)
+        firing = [a for b in got for a in b["alerts"] if a["status"] == "firing"]
+        assert firing and firing[0]["labels"] == {"alertname": "LaneIntrusion", "service": "B",
+                                                  "severity": "critical"}, got
+        assert got[0]["version"] == "4"
+    finally:
+        hook.shutdown()
+        hook.server_close()
