@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from verdict_inputs import SAME, hist, tot
 
 from lanewatch.config import Settings
-from lanewatch.histogram import N_BUCKETS
 from lanewatch.query import Query
 from lanewatch.query.compare import compare_verdict, confidence_text, verdict_rows
 from lanewatch.stats import Thresholds
@@ -21,18 +21,6 @@ NOW = 1_767_225_600.25
 T = 1_767_225_600
 
 
-def hist(**buckets: int) -> np.ndarray:
-    h = np.zeros(N_BUCKETS)
-    for k, v in buckets.items():
-        h[int(k[1:])] = v
-    return h
-
-
-def tot(requests: int, errors: int) -> dict[str, Any]:
-    return {"requests": requests, "errors": errors}
-
-
-SAME = hist(b30=900, b31=100)
 
 
 def test_worse_on_errors_says_so_with_its_confidence() -> None:

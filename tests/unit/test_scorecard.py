@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from verdict_inputs import SAME, hist, tot
 
 from lanewatch.histogram import N_BUCKETS
 from lanewatch.scorecard import Check, judge, score
@@ -24,18 +25,6 @@ def unjudged(name: str, critical: bool = True) -> Check:
     return Check(name, None, None, None, f"{name} not judged", critical)
 
 
-def hist(**buckets: int) -> np.ndarray:
-    h = np.zeros(N_BUCKETS)
-    for k, v in buckets.items():
-        h[int(k[1:])] = v
-    return h
-
-
-def tot(requests: int, errors: int) -> dict[str, Any]:
-    return {"requests": requests, "errors": errors}
-
-
-SAME = hist(b30=900, b31=100)
 SLOW = hist(b40=900, b41=100)  # ~2.4x the latency of SAME's buckets
 
 
