@@ -18,9 +18,15 @@ Example::
 from __future__ import annotations
 
 import base64
+import json
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import orjson
 from google.protobuf.json_format import MessageToJson
@@ -190,3 +196,25 @@ class RecordingSink:
 
     def count_drop(self, reason: str, n: int = 1) -> None:
         self.drops.append((reason, n))
+
+
+def start_up(data_dir: Path, *args: str, env: Mapping[str, str] | None = None,
+             timeout_s: float = 60.0) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """``lanewatch up`` as its own process, on free loopback ports (OTLP/HTTP, API; gRPC off
+    unless ``args`` say otherwise, later flags win), its store in ``data_dir``. Returns the
+    process (its output piped) and the endpoints of its ready file once it listens; raises
+    RuntimeError with its output when it does not start within ``timeout_s``."""
+    ready = data_dir.with_name(data_dir.name + ".ready.json")
+    ready.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lanewatch.cli", "up", "--otlp-http-port", "0", "--otlp-grpc-port", "-1",
+         "--port", "0", "--data-dir", str(data_dir), "--ready-file", str(ready), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=None if env is None else dict(env))
+    deadline = time.monotonic() + timeout_s
+    while not ready.exists() or not ready.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, _ = proc.communicate(timeout=10)
+            raise RuntimeError(f"lanewatch up did not start: {out}")
+        time.sleep(0.05)
+    return proc, dict(json.loads(ready.read_text()))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from lanewatch import lane as L
-from lanewatch.testing import heartbeat_request
+from lanewatch.testing import heartbeat_request, start_up
 
 #: The issue's bound: a leak injected by real OTLP traffic is delivered within this.
 DELIVERY_BOUND_S = 3.0
@@ -34,20 +33,10 @@ def hook() -> Iterator[Receiver]:
 
 
 def _up(tmp: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    ready = tmp / "ready.json"
-    ready.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lanewatch.cli", "up", "--otlp-http-port", "0", "--otlp-grpc-port", "-1",
-         "--port", "0", "--data-dir", str(tmp / "data"), "--ready-file", str(ready), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 60
-    while not ready.exists():
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"lanewatch up did not start: {proc.stdout.read() if proc.stdout else ''}")
-        time.sleep(0.05)
-    time.sleep(0.1)
-    return proc, json.loads(ready.read_text())
+    try:
+        return start_up(tmp / "data", *extra)
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 def _post(url: str, body: bytes, path: str) -> None:

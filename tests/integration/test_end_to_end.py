@@ -8,8 +8,6 @@ OTLP/HTTP and OTLP/gRPC exporters; the verdicts are read back over HTTP.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from lanewatch import lane as L
-from lanewatch.testing import heartbeat_request
+from lanewatch.testing import heartbeat_request, start_up
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +35,10 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     cfg = tmp / "lanewatch.yaml"
     cfg.write_text("trace_wait_s: 1.0\nflush_interval_s: 0.2\nliveness_ttl_s: 30\n"
                    "routing_rules:\n  - {service: B, match: {x-user-id: '100'}, lane: gray}\n")
-    ready = tmp / "ready.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lanewatch.cli", "up", "--otlp-http-port", "0", "--otlp-grpc-port", "0",
-         "--port", "0", "--data-dir", str(tmp / "data"), "--config", str(cfg), "--ready-file", str(ready)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 60
-    while not ready.exists():
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"lanewatch up did not start: {proc.stdout.read() if proc.stdout else ''}")
-        time.sleep(0.1)
-    ep = json.loads(ready.read_text())
+    try:
+        proc, ep = start_up(tmp / "data", "--otlp-grpc-port", "0", "--config", str(cfg))
+    except RuntimeError as e:
+        pytest.fail(str(e))
     yield ep
     proc.terminate()
     out, _ = proc.communicate(timeout=20)
