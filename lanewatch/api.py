@@ -25,6 +25,7 @@ import lanewatch
 from lanewatch import lane as L
 from lanewatch.config.alerting import ALERT_NAMES
 from lanewatch.query import Query
+from lanewatch.rollups import ROLLUPS
 
 log = logging.getLogger(__name__)
 
@@ -187,12 +188,28 @@ def register_api(server: flask.Flask, query: Query) -> None:
     def lanes(p: _Params) -> Any:
         return query.lanes(p.window())
 
+    @route("/health/live", ())
+    def health_live(p: _Params) -> Any:
+        """Liveness: the process answers (a Kubernetes livenessProbe); says nothing of the store."""
+        return {"status": "ok", "time": query.clock()}
+
     @route("/health", ())
     def health(p: _Params) -> Any:
+        """Readiness: the store answers the reads every view makes; 503 with the reason if not."""
         try:
             query.store.counters()
+            now = int(query.clock())
+            for table, (keys, _) in ROLLUPS.items():
+                # every physical table the views read: per second by service, lane-level, minutes
+                by = [k for k in keys if k in ("service", "caller")][:1]
+                query.store.rollup(table, now - 1, now + 1, ["ts", *by])
+                query.store.rollup(table, now - 1, now + 1, [])
+                query.store.rollup(table, now - 240, now + 1, by)
+            query.store.violations(now - 1, now + 1, limit=1)
         except Exception as e:  # noqa: BLE001 - the store is closed or broken: say so, do not raise
-            return _json({"status": "error", "error": str(e)}, 503)
+            said = (str(e).splitlines() or [type(e).__name__])[0]
+            log.warning("health: the store does not answer: %s", said)
+            return _json({"status": "error", "error": f"the store does not answer: {said}"}, 503)
         out = {"status": "ok", "version": lanewatch.__version__, "time": query.clock()}
         if query.alert_source is not None:
             out["alerts"] = query.alert_source.health()

@@ -185,3 +185,23 @@ def test_a_malformed_trace_id_is_a_400(running: str, trace_id: str, says: str) -
 def test_a_well_formed_unknown_trace_id_is_a_404_not_kept(running: str) -> None:
     r = requests.get(f"{running}/api/v1/traces/4bf92f3577b34da6a3ce929d0e0e4737", timeout=10)
     assert r.status_code == 404 and "was not kept" in r.json()["error"]
+
+
+def test_health_is_503_with_the_reason_when_the_store_is_damaged_and_liveness_still_answers() -> None:
+    """A damaged store (a rollup table gone): every summary fails, so health must say so."""
+    store = DuckStore(":memory:", clock=lambda: NOW)
+    store.write(demo_batch())
+    app = flask.Flask("test-health")
+    register_api(app, Query(store, Settings(retention_s=86400), clock=lambda: NOW))
+    client = app.test_client()
+    try:
+        assert client.get("/api/v1/health").status_code == 200
+        store._con.execute("DROP TABLE r_hops_s")  # the damage: what every view reads is gone
+        assert client.get("/api/v1/summary?window=60").status_code == 500
+        r = client.get("/api/v1/health")
+        assert r.status_code == 503 and r.json is not None
+        assert r.json["status"] == "error" and "r_hops_s" in r.json["error"]
+        live = client.get("/api/v1/health/live")
+        assert live.status_code == 200 and live.json == {"status": "ok", "time": NOW}
+    finally:
+        store.close()
