@@ -91,6 +91,7 @@ class Collector:
         from werkzeug.serving import make_server
 
         from lanewatch.api import register_api
+        from lanewatch.web.security import quiet_handler, security_headers
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per API request
         app = flask.Flask("lanewatch")
@@ -102,7 +103,9 @@ class Collector:
             create_dash(app, self.query, dataclasses.replace(self.settings, otlp_http_port=self.http.port))
         except ImportError as e:  # the API still serves without the dashboard
             log.warning("dashboard unavailable: %s", e)
-        return make_server(self.settings.host, self.settings.port, app, threaded=True)
+        app.after_request(security_headers)
+        return make_server(self.settings.host, self.settings.port, app, threaded=True,
+                           request_handler=quiet_handler())
 
     def start(self) -> Self:
         """Bind everything; on failure, release what was already bound and re-raise."""
@@ -150,6 +153,15 @@ class Collector:
         self.stop()
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def add_up_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="address to bind (LANEWATCH_HOST, default 127.0.0.1)")
     p.add_argument("--otlp-http-port", type=int, help="OTLP/HTTP port (default 4318, 0 = any free)")
@@ -178,6 +190,10 @@ def run_up(args: argparse.Namespace) -> int:
     except config.ConfigError as e:
         log.error("configuration: %s", e)
         return 2
+    if not _is_loopback(settings.host):
+        log.warning("--host %s: every listener (OTLP, API, dashboard, /metrics) is reachable from the "
+                    "network and none asks for credentials; bind 127.0.0.1 or put lanewatch behind an "
+                    "authenticating proxy", settings.host)
     try:
         collector = Collector(settings).start()
     except OSError as e:
