@@ -125,6 +125,18 @@ class ControlClient:
                     return
 
 
+#: A demo process that was told to stop is gone within this, whatever its goodbyes wait for
+#: (a control server or collector that died with the demo, an exporter retrying into it).
+LEAVE_DEADLINE_S = 8.0
+
+
+def leave_by_deadline(deadline_s: float = LEAVE_DEADLINE_S) -> None:
+    """Start the clock on a graceful leave: past ``deadline_s`` the process exits anyway."""
+    t = threading.Timer(deadline_s, os._exit, args=(0,))
+    t.daemon = True
+    t.start()
+
+
 def serve_role(role: str, host: str, port: int, control_url: str,
                make_app: Callable[[ControlClient], Callable[..., Iterable[bytes]]]) -> int:
     """Serve a non-mesh process (proxy, ingress) registered as ``role`` until SIGTERM or SIGINT."""
@@ -142,6 +154,7 @@ def serve_role(role: str, host: str, port: int, control_url: str,
     control.start()
     log.info("%s serving at %s", role, me.addr)
     stop.wait()
+    leave_by_deadline()
     server.shutdown()
     server.server_close()
     control.leave()

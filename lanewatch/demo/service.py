@@ -31,7 +31,7 @@ from lanewatch import lane as L
 from lanewatch.demo import faults as F
 from lanewatch.demo import web
 from lanewatch.demo.balancer import Balancer, NoInstance
-from lanewatch.demo.client import ControlClient
+from lanewatch.demo.client import ControlClient, leave_by_deadline
 from lanewatch.demo.proxy import PROXY_ERROR_HEADER, UNREACHABLE
 from lanewatch.demo.registry import Instance
 from lanewatch.demo.telemetry import Telemetry
@@ -165,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
     control.start()
     log.info("%s serving at %s (dyeing=%s, rules=%d)", me.label, me.addr, args.dyeing, len(rules))
     stop.wait()
-    # Graceful leave: stop accepting, finish in-flight requests, goodbye, deregister, flush.
+    # Graceful leave: stop accepting, finish in-flight requests, goodbye, deregister, flush;
+    # bounded, for when the demo (control server, collector) died first
+    leave_by_deadline()
     server.shutdown()
     server.server_close()
     app.wait_idle(3.0)

@@ -156,8 +156,14 @@ def test_first_render_says_loading_until_the_data_arrives(lanewatch_up: Running,
     while not held and time.monotonic() < deadline:
         page.wait_for_timeout(100)
     assert held, f"{path}: the page never asked for {output}"
-    page.wait_for_timeout(800)  # the data is late: the page must not be blank meanwhile
-    assert page.evaluate(loading), f"{path}: no loading state while its data is on the way"
+    # the data is held back: the page must say it is loading meanwhile, not stay blank (on a
+    # busy machine Plotly may take a while to draw the placeholder figure: wait for it, the
+    # data cannot arrive while it is held)
+    try:
+        page.wait_for_function(loading, timeout=10_000)
+    except Exception as e:  # playwright's TimeoutError
+        raise AssertionError(f"{path}: no loading state while its data is on the way") from e
+    assert held and not release[0]
     release[0] = True
     for route in held:
         route.continue_()
