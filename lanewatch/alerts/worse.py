@@ -18,7 +18,7 @@ from lanewatch import scorecard, stats
 from lanewatch.alerts.evidence import Evidence, Finding, link
 from lanewatch.config import Settings
 from lanewatch.histogram import N_BUCKETS
-from lanewatch.query.compare import may_be_worse
+from lanewatch.query.compare import callees_of, may_be_worse
 
 
 def gray_worse_than_base(ev: Evidence, s: Settings) -> list[Finding]:
@@ -80,11 +80,7 @@ def inhibit_callers(found: list[Finding], failing: dict[tuple[str, str], set[str
     as worse at its pair's own significance level (``worse``), so that a caller whose
     evidence happens to be stronger for a second is still explained by it. The callee's alert
     names the callers it explains."""
-    callees: dict[tuple[str, str], set[str]] = {}
-    for (caller, callee, sent, entry), row in ev.edges.items():
-        if row[0] > 0 and caller != callee:
-            for ln in {sent, entry}:
-                callees.setdefault((caller, ln), set()).add(callee)
+    callees = callees_of((*key, row[0]) for key, row in ev.edges.items())
     out = []
     explains: dict[tuple[str, str], list[str]] = {}
     for f in found:

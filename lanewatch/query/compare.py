@@ -140,12 +140,14 @@ def _order(row: Mapping[str, Any]) -> tuple[bool, bool, bool, float, str, str]:
             str(row["lane"]))
 
 
-def callees_of(edges: pd.DataFrame) -> dict[tuple[str, str], set[str]]:
+def callees_of(edges: pd.DataFrame | Iterable[tuple[Any, Any, Any, Any, float]]
+               ) -> dict[tuple[str, str], set[str]]:
     """(caller, lane) -> the services it called in that lane (sent or entry lane), from an
-    ``edges`` rollup with ``caller, callee, lane, entry_lane, calls``."""
+    ``edges`` rollup with ``caller, callee, lane, entry_lane, calls`` (or such tuples)."""
+    rows = (zip(edges.caller, edges.callee, edges.lane, edges.entry_lane, edges.calls)
+            if isinstance(edges, pd.DataFrame) else edges)
     out: dict[tuple[str, str], set[str]] = {}
-    for caller, callee, sent, entry, calls in zip(edges.caller, edges.callee, edges.lane, edges.entry_lane,
-                                                  edges.calls):
+    for caller, callee, sent, entry, calls in rows:
         if calls > 0 and caller != callee:
             for ln in {sent, entry}:
                 if isinstance(ln, str):
