@@ -12,6 +12,9 @@ returns the rest, grouped, for :func:`bulk.judge_bulk`.
 * Late spans: a finalised trace's rows are kept ``keep_s``; a span that
   arrives for it reopens the trace, and the next expiry returns the old rows
   too (``prev``) so the caller can report only the difference.
+* Journal: each chunk gets a number (:meth:`open_chunks`); the open rows are the chunks
+  numbered from :meth:`oldest_open` on plus :meth:`carry`, so a store can keep them and a
+  restart resume them (``add`` them again).
 * Bounds: past ``max_spans`` open rows, the oldest chunks are finalised early;
   kept rows are bounded by ``max_spans / 2``, oldest forgotten first; counted.
 
@@ -45,7 +48,7 @@ class Assembly:
     def __init__(self, wait_s: float, keep_s: float, max_spans: int,
                  clock: Callable[[], float] = time.time) -> None:
         self.wait_s, self.keep_s, self.max_spans, self.clock = wait_s, keep_s, max_spans, clock
-        self._open: deque[tuple[float, Chunk]] = deque()  # arrival time, rows
+        self._open: deque[tuple[float, Chunk, int]] = deque()  # arrival time, rows, number
         self._carry: list[Chunk] = []  # old rows of traces still open
         self._last: dict[int, float] = {}  # open trace -> last arrival
         self._kept: deque[tuple[float, Chunk]] = deque()  # finalised rows, for late spans
@@ -55,6 +58,7 @@ class Assembly:
         self._seen_gens: deque[tuple[float, list[int]]] = deque()
         self.n_open = self.n_kept = 0
         self.counters: Counter[str] = Counter()
+        self._number = 0  # of the newest chunk
 
     def add(self, rows: Chunk, arrived: float | None = None) -> np.ndarray:
         """Take a batch that ``arrived`` (default: now); return the mask of rows not seen
@@ -91,7 +95,8 @@ class Assembly:
                 del self._final_at[t]
             self._reopened.update(late)
         self._last.update(traces)
-        self._open.append((now, rows))
+        self._number += 1
+        self._open.append((now, rows, self._number))
         self.n_open += len(klist)
         self._relieve_pressure()
         return fresh
@@ -104,16 +109,35 @@ class Assembly:
         once[first] = True
         return once
 
-    def expire(self) -> Expired:
-        """Rows of every trace idle for ``wait_s`` (with earlier rows of reopened ones).
+    def open_chunks(self, after: int) -> list[tuple[int, Chunk]]:
+        """The open chunks numbered above ``after``, with their numbers, oldest first."""
+        out = []
+        for _, rows, number in reversed(self._open):
+            if number <= after:
+                break
+            out.append((number, rows))
+        return out[::-1]
+
+    def oldest_open(self) -> int:
+        """The number of the oldest open chunk (every chunk numbered below it is judged, but
+        for the rows in :meth:`carry`)."""
+        return self._open[0][2] if self._open else self._number + 1
+
+    def carry(self) -> Chunk | None:
+        """Rows of judged-out chunks whose traces are still open."""
+        return concat(self._carry) if self._carry else None
+
+    def expire(self, everything: bool = False) -> Expired:
+        """Rows of every trace idle for ``wait_s`` (with earlier rows of reopened ones);
+        ``everything``: of every open trace (at a stop that cannot keep them).
 
         Over the ``max_spans`` bound, the oldest chunks are finalised early (counted)."""
         now = self.clock()
-        cutoff = now - self.wait_s
+        cutoff = float("inf") if everything else now - self.wait_s
         old: list[Chunk] = []
         held = self.n_open
         while self._open and (self._open[0][0] < cutoff or held > self.max_spans):
-            t, rows = self._open.popleft()
+            t, rows, _ = self._open.popleft()
             if t >= cutoff:
                 cutoff = float(np.nextafter(t, np.inf))  # t + 1e-9 would round back to t
                 self.counters["spans_finalised_early"] += len(rows["sid"])

@@ -37,6 +37,37 @@ INSTANCE_COLUMNS: tuple[str, ...] = ("service", "lane", "instance", "first_seen"
 
 
 @dataclass
+class OpenSpans:
+    """The change to the set of spans whose traces are still open (not judged yet), so that a
+    restart resumes them (see :class:`TraceJournal`).
+
+    A store keeps: every ``added`` chunk (``seq``, columns of
+    :data:`lanewatch.collect.bulk.COLUMNS` without ``tkey``), minus the chunks numbered below
+    ``live_from`` (their traces were judged), plus ``carry`` (rows of older chunks whose traces
+    are still open; it replaces the previous carry). Name columns (``svc``, ``inst``, ``req``,
+    ``recv``, ``exp``) are codes into ``names``: ``names[i]`` is the name of code
+    ``names_from + i`` (codes only grow). ``reset``: forget what was kept before (the first
+    flush of a process, which writes everything again with its own codes)."""
+
+    added: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    carry: dict[str, Any] | None = None
+    live_from: int = 0
+    names: list[str] = field(default_factory=list)
+    names_from: int = 0
+    reset: bool = False
+
+
+@dataclass
+class Resumed:
+    """What a :class:`TraceJournal` kept: the open spans (columns as in :class:`OpenSpans`, name
+    codes into ``names``) and whether the process that wrote them stopped cleanly."""
+
+    rows: dict[str, Any] | None
+    names: list[str]
+    clean: bool
+
+
+@dataclass
 class Batch:
     """What the pipeline hands the store on each flush: rows per table.
 
@@ -50,9 +81,12 @@ class Batch:
     traces: list[dict[str, Any]] = field(default_factory=list)
     instances: list[dict[str, Any]] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
+    #: the change to the open spans (None: the engine keeps no journal)
+    open_spans: OpenSpans | None = None
 
     def __bool__(self) -> bool:
         return bool(self.violations or self.traces or self.instances or self.counters
+                    or self.open_spans is not None
                     or any(len(next(iter(c.values()), ())) for c in self.rollups.values()))
 
 
@@ -113,3 +147,15 @@ class AlertHistory(Protocol):
 
     def alert_events(self, limit: int = 200, fingerprint: str | None = None,
                      name: str | None = None) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class TraceJournal(Protocol):
+    """A store that keeps the open spans with each batch, in the batch's transaction (a declared
+    capability): a restart, graceful or not, resumes the traces that were still open, so
+    nothing it acknowledged and flushed goes unjudged. Without it the collector judges every
+    open trace at stop (and a crash loses them)."""
+
+    def open_spans(self) -> Resumed:
+        """What the last process kept (call once, before the first write)."""
+        ...
