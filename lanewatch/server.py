@@ -27,7 +27,7 @@ from lanewatch.collect.receivers.grpc import OtlpGrpcReceiver
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
 from lanewatch.config import Settings
 from lanewatch.metrics import MetricsCollector, MetricsSink, register_metrics
-from lanewatch.store.base import AlertHistory
+from lanewatch.store.base import AlertHistory, TraceJournal
 
 log = logging.getLogger("lanewatch")
 
@@ -66,7 +66,8 @@ class Collector:
         self.metrics_sink = MetricsSink(settings.metrics.max_series)
         self.pipeline = Pipeline(self.engine, [self.store, self.alerts, self.metrics_sink],
                                  interval_s=settings.flush_interval_s,
-                                 jobs=[self.store.maintain, self.engine.forget_instances], clock=clock)
+                                 jobs=[self.store.maintain, self.engine.forget_instances], clock=clock,
+                                 store=self.store)
         self.query = Query(self.store, settings, clock, live=_LiveView(self.engine), alerts=self.alerts)
         #: ``GET /metrics``
         self.metrics = MetricsCollector(self.metrics_sink, instances=self.query.instances,
@@ -110,6 +111,7 @@ class Collector:
     def start(self) -> Self:
         """Bind everything; on failure, release what was already bound and re-raise."""
         try:
+            self._resume()
             self.alerts.prime(self.store, self.alerts.clock())
             self.pipeline.start()
             self.alerts.start()
@@ -125,6 +127,27 @@ class Collector:
             self.stop()
             raise
         return self
+
+    def _resume(self) -> None:
+        """Take back the traces that were open when the last process stopped (a store that
+        keeps them), or judge every open trace at stop (one that does not)."""
+        if not isinstance(self.store, TraceJournal):
+            return
+        try:
+            kept = self.store.open_spans()
+        except Exception as e:  # noqa: BLE001 -- unreadable: start without them, said loudly
+            log.error("the open traces kept at the last stop cannot be read (%s); they are lost "
+                      "and counted as open_spans_unreadable", e)
+            self.engine.journaling = True
+            self.engine.count("open_spans_unreadable")
+            return
+        n = self.engine.resume(kept)
+        if not kept.clean:
+            log.warning("the last lanewatch on %s did not stop cleanly: spans it acknowledged "
+                        "after its last flush (at most flush_interval_s = %gs of them) are missing",
+                        self.settings.data_dir, self.settings.flush_interval_s)
+        if n:
+            log.info("resumed %d spans of traces that were open at the last stop", n)
 
     def endpoints(self) -> dict[str, Any]:
         host = self.settings.host

@@ -28,6 +28,8 @@ COLUMNS: dict[str, type] = {
     "exp": np.int32, "verdict": np.int8, "start": np.int64, "err": np.bool_,
 }
 Chunk = dict[str, np.ndarray]
+#: The columns that hold name codes (:class:`lanewatch.collect.names.Strings`).
+NAME_COLUMNS: tuple[str, ...] = ("svc", "inst", "req", "recv", "exp")
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _N_EDGE = len(R.EDGE_METRICS)

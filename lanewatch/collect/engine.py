@@ -5,7 +5,10 @@
 :class:`~lanewatch.store.base.Batch`. Hop counts are rolled up as spans arrive (in the
 next batch); edges, ``tag_lost`` and trace verdicts follow when a trace is final
 (``trace_wait_s`` after its last span). Everything the collector drops or cannot place
-is counted and goes out in the batch. It owns no thread and no store: the
+is counted and goes out in the batch. With :attr:`Engine.journaling` on, each batch also
+carries the change to the open spans (:class:`~lanewatch.store.base.OpenSpans`) for a store
+that keeps them, and :meth:`Engine.resume` takes them back after a restart; without it,
+the final flush judges every open trace. It owns no thread and no store: the
 :class:`~lanewatch.collect.pipeline.Pipeline` flushes it on a timer and hands each batch
 to its sinks.
 """
@@ -40,7 +43,7 @@ from lanewatch.collect.names import Names, Strings
 from lanewatch.config import Rule, Settings
 from lanewatch.histogram import N_BUCKETS, bucket_of
 from lanewatch.rollups import ROLLUPS
-from lanewatch.store.base import Batch
+from lanewatch.store.base import Batch, OpenSpans, Resumed
 
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
@@ -77,6 +80,16 @@ class Engine:
         self._pending_n = 0
         self._pending_at = 0.0  # when the newest of them arrived: the batch's arrival time
         self._lock = threading.Lock()
+        #: hand out the change to the open spans with each batch (the store keeps them)
+        self.journaling = False
+        self._journaled = 0  # number of the newest open chunk handed out
+        self._names_out = 0  # names handed out
+        self._live_from = 0
+        self._had_carry = False
+        self._rejournal = True
+        #: clock time by which every accepted span is in the store (None: nobody tells; the
+        #: pipeline does, after its store wrote a batch)
+        self.durable_at: float | None = None
 
     # --- Sink ------------------------------------------------------------------------------
     def ingest(self, signal: Signal, body: bytes, fmt: Format) -> IngestResult:
@@ -89,6 +102,12 @@ class Engine:
                                           b.time_ns / _NS, b.up, revive=b.explicit)
                 self.counters["metric_points_received"] += points
             return IngestResult(accepted=points)
+        durable = self.durable_at
+        if durable is not None and (lag := self.clock() - durable) > self.settings.max_unflushed_s:
+            self.count_drop("store_behind")  # acknowledging more would widen what a crash loses
+            raise Overloaded(f"the store is {lag:.1f}s behind the spans already accepted "
+                             f"(max_unflushed_s {self.settings.max_unflushed_s:g}); retry later",
+                             retry_after_s=1.0)
         held = self.assembly.n_open + self._pending_n
         if held > 2 * self.settings.max_pending_spans:  # flushes are not keeping up: push back
             self.count_drop("overloaded")
@@ -109,8 +128,12 @@ class Engine:
         return IngestResult(accepted=cols.n, rejected=rejected, message=why)
 
     def count_drop(self, reason: str, n: int = 1) -> None:
+        self.count(f"requests_refused_{reason}", n)
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``name`` (it goes out with the next batch)."""
         with self._lock:
-            self.counters[f"requests_refused_{reason}"] += n
+            self.counters[name] += n
 
     # --- the span path -----------------------------------------------------------------------
     def _ingest_pending(self) -> None:
@@ -213,12 +236,64 @@ class Engine:
             self.counters[name] += int(sign) * k
         return j
 
+    # --- the journal of open spans ---------------------------------------------------------
+    def resume(self, kept: Resumed) -> int:
+        """Take back the open spans a store kept (they were rolled up already; their traces are
+        judged ``trace_wait_s`` from now, whole if the rest of them arrives), and journal
+        from now on. Returns how many spans came back."""
+        self.journaling = True
+        rows = kept.rows
+        n = 0 if rows is None else len(rows["sid"])
+        with self._lock:
+            if not kept.clean:
+                self.counters["restarts_unclean"] += 1
+            if rows is None or n == 0:
+                return 0
+            S = self.strings
+            recode = np.fromiter((S[name] for name in kept.names), dtype=np.int32, count=len(kept.names))
+            chunk: bulk.Chunk = {k: np.asarray(rows[k], dtype=t) for k, t in bulk.COLUMNS.items() if k != "tkey"}
+            for k in bulk.NAME_COLUMNS:
+                chunk[k] = recode[chunk[k]]
+            chunk["tkey"] = bulk.trace_key(chunk["thi"], chunk["tlo"])
+            fresh = self.assembly.add(chunk, self.clock())
+            self.counters["spans_resumed"] += int(fresh.sum())
+            self.counters.update(self.assembly.counters)
+            self.assembly.counters.clear()
+        return n
+
+    def rejournal(self) -> None:
+        """The last change did not reach the store: hand out every open span again."""
+        with self._lock:
+            self._rejournal = True
+
+    def _journal(self) -> OpenSpans | None:
+        """The change to the open spans since the last batch (None when there is none)."""
+        a, reset = self.assembly, self._rejournal
+        if reset:
+            self._journaled = self._names_out = 0
+        added = a.open_chunks(self._journaled)
+        carry = a.carry()
+        live_from = a.oldest_open()
+        names = self.strings.names_from(self._names_out)
+        if not (reset or added or names or carry is not None or self._had_carry
+                or live_from != self._live_from):
+            return None
+        out = OpenSpans(added=added, carry=carry, live_from=live_from, names=names,
+                        names_from=self._names_out, reset=reset)
+        if added:
+            self._journaled = added[-1][0]
+        self._names_out += len(names)
+        self._live_from, self._had_carry, self._rejournal = live_from, carry is not None, False
+        return out
+
     # --- flushing ------------------------------------------------------------------------
-    def flush(self) -> Batch:
-        """Finalise idle traces and return everything accumulated since the last flush."""
+    def flush(self, final: bool = False) -> Batch:
+        """Finalise idle traces and return everything accumulated since the last flush.
+
+        ``final`` (the last flush before a stop): without a journal, judge every open trace now."""
         with self._lock:
             self._ingest_pending()
-            expired = self.assembly.expire()
+            expired = self.assembly.expire(everything=final and not self.journaling)
             details = Finalised()
             if expired.rows is not None:
                 rows = expired.rows
@@ -237,7 +312,8 @@ class Engine:
             batch = Batch(rollups={t: r.drain() for t, r in self.rollups.items()},
                           violations=details.violations, traces=details.traces,
                           instances=self.liveness.take_changes(),
-                          counters={k: v for k, v in self.counters.items() if v})
+                          counters={k: v for k, v in self.counters.items() if v},
+                          open_spans=self._journal() if self.journaling else None)
             self.counters.clear()
         return batch
 

@@ -73,6 +73,10 @@ class Strings(dict[str, int]):
     def codes(self, names: Sequence[str]) -> np.ndarray:
         return np.fromiter(map(self.__getitem__, names), dtype=np.int32, count=len(names))
 
+    def names_from(self, code: int) -> list[str]:
+        """The names of codes ``code`` and above, in code order."""
+        return self._names[code:]
+
     def names(self, codes: np.ndarray) -> list[str]:
         """Names of a code array (C-speed take on an object array)."""
         if len(self._array) != len(self._names):

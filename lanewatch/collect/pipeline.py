@@ -32,8 +32,11 @@ class Pipeline:
 
     def __init__(self, engine: Engine, sinks: Sequence[BatchSink] = (), *, interval_s: float,
                  jobs: Sequence[Job] = (), upkeep_every_s: float = 60.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, store: BatchSink | None = None) -> None:
         self.engine, self.sinks, self.jobs = engine, list(sinks), list(jobs)
+        #: the sink whose writes make spans durable: after each of its writes the engine learns
+        #: by when every accepted span was in it (``Engine.durable_at``), and sheds beyond
+        self.store = store
         self.interval_s, self.upkeep_every_s, self.clock = interval_s, upkeep_every_s, clock
         #: failures per sink or job name (``type(sink).__name__`` / the job's ``__name__``)
         self.failures: Counter[str] = Counter()
@@ -41,9 +44,12 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._last_upkeep = clock()
 
-    def flush(self) -> Batch:
-        """One flush: the engine's batch to every sink (a failing sink does not stop the others)."""
-        batch = self.engine.flush()
+    def flush(self, final: bool = False) -> Batch:
+        """One flush: the engine's batch to every sink (a failing sink does not stop the others).
+        ``final``: the last one before a stop."""
+        taken = self.clock()  # every span accepted before this is in the batch
+        batch = self.engine.flush(final)
+        stored = True
         if batch:
             for sink in self.sinks:
                 try:
@@ -51,6 +57,12 @@ class Pipeline:
                 except Exception:  # logged and counted: the other sinks and later flushes go on
                     log.exception("batch sink %s failed", type(sink).__name__)
                     self.failures[type(sink).__name__] += 1
+                    if sink is self.store:
+                        stored = False
+                        if batch.open_spans is not None:  # the journal may have missed this change
+                            self.engine.rejournal()
+        if self.store is not None and stored:
+            self.engine.durable_at = taken
         return batch
 
     def upkeep(self, now: float) -> None:
@@ -65,7 +77,11 @@ class Pipeline:
                 self.failures[name] += 1
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        due = time.monotonic()
+        while True:  # flushes start every interval_s (a slow one delays only the next)
+            due = max(due + self.interval_s, time.monotonic())
+            if self._stop.wait(due - time.monotonic()):
+                break
             try:
                 self.flush()
             except Exception:  # the engine itself failed: keep flushing
@@ -76,6 +92,8 @@ class Pipeline:
                 self.upkeep(now)
 
     def start(self) -> None:
+        if self.store is not None:
+            self.engine.durable_at = self.clock()
         self._thread = threading.Thread(target=self._loop, name="lanewatch-flush", daemon=True)
         self._thread.start()
 
@@ -83,7 +101,7 @@ class Pipeline:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.flush()
+        self.flush(final=True)
 
 
 #: The young-generation threshold of the cyclic garbage collector in a collector process

@@ -147,6 +147,10 @@ class Settings:
                                        check=positive)
     sample_ok_traces: float = setting(0.01, "Share of in-lane traces kept for drill-down.", check=_SHARE)
     flush_interval_s: float = setting(0.5, "How often rollups are written to the store.", check=positive)
+    max_unflushed_s: float = setting(
+        1.0, "Accepted spans not yet in the store may span at most this long: while the store is "
+        "further behind, export requests get 503 / UNAVAILABLE (retryable), so a kill -9 loses at "
+        "most this much of what was acknowledged. Above flush_interval_s.", check=positive)
     retention_s: int = setting(7 * 86400, "History kept in the store.", check=positive)
     downsample_after_s: int = setting(3600, "Per-second rollups older than this are merged to per-minute.",
                                       check=positive)
@@ -197,6 +201,9 @@ class Settings:
             check = f.metadata["check"]
             if check is not None:
                 check(name, self.value(name))
+        if self.max_unflushed_s <= self.flush_interval_s:
+            raise ConfigError(f"max_unflushed_s ({self.max_unflushed_s}) must be above flush_interval_s "
+                              f"({self.flush_interval_s}): every flush would be refused ingest")
         return self
 
     def value(self, name: str) -> object:

@@ -24,10 +24,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from lanewatch.store import duck_alerts
+from lanewatch.store import duck_alerts, duck_journal
 from lanewatch.store import duck_frames as F
 from lanewatch.store import duck_write as W
-from lanewatch.store.base import INSTANCE_COLUMNS, TRACE_COLUMNS, VIOLATION_COLUMNS, Batch
+from lanewatch.store.base import INSTANCE_COLUMNS, TRACE_COLUMNS, VIOLATION_COLUMNS, Batch, Resumed
 from lanewatch.store.duck_read import (
     MAX_PACKED_LANES,
     cells_sql,
@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 #: Late rows older than this (behind the clock's minute) are not compacted; readers sum anyway.
 COMPACT_LOOKBACK_S = 600
 _BOUNDED = ("violations", "kept_traces")
+#: DuckDB folds its write-ahead log into the file once the log is this big (its default is
+#: 16MB). The open spans pass through the log once when written and once when deleted, so at
+#: 100k spans/s the default would checkpoint every few seconds; 64MB costs at most ~1 s of
+#: log replay after a crash (bench/bench_journal.py).
+CHECKPOINT_THRESHOLD = "64MB"
 
 
 class DuckStore:
@@ -70,6 +75,7 @@ class DuckStore:
         self.max_violations = int(max_violations)
         self._clock = clock
         self._con = duckdb.connect(self.path)
+        self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         self._lock = threading.Lock()
         self._pool: list[duckdb.DuckDBPyConnection] = []
         self._pool_lock = threading.Lock()
@@ -77,6 +83,9 @@ class DuckStore:
         for stmt in ddl():
             self._con.execute(stmt)
         self._check_version()
+        #: the process that wrote the file last did not stop cleanly (killed, crashed)
+        self.unclean = self._scalar("SELECT value FROM meta WHERE key = 'running'") == "1"
+        self._set_meta("running", "1")
         self._lanes = W.LaneIds(self._con)
         self._log = W.ChangeLog()
         #: per-second rows before this were downsampled away; reads there use the minute table
@@ -120,6 +129,8 @@ class DuckStore:
             W.upsert_instances(con, F.instance_frame(batch.instances))
         if batch.counters:
             W.add_counters(con, F.counter_frame(batch.counters))
+        if batch.open_spans is not None:
+            duck_journal.write(con, batch.open_spans)
         self._maybe_compact(con)
 
     def _maybe_compact(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -280,7 +291,17 @@ class DuckStore:
         with self._cursor() as cur:
             return {str(k): int(v) for k, v in cur.execute("SELECT name, value FROM counters").fetchall()}
 
+    # ---- the open spans (TraceJournal) ----------------------------------------------------
+    def open_spans(self) -> Resumed:
+        """The open spans the last process kept, and whether it stopped cleanly."""
+        with self._cursor() as cur:
+            return duck_journal.read(cur, clean=not self.unclean)
+
     # ---- lifecycle ----------------------------------------------------------------------
+    def _set_meta(self, key: str, value: str) -> None:
+        self._con.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                          "value = excluded.value", [key, value])
+
     def _check_version(self) -> None:
         row = self._scalar("SELECT value FROM meta WHERE key = 'schema_version'")
         if row is None:
@@ -308,4 +329,7 @@ class DuckStore:
                 for cur in self._pool:
                     cur.close()
                 self._pool.clear()
-            self._con.close()
+            try:
+                self._set_meta("running", "0")  # a clean stop
+            finally:
+                self._con.close()

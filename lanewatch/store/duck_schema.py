@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 from lanewatch.rollups import ROLLUPS
 from lanewatch.store.duck_alerts import DDL as ALERT_EVENTS_DDL
+from lanewatch.store.duck_journal import DDL as JOURNAL_DDL
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MINUTE = 60
 #: Keys dropped by the lane-level projection.
 SERVICE_KEYS = frozenset(("service", "caller", "callee"))
@@ -103,6 +104,7 @@ def ddl() -> list[str]:
         "CREATE TABLE IF NOT EXISTS counters (name VARCHAR PRIMARY KEY, value BIGINT)",
         "CREATE TABLE IF NOT EXISTS lane_ids (id SMALLINT PRIMARY KEY, name VARCHAR UNIQUE)",
         ALERT_EVENTS_DDL,
+        *JOURNAL_DDL,
     ]
     return out
 
@@ -119,6 +121,8 @@ MIGRATIONS: dict[int, list[str]] = {
           "ALTER TABLE violations ADD COLUMN expected_lane VARCHAR"],
     # 2 -> 3: the alert history (table alert_events, created by ddl())
     2: [],
+    # 3 -> 4: the open spans a restart resumes (open_spans, open_names, created by ddl())
+    3: [],
 }
 
 

@@ -70,3 +70,34 @@ def _one_hop(t0: float) -> bytes:
     tb = TraceBuilder(t0=t0)
     tb.hop("A", "", "")
     return tb.body()
+
+
+def test_ingest_is_refused_while_the_store_is_further_behind_than_max_unflushed_s() -> None:
+    """What a kill -9 can lose is bounded: spans are not acknowledged while the store holds
+    nothing newer than ``max_unflushed_s`` ago (here: its writes fail), and are again once
+    a write succeeds."""
+    import pytest
+
+    from lanewatch.collect.ingest import Overloaded
+
+    engine, clock = _engine()
+    store = Keep()
+    p = Pipeline(engine, [store], interval_s=0.1, clock=clock, store=store)
+    p.start()
+    p.stop()  # no thread: flushes are driven by hand below
+    tb = TraceBuilder(t0=clock())
+    tb.hop("A", "gray", "gray")
+    body = tb.body()
+    engine.ingest("traces", body, "proto")  # durable_at is the start: not behind yet
+    broken = Broken()
+    p.sinks, p.store = [broken], broken
+    clock.advance(0.6)
+    p.flush()  # fails: the store is as far behind as before
+    engine.ingest("traces", tb.new_trace().body(), "proto")  # 0.6 s <= 1.0 s: still taken
+    clock.advance(0.6)
+    with pytest.raises(Overloaded, match="store is 1.2s behind"):
+        engine.ingest("traces", tb.new_trace().body(), "proto")
+    assert engine.flush().counters["requests_refused_store_behind"] == 1
+    p.sinks, p.store = [store], store
+    p.flush()
+    engine.ingest("traces", tb.new_trace().body(), "proto")  # caught up: taken again
