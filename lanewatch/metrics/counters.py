@@ -35,6 +35,12 @@ FAMILIES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
                                       "(too many in one flush)."), ()),
     "lanewatch_trace_chunks_forgotten": (("Batches of finished spans forgotten early; late "
                                          "spans of their traces can no longer reopen them."), ()),
+    "lanewatch_spans_resumed": (("Spans of traces open at the last stop, read back from the store "
+                                "at start and judged after it."), ()),
+    "lanewatch_restarts_unclean": (("Starts that found the last process had not stopped cleanly "
+                                   "(spans it acknowledged after its last flush are missing)."), ()),
+    "lanewatch_open_spans_unreadable": (("Starts whose kept open spans could not be read (their "
+                                        "traces' verdicts are lost)."), ()),
     "lanewatch_collector_events": ("Other collector counters, by engine name.", ("event",)),
 }
 
@@ -56,6 +62,9 @@ KNOWN: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "traces_without_hops": ("lanewatch_traces_without_hops", ()),
     "violating_traces_not_detailed": ("lanewatch_traces_not_detailed", ()),
     "kept_chunks_forgotten": ("lanewatch_trace_chunks_forgotten", ()),
+    "spans_resumed": ("lanewatch_spans_resumed", ()),
+    "restarts_unclean": ("lanewatch_restarts_unclean", ()),
+    "open_spans_unreadable": ("lanewatch_open_spans_unreadable", ()),
 }
 REFUSED_PREFIX: Final = "requests_refused_"
 #: Engine counters not exposed: ``hops`` is ``sum(lanewatch_hops_total)``.
