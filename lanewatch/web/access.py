@@ -131,7 +131,7 @@ def install(app: flask.Flask, token: str, hosts: access.HostCheck, count: Callab
         if given is not None and req.method == "GET" and not req.path.startswith(_MACHINE_PREFIXES):
             if access.bearer_ok(f"Bearer {given}", token):
                 return sign_in(flask.Response(_moving_on(_without_token(req)), mimetype="text/html"))
-            return refuse(req, "That link's token is wrong.")
+            return refuse(req, "The token of that link is wrong.")
         return refuse(req)
 
     def login() -> Any:
