@@ -70,10 +70,9 @@ def _exposed_banner() -> html.Div | None:
     settings = get_settings()
     if is_loopback(settings.host) or settings.auth_token or settings.auth_token_file:
         return None
-    return html.Div(["Reachable from the network without a token: anyone who can reach ",
-                     html.Code(settings.host), (" can read this dashboard and the API and send "
-                                                "telemetry. Start lanewatch with --auth-token "
-                                                "(see docs/security.md).")],
+    return html.Div(["Reachable from the network without a token (bound to ", html.Code(settings.host),
+                     ("): anyone who can reach this port can read this dashboard and the API and send "
+                     "telemetry. Start lanewatch with --auth-token (see docs/security.md).")],
                     id="shell-exposed", className="lw-banner-exposed", role="alert")
 
 

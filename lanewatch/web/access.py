@@ -26,9 +26,9 @@ from lanewatch.config import Settings
 
 COOKIE = "lanewatch_session"
 COOKIE_MAX_AGE_S = 7 * 86400
-#: Paths answered without a token: the liveness probe (Kubernetes probes send no secret) and
-#: the login page itself.
-OPEN_PATHS = frozenset({"/api/v1/health/live", "/login", "/logout"})
+#: Paths answered without a token: the liveness probe (Kubernetes probes send no secret), the
+#: login page itself and the icon a browser asks for beside it.
+OPEN_PATHS = frozenset({"/api/v1/health/live", "/login", "/logout", "/favicon.ico"})
 _MACHINE_PREFIXES = ("/api/", "/metrics", "/_dash-")
 
 _PAGE = """<!doctype html>
