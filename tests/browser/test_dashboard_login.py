@@ -41,7 +41,8 @@ def test_login_page_then_the_dashboard(guarded: dict[str, Any], browser: Browser
     refused_before = len(browser.errors)  # the login page itself is a 401 (twice by now)
     page.click("#lw-login-submit")
     # the dashboard's callbacks (XHRs) answer: the empty state comes from the data
-    page.wait_for_selector("#violations-empty", timeout=15_000)
+    empty = page.wait_for_selector("#violations-empty", timeout=15_000)
+    assert empty is not None and "OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>" in empty.inner_text()
     assert page.url.endswith("/violations?window=900")
     assert page.evaluate("document.cookie") == ""  # HttpOnly: scripts cannot read it
     page.wait_for_timeout(1500)

@@ -118,3 +118,12 @@ def test_demo_token_env_is_what_the_sdk_reads() -> None:
 def test_loopback() -> None:
     assert access.is_loopback("127.0.0.1") and access.is_loopback("::1") and access.is_loopback("localhost")
     assert not access.is_loopback("0.0.0.0") and not access.is_loopback("10.0.0.1")
+
+
+def test_empty_state_says_https_and_the_header_when_asked_for() -> None:
+    from lanewatch.dashboard import components as C
+
+    s = config.Settings(auth_token=TOKEN, tls_cert="c.pem", tls_key="k.pem")
+    assert C.no_spans(s) == ("No spans yet: point OTEL_EXPORTER_OTLP_ENDPOINT at https://127.0.0.1:4318 "
+                             "with OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>.")
+    assert TOKEN not in C.no_spans(s)
