@@ -121,7 +121,8 @@ class Settings:
     data_dir: str = setting("./lanewatch-data", "Directory of the embedded store (DuckDB file).")
     config: str = setting("", "YAML file with settings, routing rules and topology.")
     auth_token: str = setting("", "Bearer token every listener asks for (OTLP, API, /metrics, dashboard; "
-                              "docs/security.md); empty: no authentication.", check=access.check_token)
+                              "docs/security.md); empty: no authentication.", check=access.check_token,
+                              secret=True)
     auth_token_file: str = setting("", "File holding the bearer token (first line), instead of auth_token.",
                                    check=access.check_token_file)
     tls_cert: str = setting("", "PEM certificate (chain) every listener serves TLS with; needs tls_key.",

@@ -127,3 +127,8 @@ def test_empty_state_says_https_and_the_header_when_asked_for() -> None:
     assert C.no_spans(s) == ("No spans yet: point OTEL_EXPORTER_OTLP_ENDPOINT at https://127.0.0.1:4318 "
                              "with OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>.")
     assert TOKEN not in C.no_spans(s)
+
+
+def test_the_token_is_not_in_the_settings_repr() -> None:
+    s = load(auth_token=TOKEN)
+    assert s.token == TOKEN and TOKEN not in repr(s)
