@@ -83,10 +83,13 @@ def _without_token(req: flask.Request) -> str:
 
 def host_check(settings: Settings) -> access.HostCheck:
     """The Host names of :class:`lanewatch.access.HostCheck` for these settings: the bound host,
-    ``allowed_hosts`` and the host of ``external_url``."""
+    ``allowed_hosts`` and the host of the external URL alert links use (``external_url``, else
+    for a wildcard bind this machine's host name)."""
+    from lanewatch.alerts.notify import default_external_url
+
     extra = list(settings.allowed_hosts)
-    if settings.external_url:
-        extra.append(urllib.parse.urlsplit(settings.external_url).hostname or "")
+    external = settings.external_url or default_external_url(settings)
+    extra.append(urllib.parse.urlsplit(external).hostname or "")
     return access.HostCheck(settings.host, [h for h in extra if h])
 
 

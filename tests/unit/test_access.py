@@ -132,3 +132,15 @@ def test_empty_state_says_https_and_the_header_when_asked_for() -> None:
 def test_the_token_is_not_in_the_settings_repr() -> None:
     s = load(auth_token=TOKEN)
     assert s.token == TOKEN and TOKEN not in repr(s)
+
+
+def test_a_wildcard_bind_answers_to_the_host_name_alert_links_use() -> None:
+    import socket
+
+    from lanewatch.alerts.notify import default_external_url
+    from lanewatch.web.access import host_check
+
+    s = load(host="0.0.0.0")
+    assert host_check(s).allows(socket.gethostname())
+    assert not host_check(s).allows("evil.example")
+    assert default_external_url(load(host="0.0.0.0", tls_cert=__file__, tls_key=__file__)).startswith("https://")
