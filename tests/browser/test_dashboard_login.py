@@ -4,6 +4,7 @@ loopback without a token."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,15 @@ from lanewatch.testing import start_up
 pytestmark = pytest.mark.browser
 
 TOKEN = "browser-token-0123456789abcdef"
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+
+def shots(tmp_path: Path) -> Path:
+    """Where the screenshots go: ``$LANEWATCH_SCREENSHOTS`` (``docs/screenshots`` for the docs'
+    login.png and exposed-banner.png), else the test's temporary directory."""
+    out = Path(os.environ.get("LANEWATCH_SCREENSHOTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +36,12 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     proc.communicate(timeout=30)
 
 
-def test_login_page_then_the_dashboard(guarded: dict[str, Any], browser: Browser) -> None:
+def test_login_page_then_the_dashboard(guarded: dict[str, Any], browser: Browser, tmp_path: Path) -> None:
     page = browser.page
     page.goto(guarded["url"] + "/violations?window=900")
     page.wait_for_selector("#lw-login", timeout=10_000)
     assert page.locator("#react-entry-point").count() == 0  # no dashboard before signing in
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / "login.png"))
+    page.screenshot(path=str(shots(tmp_path) / "login.png"))
     page.fill("#lw-token", "not-the-token-at-all")
     page.click("#lw-login-submit")
     assert "Wrong token" in page.locator("#lw-login-error").inner_text()
@@ -71,8 +79,7 @@ def test_exposed_without_token_shows_a_banner(tmp_path: Path, browser: Browser) 
         box = banner.bounding_box()
         assert box is not None and box["y"] < 10 and box["width"] > 1000  # across the top
         page.wait_for_selector("#overview-empty", timeout=15_000)
-        SHOTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(SHOTS / "exposed-banner.png"))
+        page.screenshot(path=str(shots(tmp_path) / "exposed-banner.png"))
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
