@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 import urllib.error
 import urllib.parse
@@ -63,14 +64,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also judge each lane against base per service (errors, latency) as /api/v1/gate "
                              "does; the exit status is then the gate's (same codes)")
     parser.add_argument("--json", action="store_true", help="print the API answers as JSON, plus ok and status")
+    parser.add_argument("--auth-token", default=None, metavar="TOKEN",
+                        help="bearer token of a lanewatch started with --auth-token (default: "
+                             "LANEWATCH_AUTH_TOKEN)")
+    parser.add_argument("--auth-token-file", default=None, metavar="PATH",
+                        help="read the token from this file's first line (default: LANEWATCH_AUTH_TOKEN_FILE)")
+    parser.add_argument("--ca-cert", default=None, metavar="PEM",
+                        help="trust this certificate for an https --url (e.g. lanewatch's own self-signed "
+                             "--tls-cert); default: the system's CAs")
 
 
-def fetch(base_url: str, path: str, params: dict[str, Any], timeout: float = TIMEOUT_S) -> Any:
-    """GET ``base_url + path`` with ``params`` (None dropped) and decode JSON; raises CheckError."""
+def credentials(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(token, CA file) from the flags, else ``LANEWATCH_AUTH_TOKEN`` / ``LANEWATCH_AUTH_TOKEN_FILE``;
+    raises CheckError when the token file cannot be read."""
+    token = getattr(args, "auth_token", None) or os.environ.get("LANEWATCH_AUTH_TOKEN", "")
+    path = getattr(args, "auth_token_file", None) or os.environ.get("LANEWATCH_AUTH_TOKEN_FILE", "")
+    if not token and path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                token = (f.read().splitlines() or [""])[0].strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise CheckError(f"--auth-token-file={path}: cannot read it ({e})") from None
+    return token, getattr(args, "ca_cert", None)
+
+
+def fetch(base_url: str, path: str, params: dict[str, Any], timeout: float = TIMEOUT_S, *,
+          token: str = "", cafile: str | None = None) -> Any:
+    """GET ``base_url + path`` with ``params`` (None dropped) and decode JSON; raises CheckError.
+    ``token``: sent as ``Authorization: Bearer``; ``cafile``: the CA to trust for https."""
     query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
     url = base_url.rstrip("/") + path + ("?" + query if query else "")
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        context = ssl.create_default_context(cafile=cafile) if cafile else None
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             body = resp.read()
     except urllib.error.HTTPError as e:
         detail = e.read().decode("utf-8", "replace")
@@ -78,7 +105,8 @@ def fetch(base_url: str, path: str, params: dict[str, Any], timeout: float = TIM
             detail = json.loads(detail).get("error", detail)
         except (ValueError, AttributeError):
             pass
-        raise CheckError(f"{url}: HTTP {e.code}: {str(detail).strip()[:300]}") from None
+        hint = (" (pass --auth-token or set LANEWATCH_AUTH_TOKEN)" if e.code == 401 and not token else "")
+        raise CheckError(f"{url}: HTTP {e.code}: {str(detail).strip()[:300]}{hint}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise CheckError(f"cannot reach lanewatch at {base_url}: {reason}") from None
@@ -208,15 +236,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.window < 1:
             raise CheckError(f"--window={args.window}: must be >= 1")
-        summary = fetch(args.url, "/api/v1/summary", params)
+        token, cafile = credentials(args)
+
+        def get(path: str, params: dict[str, Any]) -> Any:
+            return fetch(args.url, path, params, token=token, cafile=cafile)
+
+        summary = get("/api/v1/summary", params)
         if not isinstance(summary, dict):
             raise CheckError("the summary is not a JSON object: is this a lanewatch API?")
         v = judge(summary, args.lane, args.service, args.allow_empty)
-        violations = [] if not any(v.counts.values()) else fetch(
-            args.url, "/api/v1/violations", {**params, "limit": SHOW_VIOLATIONS})
+        violations = [] if not any(v.counts.values()) else get(
+            "/api/v1/violations", {**params, "limit": SHOW_VIOLATIONS})
         if not isinstance(violations, list):
             raise CheckError("the violations answer is not a JSON list")
-        gate = fetch(args.url, "/api/v1/gate", params) if getattr(args, "compare", False) else None
+        gate = get("/api/v1/gate", params) if getattr(args, "compare", False) else None
         if gate is not None:
             passed = gate_pass(gate)
             if passed is None:

@@ -13,13 +13,14 @@ import json
 import logging
 import os
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
-from lanewatch import config
+from lanewatch import access, config
 from lanewatch.alerts.engine import AlertEngine
 from lanewatch.collect.engine import Engine
 from lanewatch.collect.pipeline import Pipeline, tune_gc
@@ -75,8 +76,15 @@ class Collector:
                                         alert_states=lambda: [a.to_dict() for a in self.alerts.current()],
                                         alert_health=self.alerts.health)
         limit = settings.max_body_bytes
-        self.http = OtlpHttpReceiver(self.engine, settings.host, settings.otlp_http_port, limit)
-        self.grpc = (OtlpGrpcReceiver(self.engine, settings.host, settings.otlp_grpc_port, limit)
+        #: read once: a token file is not read again per request (restart to change the token)
+        self.token = settings.token
+        self.tls = access.server_ssl_context(settings.tls_cert, settings.tls_key) if settings.tls_cert else None
+        grpc_tls = ((Path(settings.tls_key).read_bytes(), Path(settings.tls_cert).read_bytes())
+                    if settings.tls_cert else None)
+        self.http = OtlpHttpReceiver(self.engine, settings.host, settings.otlp_http_port, limit,
+                                     token=self.token, tls=self.tls)
+        self.grpc = (OtlpGrpcReceiver(self.engine, settings.host, settings.otlp_grpc_port, limit,
+                                      token=self.token, tls=grpc_tls)
                      if settings.otlp_grpc_port >= 0 else None)
         self._web_enabled = web
         self._web: Any = None
@@ -92,10 +100,13 @@ class Collector:
         from werkzeug.serving import make_server
 
         from lanewatch.api import register_api
+        from lanewatch.web import access as web_access
         from lanewatch.web.security import quiet_handler, security_headers
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per API request
         app = flask.Flask("lanewatch")
+        web_access.install(app, self.token, web_access.host_check(self.settings), self.engine.count_drop,
+                           secure=self.tls is not None)
         register_api(app, self.query)
         register_metrics(app, self.metrics)
         try:
@@ -105,8 +116,13 @@ class Collector:
         except ImportError as e:  # the API still serves without the dashboard
             log.warning("dashboard unavailable: %s", e)
         app.after_request(security_headers)
-        return make_server(self.settings.host, self.settings.port, app, threaded=True,
-                           request_handler=quiet_handler())
+        server = make_server(self.settings.host, self.settings.port, app, threaded=True,
+                             request_handler=quiet_handler())
+        if self.tls is not None:  # wrapped here, not by werkzeug: each handshake in its request thread
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True,
+                                                 do_handshake_on_connect=False)
+            server.ssl_context = self.tls
+        return server
 
     def start(self) -> Self:
         """Bind everything; on failure, release what was already bound and re-raise."""
@@ -151,11 +167,13 @@ class Collector:
 
     def endpoints(self) -> dict[str, Any]:
         host = self.settings.host
-        out: dict[str, Any] = {"otlp_http": f"http://{host}:{self.http.port}", "otlp_http_port": self.http.port}
+        scheme = "https" if self.tls is not None else "http"
+        out: dict[str, Any] = {"otlp_http": f"{scheme}://{host}:{self.http.port}",
+                               "otlp_http_port": self.http.port}
         if self.grpc is not None:
             out.update(otlp_grpc=f"{host}:{self.grpc.port}", otlp_grpc_port=self.grpc.port)
         if self._web is not None:
-            out.update(url=f"http://{host}:{self._web.server_port}", port=self._web.server_port)
+            out.update(url=f"{scheme}://{host}:{self._web.server_port}", port=self._web.server_port)
         return out
 
     def stop(self) -> None:
@@ -176,15 +194,6 @@ class Collector:
         self.stop()
 
 
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def add_up_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="address to bind (LANEWATCH_HOST, default 127.0.0.1)")
     p.add_argument("--otlp-http-port", type=int, help="OTLP/HTTP port (default 4318, 0 = any free)")
@@ -199,6 +208,14 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
                    help="push alerts to this Alertmanager (repeatable; LANEWATCH_ALERTMANAGER_URL)")
     p.add_argument("--external-url", metavar="URL",
                    help="lanewatch's URL in alert links (default http://host:port of the dashboard)")
+    p.add_argument("--auth-token", metavar="TOKEN",
+                   help="require Authorization: Bearer TOKEN on every listener (LANEWATCH_AUTH_TOKEN; "
+                   "docs/security.md)")
+    p.add_argument("--auth-token-file", metavar="PATH", help="read the token from this file's first line")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve TLS on every listener with this certificate")
+    p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    p.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
+                   help="a host name the API and dashboard answer to (repeatable; LANEWATCH_ALLOWED_HOSTS)")
     p.add_argument("--ready-file", help="write the bound endpoints as JSON here once listening")
     p.add_argument("--log-level", default=os.environ.get("LANEWATCH_LOG_LEVEL", "INFO"))
 
@@ -206,19 +223,29 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
 def run_up(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     names = ("host", "otlp_http_port", "otlp_grpc_port", "port", "data_dir", "config",
-             "alert_webhook", "alertmanager_url", "external_url")
+             "alert_webhook", "alertmanager_url", "external_url", "auth_token", "auth_token_file",
+             "tls_cert", "tls_key", "allowed_hosts")
     flags = {k: getattr(args, k) for k in names}
     try:
         settings = config.load(flags)
     except config.ConfigError as e:
         log.error("configuration: %s", e)
         return 2
-    if not _is_loopback(settings.host):
-        log.warning("--host %s: every listener (OTLP, API, dashboard, /metrics) is reachable from the "
-                    "network and none asks for credentials; bind 127.0.0.1 or put lanewatch behind an "
-                    "authenticating proxy", settings.host)
+    if not access.is_loopback(settings.host):
+        if not (settings.auth_token or settings.auth_token_file):
+            log.warning("--host %s: every listener (OTLP, API, dashboard, /metrics) is reachable from the "
+                        "network and none asks for credentials; set --auth-token (or "
+                        "LANEWATCH_AUTH_TOKEN, --auth-token-file), bind 127.0.0.1, or put lanewatch "
+                        "behind an authenticating proxy", settings.host)
+        elif not settings.tls_cert:
+            log.warning("--host %s: the token crosses the network in clear text; add --tls-cert and "
+                        "--tls-key (or terminate TLS in front of lanewatch)", settings.host)
     try:
         collector = Collector(settings).start()
+    except ssl.SSLError as e:
+        log.error("cannot start: tls_cert=%s / tls_key=%s do not load: %s", settings.tls_cert,
+                  settings.tls_key, e)
+        return 2
     except OSError as e:
         log.error("cannot start: %s (is another lanewatch running on these ports?)", e)
         return 2

@@ -91,14 +91,16 @@ class WebhookNotifier(QueuedNotifier):
 
 
 def default_external_url(settings: Settings, port: int | None = None) -> str:
-    """``http://host:port`` of the dashboard; a wildcard bind address (0.0.0.0, ::) is
-    replaced by this machine's host name, as Prometheus does for its external URL."""
+    """``http://host:port`` of the dashboard (``https`` with ``tls_cert``); a wildcard bind
+    address (0.0.0.0, ::) is replaced by this machine's host name, as Prometheus does for its
+    external URL."""
     host = settings.host
     if host in ("", "0.0.0.0", "::"):
         host = socket.gethostname()
     elif ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.port if port is None else port}"
+    scheme = "https" if settings.tls_cert else "http"
+    return f"{scheme}://{host}:{settings.port if port is None else port}"
 
 
 def notifiers_from(settings: Settings, external_url: ExternalURL | None = None) -> list[QueuedNotifier]:

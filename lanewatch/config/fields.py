@@ -22,14 +22,15 @@ class ConfigError(ValueError):
 
 
 def setting(default: Any, doc: str, *, env: bool = True, parse: Parser | None = None,
-            check: Check | None = None, old_names: tuple[str, ...] = ()) -> Any:
+            check: Check | None = None, old_names: tuple[str, ...] = (), secret: bool = False) -> Any:
     """One setting. ``env``: whether an env var sets it; ``parse``: for values that are not
     a scalar or a list of strings (default: by the default's type); ``check``: run by
-    ``validate()``; ``old_names``: earlier YAML keys still read, with a deprecation warning."""
+    ``validate()``; ``old_names``: earlier YAML keys still read, with a deprecation warning;
+    ``secret``: left out of the settings' ``repr`` (a token)."""
     meta = {"doc": doc, "env": env, "parse": parse, "check": check, "old_names": old_names}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
+    return field(default=default, metadata=meta, repr=not secret)
 
 
 def section(cls: type, doc: str) -> Any:

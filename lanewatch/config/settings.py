@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanewatch import lane as L
-from lanewatch.config import alerting, routing, urls
+from lanewatch.config import access, alerting, routing, urls
 from lanewatch.config.alerting import LaneTarget
 from lanewatch.config.fields import (
     ConfigError,
@@ -120,6 +120,18 @@ class Settings:
     port: int = setting(8050, "Query API and dashboard port (0 = pick a free port).", check=_PORT)
     data_dir: str = setting("./lanewatch-data", "Directory of the embedded store (DuckDB file).")
     config: str = setting("", "YAML file with settings, routing rules and topology.")
+    auth_token: str = setting("", "Bearer token every listener asks for (OTLP, API, /metrics, dashboard; "
+                              "docs/security.md); empty: no authentication.", check=access.check_token,
+                              secret=True)
+    auth_token_file: str = setting("", "File holding the bearer token (first line), instead of auth_token.",
+                                   check=access.check_token_file)
+    tls_cert: str = setting("", "PEM certificate (chain) every listener serves TLS with; needs tls_key.",
+                            check=access.check_tls_file)
+    tls_key: str = setting("", "PEM private key of tls_cert.", check=access.check_tls_file)
+    allowed_hosts: list[str] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
+        [], "Host names the API, dashboard and /metrics answer to besides IP addresses, localhost and "
+        "the bound host (DNS rebinding); '.example.com' takes subdomains, '*' any.",
+        check=access.check_hosts)
 
     max_body_bytes: int = setting(16 * 1024 * 1024, "Largest OTLP request body, after decompression "
                                   "(413 beyond).", check=positive)
@@ -204,6 +216,7 @@ class Settings:
         if self.max_unflushed_s <= self.flush_interval_s:
             raise ConfigError(f"max_unflushed_s ({self.max_unflushed_s}) must be above flush_interval_s "
                               f"({self.flush_interval_s}): every flush would be refused ingest")
+        access.check_together(self.auth_token, self.auth_token_file, self.tls_cert, self.tls_key)
         return self
 
     def value(self, name: str) -> object:
@@ -217,6 +230,11 @@ class Settings:
     def rule_attributes(self) -> list[str]:
         """Span attribute keys the routing rules read, in a stable order."""
         return routing.rule_attributes(self.routing_rules)
+
+    @property
+    def token(self) -> str:
+        """The bearer token in force (auth_token, else auth_token_file's), '' when none."""
+        return self.auth_token or access.read_token_file(self.auth_token_file)
 
     @property
     def db_path(self) -> Path:

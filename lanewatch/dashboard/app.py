@@ -63,6 +63,19 @@ def _controls() -> html.Div:
     ], className="lw-controls")
 
 
+def _exposed_banner() -> html.Div | None:
+    """A warning across the top when lanewatch is reachable from the network without a token."""
+    from lanewatch.access import is_loopback
+
+    settings = get_settings()
+    if is_loopback(settings.host) or settings.auth_token or settings.auth_token_file:
+        return None
+    return html.Div(["Reachable from the network without a token (bound to ", html.Code(settings.host),
+                     ("): anyone who can reach this port can read this dashboard and the API and send "
+                     "telemetry. Start lanewatch with --auth-token (see docs/security.md).")],
+                    id="shell-exposed", className="lw-banner-exposed", role="alert")
+
+
 def shell() -> html.Div:
     """The layout around every page: header, navigation, shared controls, stores.
 
@@ -81,6 +94,7 @@ def shell() -> html.Div:
         dcc.Store(id="shell-tz"),
         dcc.Interval(id="shell-tick", interval=1000),
         dcc.Interval(id="shell-slow", interval=5000),
+        _exposed_banner(),
         html.Header([html.Div([html.Span("lanewatch", className="lw-brand"),
                                html.Nav(nav, className="lw-nav")], className="lw-top"),
                      _controls()], className="lw-header"),

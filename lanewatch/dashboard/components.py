@@ -27,12 +27,14 @@ def otlp_hint(settings: Settings) -> str:
     """Where to send spans, for the empty states (``PORT`` when it was picked at start)."""
     host = "HOST" if settings.host in ("0.0.0.0", "::", "") else settings.host
     port = settings.otlp_http_port or "PORT"
-    return f"http://{host}:{port}"
+    return f"{'https' if settings.tls_cert else 'http'}://{host}:{port}"
 
 
 def no_spans(settings: Settings) -> str:
     """The one-sentence empty state of a fresh install."""
-    return f"No spans yet: point OTEL_EXPORTER_OTLP_ENDPOINT at {otlp_hint(settings)}."
+    token = (" with OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>"
+             if settings.auth_token or settings.auth_token_file else "")
+    return f"No spans yet: point OTEL_EXPORTER_OTLP_ENDPOINT at {otlp_hint(settings)}{token}."
 
 
 def empty_state(message: str, **kwargs: Any) -> html.Div:

@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default="", help="keep the collector's store here (default: temporary)")
     parser.add_argument("--run-file", default="", help=f"write URLs and pids here (default {default_run_file()})")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--auth-token", default=None, metavar="TOKEN",
+                        help="the collector asks for this bearer token and the mesh sends it (default: "
+                             "LANEWATCH_AUTH_TOKEN); with --otlp-endpoint, the token of that collector")
     parser.add_argument("--alert-webhook", action="append", metavar="URL",
                         help="also deliver the demo's alerts to URL, in Alertmanager's webhook format "
                         "(repeatable)")
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                        otlp_endpoint=args.otlp_endpoint,
                        traffic=not args.no_traffic, data_dir=args.data_dir,
                        run_file=args.run_file or str(default_run_file()), log_level=args.log_level,
-                       alert_webhook=tuple(args.alert_webhook or ()))
+                       alert_webhook=tuple(args.alert_webhook or ()), auth_token=_token(args))
     return run_until_stopped(opts, args.duration, open_browser=not args.no_browser)
 
 
@@ -107,7 +110,7 @@ def run_until_stopped(opts: DemoOptions, duration: float = 0.0, open_browser: bo
             return 1
         _banner(demo)
         if open_browser and opts.collector:
-            _open_browser(demo.dashboard_url)
+            _open_browser(demo.login_url)
         if sys.stdin.isatty():
             threading.Thread(target=_keys, args=(demo, stop), name="demo-keys", daemon=True).start()
         _progress(demo, stop, duration)
@@ -151,6 +154,9 @@ def _banner(demo: Demo) -> None:
     lines = [f"lanewatch demo up in {info['startup_s']} s: scenario {demo.opts.scenario} ({sc.title})"]
     if info["dashboard_url"]:
         lines += [f"  dashboard   {info['dashboard_url']}", f"  API         {info['api_url']}/api/v1/summary?window=60"]
+        if demo.opts.auth_token:
+            lines += [("              (both ask for the token: sign in on the dashboard, "
+                      "curl -H 'Authorization: Bearer TOKEN')")]
     lines += [f"  ingress     {info['ingress_url']}   try:",
               f"    curl -H 'Host: {sc.traffic[-1].host}' "
               + "".join(f"-H '{k}: {v}' " for k, v in sc.traffic[-1].headers.items()) + f"{info['ingress_url']}/a",
@@ -169,6 +175,14 @@ def _keys(demo: Demo, stop: threading.Event) -> None:
         if key.isdigit() and 1 <= int(key) <= len(F.FAULTS):
             name = F.FAULTS[int(key) - 1].name
             demo.switchboard.set(name, not demo.switchboard.snapshot()[name])
+
+
+def _token(args: argparse.Namespace) -> str:
+    """``--auth-token``, else ``LANEWATCH_AUTH_TOKEN``, else ``LANEWATCH_AUTH_TOKEN_FILE``'s."""
+    from lanewatch.config.access import read_token_file
+
+    return str(getattr(args, "auth_token", None) or os.environ.get("LANEWATCH_AUTH_TOKEN")
+               or read_token_file(os.environ.get("LANEWATCH_AUTH_TOKEN_FILE", "")))
 
 
 def _open_browser(url: str) -> None:

@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,19 @@ class DemoOptions:
     log_level: str = "WARNING"
     #: the collector delivers its alerts here too (``lanewatch up --alert-webhook``)
     alert_webhook: tuple[str, ...] = ()
+    #: the collector asks for this bearer token (``lanewatch up --auth-token``); the instances
+    #: send it (``OTEL_EXPORTER_OTLP_HEADERS``), also to an ``otlp_endpoint`` of the user's
+    auth_token: str = ""
+
+
+def token_env(token: str) -> dict[str, str]:
+    """The children's environment for ``token``: the collector reads ``LANEWATCH_AUTH_TOKEN``
+    (not a flag: it would show in ``ps``), the instances' OTLP exporters
+    ``OTEL_EXPORTER_OTLP_HEADERS`` (value percent-encoded, as the OpenTelemetry SDK reads it)."""
+    if not token:
+        return {}
+    return {"LANEWATCH_AUTH_TOKEN": token,
+            "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=" + urllib.parse.quote(f"Bearer {token}")}
 
 
 class Demo:
@@ -91,6 +105,10 @@ class Demo:
         self.control = ControlServer(self.control_app, opts.host, opts.control_port)
         self.run_dir = Path(tempfile.mkdtemp(prefix="lanewatch-demo-"))
         self.supervisor = Supervisor(log_dir=self.run_dir)
+        self.supervisor.env.update(token_env(opts.auth_token))
+        if not opts.auth_token:  # the collector must not ask for a token the instances do not send
+            for name in ("LANEWATCH_AUTH_TOKEN", "LANEWATCH_AUTH_TOKEN_FILE"):
+                self.supervisor.env.pop(name, None)
         self.traffic: Traffic | None = None
         self._lock = threading.RLock()
         self._actions: queue.Queue[tuple[Callable[[], None], threading.Event]] = queue.Queue()
@@ -111,6 +129,13 @@ class Demo:
     @property
     def dashboard_url(self) -> str:
         return f"http://{self.opts.host}:{self.api_port}/"
+
+    @property
+    def login_url(self) -> str:
+        """The dashboard, signed in by a one-time ``?token=`` link when a token is set."""
+        if not self.opts.auth_token:
+            return self.dashboard_url
+        return self.dashboard_url + "?" + urllib.parse.urlencode({"token": self.opts.auth_token})
 
     @property
     def ingress_url(self) -> str:

@@ -16,8 +16,8 @@ FAMILIES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "lanewatch_spans_received": ("Spans accepted by the OTLP receivers.", ()),
     "lanewatch_spans_dropped": (("Spans accepted but not judged: invalid ids or times, duplicates, "
                                 "or lost to an internal error."), ("reason",)),
-    "lanewatch_requests_refused": (("OTLP requests refused whole (the span count is unknown), "
-                                   "by reason."), ("reason",)),
+    "lanewatch_requests_refused": (("Requests refused whole (OTLP: the span count is unknown; "
+                                   "web_* reasons: API, dashboard, /metrics), by reason."), ("reason",)),
     "lanewatch_metric_points_received": ("OTLP metric data points received (heartbeats among them).", ()),
     "lanewatch_spans_late": ("Spans that arrived after their trace was final and reopened it.", ()),
     "lanewatch_spans_finalised_early": (("Spans whose traces were judged early because too many "

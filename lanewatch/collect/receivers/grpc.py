@@ -13,6 +13,10 @@ gRPC itself decompresses gzip requests. Messages up to twice ``max_body_bytes``
 reach the handler, which refuses and counts the oversize ones; grpc refuses
 larger ones (compressed or not) before any lanewatch code runs, so those are
 seen by the client only.
+
+With a token, a call without the metadata ``authorization: Bearer <token>`` is
+``UNAUTHENTICATED`` (counted as ``unauthenticated``); with ``tls`` (PEM key and
+certificate chain) the port is a TLS port.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from lanewatch import access
 from lanewatch.collect.ingest import DecodeError, Overloaded, Signal, Sink
 from lanewatch.collect.receivers.guard import SinkGuard
 
@@ -74,13 +79,16 @@ class OtlpGrpcReceiver:
 
     ``start()`` binds (port 0 picks a free port, see :attr:`port`) and serves in
     grpc's threads; ``stop()`` ends in-flight calls after a short grace period,
-    frees the port and joins the worker threads.
+    frees the port and joins the worker threads. ``token``: the bearer token every call
+    must carry (empty: none); ``tls``: (private key PEM, certificate chain PEM) to serve TLS.
     """
 
     def __init__(self, sink: Sink, host: str = "127.0.0.1", port: int = 4317,
-                 max_body_bytes: int = 16 << 20) -> None:
+                 max_body_bytes: int = 16 << 20, *, token: str = "",
+                 tls: tuple[bytes, bytes] | None = None) -> None:
         self._sink, self._host, self._port = sink, host, port
         self._max_body_bytes = max_body_bytes
+        self._token, self._tls = token, tls
         self._server: grpc.Server | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -108,7 +116,9 @@ class OtlpGrpcReceiver:
             ])
             host = f"[{self._host}]" if ":" in self._host else self._host
             try:
-                port = server.add_insecure_port(f"{host}:{self._port}")
+                address = f"{host}:{self._port}"
+                port = (server.add_secure_port(address, grpc.ssl_server_credentials([self._tls]))
+                        if self._tls is not None else server.add_insecure_port(address))
             except RuntimeError:  # newer grpcio raises where older ones returned 0
                 port = 0
             if port == 0:
@@ -131,6 +141,13 @@ class OtlpGrpcReceiver:
     def _handler(self, signal: Signal, cls: Any,
                  field: str) -> Callable[[bytes, grpc.ServicerContext], Any]:
         def export(body: bytes, context: grpc.ServicerContext) -> Any:
+            if self._token:
+                given = next((str(v) for k, v in context.invocation_metadata() or ()
+                              if k == "authorization"), None)
+                if not access.bearer_ok(given, self._token):
+                    self._guard.count_drop(access.REFUSED_OTLP)
+                    context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token: send "
+                                  "the metadata authorization: Bearer <token>")
             if len(body) > self._max_body_bytes:
                 self._guard.count_drop("oversize")
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"message of {len(body)} bytes "

@@ -6,7 +6,9 @@ OTLP/HTTP response (200 with optional partial success; 400/413/415/5xx with a
 ``google.rpc.Status`` body in the request's format; 503 with ``Retry-After``).
 Decoding is the sink's job. Every request refused before the sink sees it is
 reported with ``sink.count_drop(reason)``; POSTs to other paths count as
-``unknown_path`` (e.g. logs sent to a lanewatch that takes no logs).
+``unknown_path`` (e.g. logs sent to a lanewatch that takes no logs). With a token, a
+request without ``Authorization: Bearer <token>`` is 401 (``unauthenticated``); with a TLS
+context every connection is TLS (a failed handshake counts as ``tls_handshake``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import math
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -31,6 +34,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from lanewatch import access
 from lanewatch.collect.ingest import DecodeError, Format, IngestResult, Overloaded, Signal, Sink
 from lanewatch.collect.receivers.guard import SinkGuard
 from lanewatch.collect.schema import varint
@@ -46,7 +50,7 @@ _RESPONSES: dict[str, tuple[Any, str]] = {
 }
 _EMPTY_OK: dict[str, bytes] = {"proto": b"", "json": b"{}"}
 #: HTTP status -> google.rpc.Code for error bodies.
-_RPC_CODES = {400: 3, 404: 5, 405: 12, 413: 8, 415: 3, 500: 13, 503: 14}
+_RPC_CODES = {400: 3, 401: 16, 404: 5, 405: 12, 413: 8, 415: 3, 500: 13, 503: 14}
 _LINGER_S = 1.0  # after refusing an unread body, drain it this long so the client reads our answer
 
 
@@ -141,11 +145,25 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: a line per request would cost more than parsing it."""
 
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):  # handshake here, not in the accepting thread
+            self.request.settimeout(self.timeout)
+            try:
+                self.request.do_handshake()
+            except (ssl.SSLError, OSError):
+                self.server.guard.count_drop(access.REFUSED_TLS)
+                raise
+        super().setup()
+
     def do_POST(self) -> None:
         fmt: Format = "json"
         self._pending = "Transfer-Encoding" in self.headers or \
             self.headers.get("Content-Length", "0").strip() != "0"
         try:
+            if not access.bearer_ok(self.headers.get("Authorization"), self.server.token):
+                raise _Refused(401, "missing or wrong bearer token: send Authorization: Bearer <token> "
+                               "(OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>)",
+                               access.REFUSED_OTLP, close=True, headers=(("WWW-Authenticate", "Bearer"),))
             path = self.path.split("?", 1)[0]
             signal = _PATHS.get(path)
             if signal is None:
@@ -310,12 +328,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], sink: Sink, max_body_bytes: int) -> None:
-        self.sink, self.max_body_bytes = sink, max_body_bytes
+    def __init__(self, address: tuple[str, int], sink: Sink, max_body_bytes: int, token: str = "",
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.sink, self.max_body_bytes, self.token = sink, max_body_bytes, token
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._lock = threading.Lock()
         self.guard = SinkGuard(sink, logger, "OTLP/HTTP request")
         super().__init__(address, _Handler)
+        if tls is not None:  # accept() then hands out TLS sockets; each handshakes in its thread
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind would call socket.getfqdn(), a DNS lookup per start.
@@ -361,13 +382,16 @@ class OtlpHttpReceiver:
     ``start()`` binds (port 0 picks a free port, see :attr:`port`) and serves in
     daemon threads; ``stop()`` closes the listener and every open connection and
     waits for their threads. Bodies above ``max_body_bytes`` (before or after
-    decompression) are refused with 413 and counted as ``oversize``.
+    decompression) are refused with 413 and counted as ``oversize``. ``token``: the bearer
+    token every request must carry (empty: none); ``tls``: serve TLS with this context.
     """
 
     def __init__(self, sink: Sink, host: str = "127.0.0.1", port: int = 4318,
-                 max_body_bytes: int = 16 << 20) -> None:
+                 max_body_bytes: int = 16 << 20, *, token: str = "",
+                 tls: ssl.SSLContext | None = None) -> None:
         self._sink, self._host, self._port = sink, host, port
         self._max_body_bytes = max_body_bytes
+        self._token, self._tls = token, tls
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -382,7 +406,7 @@ class OtlpHttpReceiver:
             if self._server is not None:
                 return
             cls = _Server6 if ":" in self._host else _Server
-            server = cls((self._host, self._port), self._sink, self._max_body_bytes)
+            server = cls((self._host, self._port), self._sink, self._max_body_bytes, self._token, self._tls)
             self._port = int(server.server_address[1])
             self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
                                             name=f"otlp-http:{self._port}", daemon=True)
