@@ -42,8 +42,8 @@ class _LiveView:
     def instances(self) -> list[dict[str, Any]]:
         return self._engine.instances()
 
-    def counters(self) -> dict[str, int]:
-        return self._engine.pending_counters()
+    def counters(self, after: int | None = None) -> dict[str, int]:
+        return self._engine.pending_counters(after)
 
 
 class Collector:

@@ -54,6 +54,9 @@ MAX_DETAILED_TRACES = 2000
 #: go through the span path together: its fixed cost per call (a few dozen numpy calls,
 #: set and dict operations) is then paid once per batch instead of once per request.
 BATCH_SPANS = 8192
+#: Batches whose counters the engine remembers until a store has them (older ones it has, or
+#: it failed to write them: their counts are then lost from both, consistently).
+_HANDED_KEPT = 64
 
 
 class Engine:
@@ -90,6 +93,9 @@ class Engine:
         #: clock time by which every accepted span is in the store (None: nobody tells; the
         #: pipeline does, after its store wrote a batch)
         self.durable_at: float | None = None
+        self._seq = 0  # of the newest batch
+        #: counters of recent batches by number, until a store says it has them
+        self._handed: dict[int, dict[str, int]] = {}
 
     # --- Sink ------------------------------------------------------------------------------
     def ingest(self, signal: Signal, body: bytes, fmt: Format) -> IngestResult:
@@ -309,12 +315,17 @@ class Engine:
                     self.counters["violating_traces_not_detailed"] += skipped
             self.counters.update(self.assembly.counters)
             self.assembly.counters.clear()
+            self._seq += 1
+            counters = {k: v for k, v in self.counters.items() if v}
             batch = Batch(rollups={t: r.drain() for t, r in self.rollups.items()},
                           violations=details.violations, traces=details.traces,
-                          instances=self.liveness.take_changes(),
-                          counters={k: v for k, v in self.counters.items() if v},
-                          open_spans=self._journal() if self.journaling else None)
+                          instances=self.liveness.take_changes(), counters=counters,
+                          open_spans=self._journal() if self.journaling else None, seq=self._seq)
             self.counters.clear()
+            if counters:
+                self._handed[self._seq] = counters
+            for old in [s for s in self._handed if s <= self._seq - _HANDED_KEPT]:
+                del self._handed[old]
         return batch
 
     def forget_instances(self, now: float) -> None:
@@ -328,10 +339,17 @@ class Engine:
         with self._lock:
             return self.liveness.rows()
 
-    def pending_counters(self) -> dict[str, int]:
-        """Counters not yet handed out in a batch."""
+    def pending_counters(self, after: int | None = None) -> dict[str, int]:
+        """Counters not yet handed out in a batch; with ``after`` (the newest batch a store
+        has), also those of the batches handed out since (being written now)."""
         with self._lock:
-            return dict(self.counters)
+            out = dict(self.counters)
+            if after is not None:
+                for seq, counts in self._handed.items():
+                    if seq > after:
+                        for k, v in counts.items():
+                            out[k] = out.get(k, 0) + v
+            return out
 
 
 def _verdict_names(codes: np.ndarray) -> list[str]:

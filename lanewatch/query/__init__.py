@@ -55,8 +55,9 @@ class LiveView(Protocol):
         """Instances as in the store's ``instances`` table, fresher."""
         ...
 
-    def counters(self) -> dict[str, int]:
-        """Counts not yet flushed to the store; added to the stored ones."""
+    def counters(self, after: int | None = None) -> dict[str, int]:
+        """Counts not yet flushed to the store; added to the stored ones. ``after``: the
+        newest batch the store has (counts of later batches are included)."""
         ...
 
 
@@ -290,8 +291,11 @@ class Query:
                           | set(traces.entry_lane[traces.traces != 0]))
 
     def _counters(self) -> dict[str, int]:
-        out = dict(self.store.counters())
-        for k, v in (self.live.counters() if self.live else {}).items():
+        """Stored plus live counts, each counted once (also while a batch is being written)."""
+        at = getattr(self.store, "counters_at", None)
+        stored, seq = at() if at is not None else (self.store.counters(), None)
+        out = dict(stored)
+        for k, v in (self.live.counters(after=seq) if self.live else {}).items():
             out[k] = out.get(k, 0) + int(v)
         return dict(sorted(out.items()))
 

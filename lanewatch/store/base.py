@@ -83,6 +83,10 @@ class Batch:
     counters: dict[str, int] = field(default_factory=dict)
     #: the change to the open spans (None: the engine keeps no journal)
     open_spans: OpenSpans | None = None
+    #: the engine's number of this batch (1, 2, ... per process; 0: not numbered). A store that
+    #: keeps it with the counters lets readers add exactly the counts it does not have yet
+    #: (``Engine.pending_counters(after=...)``).
+    seq: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.violations or self.traces or self.instances or self.counters

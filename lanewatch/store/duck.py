@@ -54,6 +54,8 @@ _BOUNDED = ("violations", "kept_traces")
 #: 100k spans/s the default would checkpoint every few seconds; 64MB costs at most ~1 s of
 #: log replay after a crash (bench/bench_journal.py).
 CHECKPOINT_THRESHOLD = "64MB"
+#: Row of table ``counters`` holding the number of the newest batch written (not a counter).
+_BATCH_SEQ = "__batch_seq"
 
 
 class DuckStore:
@@ -86,6 +88,7 @@ class DuckStore:
         #: the process that wrote the file last did not stop cleanly (killed, crashed)
         self.unclean = self._scalar("SELECT value FROM meta WHERE key = 'running'") == "1"
         self._set_meta("running", "1")
+        self._con.execute("DELETE FROM counters WHERE name = ?", [_BATCH_SEQ])  # a new process counts anew
         self._lanes = W.LaneIds(self._con)
         self._log = W.ChangeLog()
         #: per-second rows before this were downsampled away; reads there use the minute table
@@ -129,6 +132,9 @@ class DuckStore:
             W.upsert_instances(con, F.instance_frame(batch.instances))
         if batch.counters:
             W.add_counters(con, F.counter_frame(batch.counters))
+        if batch.seq:
+            con.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
+                        "value = excluded.value", [_BATCH_SEQ, batch.seq])
         if batch.open_spans is not None:
             duck_journal.write(con, batch.open_spans)
         self._maybe_compact(con)
@@ -288,8 +294,15 @@ class DuckStore:
                         "ORDER BY service, lane, instance")
 
     def counters(self) -> dict[str, int]:
+        return self.counters_at()[0]
+
+    def counters_at(self) -> tuple[dict[str, int], int]:
+        """The cumulative counters and the number of the newest batch they include (this
+        process's; 0: none yet), read together."""
         with self._cursor() as cur:
-            return {str(k): int(v) for k, v in cur.execute("SELECT name, value FROM counters").fetchall()}
+            rows = cur.execute("SELECT name, value FROM counters").fetchall()
+        out = {str(k): int(v) for k, v in rows}
+        return out, out.pop(_BATCH_SEQ, 0)
 
     # ---- the open spans (TraceJournal) ----------------------------------------------------
     def open_spans(self) -> Resumed:

@@ -101,3 +101,37 @@ def test_ingest_is_refused_while_the_store_is_further_behind_than_max_unflushed_
     p.sinks, p.store = [store], store
     p.flush()
     engine.ingest("traces", tb.new_trace().body(), "proto")  # caught up: taken again
+
+
+def test_counters_read_while_a_batch_is_being_written_are_counted_once() -> None:
+    """A reader between the engine's flush and the store's commit saw the counts in neither
+    (``counters`` came back ``{}``); one right after the commit must not see them twice."""
+    import threading
+
+    from lanewatch.query import Query
+    from lanewatch.server import _LiveView
+    from lanewatch.store.duck import DuckStore
+
+    engine, clock = _engine()
+    store = DuckStore(":memory:", clock=clock)
+    query = Query(store, engine.settings, clock, live=_LiveView(engine))
+    tb = TraceBuilder(t0=clock())
+    tb.hop("A", "gray", "gray")
+    engine.ingest("traces", tb.body(), "proto")
+    seen: list[dict[str, int]] = []
+
+    class ReadMidWrite:
+        """Reads the counters as a reader would, before and after the store commits."""
+
+        def write(self, batch: Batch) -> None:
+            seen.append(query._counters())  # the batch is out of the engine, not in the store
+            t = threading.Thread(target=store.write, args=(batch,))
+            t.start()
+            t.join()
+            seen.append(query._counters())  # in the store now
+
+    Pipeline(engine, [ReadMidWrite()], interval_s=0.1, clock=clock, store=store).flush()
+    seen.append(query._counters())
+    assert [c.get("spans_received") for c in seen] == [1, 1, 1]
+    engine.ingest("traces", tb.new_trace().body(), "proto")
+    assert query._counters()["spans_received"] == 2  # 1 stored + 1 pending

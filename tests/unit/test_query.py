@@ -220,7 +220,7 @@ def test_instances_liveness_and_live_view(q: Query, store: DuckStore) -> None:
             return [{"service": "C", "lane": "base", "instance": "c0", "first_seen": T - 5, "last_seen": T, "state": "up",
                      "hops": 3, "errors": 1, "last_hop": T - 1.0}]
 
-        def counters(self) -> dict[str, int]:
+        def counters(self, after: int | None = None) -> dict[str, int]:
             return {"dropped_spans": 1, "pending": 7}
 
     q2 = Query(store, Settings(), clock=lambda: NOW, live=Live())
