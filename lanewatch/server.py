@@ -44,6 +44,9 @@ class _LiveView:
     def counters(self) -> dict[str, int]:
         return self._engine.pending_counters()
 
+    def overload(self) -> dict[str, Any]:
+        return self._engine.overload_state()
+
 
 class Collector:
     """Everything ``lanewatch up`` runs. ``start()`` binds every listener (ports 0
@@ -88,9 +91,9 @@ class Collector:
 
     def _build_web(self) -> Any:
         import flask
-        from werkzeug.serving import make_server
 
         from lanewatch.api import register_api
+        from lanewatch.web.pool import make_bounded_server
         from lanewatch.web.security import quiet_handler, security_headers
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per API request
@@ -104,8 +107,9 @@ class Collector:
         except ImportError as e:  # the API still serves without the dashboard
             log.warning("dashboard unavailable: %s", e)
         app.after_request(security_headers)
-        return make_server(self.settings.host, self.settings.port, app, threaded=True,
-                           request_handler=quiet_handler())
+        s = self.settings
+        return make_bounded_server(s.host, s.port, app, quiet_handler(), workers=s.api_workers,
+                                   backlog=s.api_backlog, wait_s=s.api_wait_s, count=self.engine.count_event)
 
     def start(self) -> Self:
         """Bind everything; on failure, release what was already bound and re-raise."""
@@ -176,6 +180,9 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
                    help="push alerts to this Alertmanager (repeatable; LANEWATCH_ALERTMANAGER_URL)")
     p.add_argument("--external-url", metavar="URL",
                    help="lanewatch's URL in alert links (default http://host:port of the dashboard)")
+    p.add_argument("--memory-limit-mib", type=int, metavar="MIB",
+                   help="memory ceiling: above it less memory_spike_mib, export requests are refused "
+                   "retryably (LANEWATCH_MEMORY_LIMIT_MIB, default 0 = none)")
     p.add_argument("--ready-file", help="write the bound endpoints as JSON here once listening")
     p.add_argument("--log-level", default=os.environ.get("LANEWATCH_LOG_LEVEL", "INFO"))
 
@@ -183,7 +190,7 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
 def run_up(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     names = ("host", "otlp_http_port", "otlp_grpc_port", "port", "data_dir", "config",
-             "alert_webhook", "alertmanager_url", "external_url")
+             "alert_webhook", "alertmanager_url", "external_url", "memory_limit_mib")
     flags = {k: getattr(args, k) for k in names}
     try:
         settings = config.load(flags)
