@@ -35,6 +35,9 @@ FAMILIES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
                                       "(too many in one flush)."), ()),
     "lanewatch_trace_chunks_forgotten": (("Batches of finished spans forgotten early; late "
                                          "spans of their traces can no longer reopen them."), ()),
+    "lanewatch_api_requests_refused": (("API and dashboard requests answered 503 by the API pool "
+                                       "(backlog, wait, connections) or dropped because their client had "
+                                       "gone (client_gone)."), ("reason",)),
     "lanewatch_collector_events": ("Other collector counters, by engine name.", ("event",)),
 }
 
@@ -56,6 +59,10 @@ KNOWN: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "traces_without_hops": ("lanewatch_traces_without_hops", ()),
     "violating_traces_not_detailed": ("lanewatch_traces_not_detailed", ()),
     "kept_chunks_forgotten": ("lanewatch_trace_chunks_forgotten", ()),
+    "api_requests_refused_backlog": ("lanewatch_api_requests_refused", ("backlog",)),
+    "api_requests_refused_wait": ("lanewatch_api_requests_refused", ("wait",)),
+    "api_requests_refused_connections": ("lanewatch_api_requests_refused", ("connections",)),
+    "api_requests_abandoned": ("lanewatch_api_requests_refused", ("client_gone",)),
 }
 REFUSED_PREFIX: Final = "requests_refused_"
 #: Engine counters not exposed: ``hops`` is ``sum(lanewatch_hops_total)``.
