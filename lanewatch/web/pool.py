@@ -20,6 +20,8 @@ from typing import Any
 
 from werkzeug.serving import ThreadedWSGIServer
 
+from lanewatch.web.security import SECURITY_HEADERS
+
 #: Open API and dashboard connections; further ones are answered 503 and closed.
 MAX_CONNECTIONS = 1024
 #: The delay a refused client is told to wait, seconds.
@@ -27,8 +29,9 @@ RETRY_AFTER_S = 1
 #: Idle or slow connections are closed after this long without a byte, seconds.
 IDLE_TIMEOUT_S = 60.0
 _BYPASS = frozenset({"/api/v1/health/live"})
-_REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            b"Retry-After: %d\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s")
+_REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nServer: lanewatch\r\nContent-Type: application/json\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in SECURITY_HEADERS.items()).encode()
+            + b"Retry-After: %d\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s")
 
 
 def _body(message: str) -> bytes:
@@ -92,7 +95,7 @@ class ApiPool:
         body = _body(message)
         start_response("503 Service Unavailable", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-            ("Retry-After", str(RETRY_AFTER_S)), ("Connection", "close")])
+            ("Retry-After", str(RETRY_AFTER_S)), ("Connection", "close"), *SECURITY_HEADERS.items()])
         return [body]
 
     def state(self) -> dict[str, int]:

@@ -108,6 +108,7 @@ def test_the_api_pool_refuses_beyond_its_backlog_and_after_its_wait() -> None:
     entered.wait(10)
     status, headers, body = _call(pool)
     assert status.startswith("503") and headers["Retry-After"] == "1" and b"api_backlog" in body
+    assert headers["X-Frame-Options"] == "DENY"  # a refusal is an answer like any other
     assert _call(pool, "/api/v1/health/live")[0] == "200 OK"  # liveness bypasses the pool
     pool.backlog = 5
     status, _, body = _call(pool)
