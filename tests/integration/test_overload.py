@@ -131,9 +131,9 @@ def stop(proc: Any) -> None:
 
 @pytest.fixture
 def tight(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """One decode at a time, a short admission wait."""
+    """One decode at a time, an admission wait shorter than one flood request's decode."""
     cfg = tmp_path / "lanewatch.yaml"
-    cfg.write_text("max_concurrent_decodes: 1\nadmission_wait_s: 0.3\ntrace_wait_s: 1.0\n"
+    cfg.write_text("max_concurrent_decodes: 1\nadmission_wait_s: 0.1\ntrace_wait_s: 1.0\n"
                    "flush_interval_s: 0.2\n")
     try:
         proc, ep = start_up(tmp_path / "data", "--otlp-grpc-port", "0", "--config", str(cfg))
@@ -158,7 +158,8 @@ def test_a_flood_is_answered_503_with_retry_after_within_seconds_and_counted(tig
     assert slowest < ANSWER_BOUND_S, f"an answer took {slowest:.1f} s"
     # every refusal is counted, on /metrics and in the summary's counters
     wait_for(lambda: metric(ep, "lanewatch_requests_refused_total", 'reason="busy"') == len(refused))
-    assert get(ep, "/api/v1/summary?window=300")["counters"]["requests_refused_busy"] == len(refused)
+    # (the summary may lag a flush behind /metrics: a batch between the engine and the store)
+    wait_for(lambda: get(ep, "/api/v1/summary?window=300")["counters"].get("requests_refused_busy") == len(refused))
 
 
 class _Keep(SpanExporter):
@@ -197,7 +198,7 @@ def test_sdk_exporters_retry_and_lose_nothing(tight: dict[str, Any], caplog: pyt
             results[name].append(exporters[name].export(batch))
 
     caplog.set_level("WARNING", logger="opentelemetry.exporter")
-    with Flood(ep["otlp_http"], flood_body(20_000), threads=10) as flood:
+    with Flood(ep["otlp_http"], flood_body(40_000), threads=10) as flood:
         wait_for(lambda: any(a[0] == 503 for a in flood.answers), timeout=120)  # overloaded now
         senders = [threading.Thread(target=send, args=(name,)) for name in exporters]
         for t in senders:
