@@ -213,6 +213,9 @@ def register_api(server: flask.Flask, query: Query) -> None:
         out = {"status": "ok", "version": lanewatch.__version__, "time": query.clock()}
         if query.alert_source is not None:
             out["alerts"] = query.alert_source.health()
+        overload = getattr(query.live, "overload", None)
+        if overload is not None:  # decode slots and the memory ceiling: shedding is not unreadiness
+            out["ingest"] = overload()
         return out
 
     from lanewatch.web.gate import register_gate  # here: it imports this module's helpers

@@ -45,6 +45,9 @@ class _LiveView:
     def counters(self, after: int | None = None) -> dict[str, int]:
         return self._engine.pending_counters(after)
 
+    def overload(self) -> dict[str, Any]:
+        return self._engine.overload_state()
+
 
 class Collector:
     """Everything ``lanewatch up`` runs. ``start()`` binds every listener (ports 0
@@ -97,10 +100,10 @@ class Collector:
 
     def _build_web(self) -> Any:
         import flask
-        from werkzeug.serving import make_server
 
         from lanewatch.api import register_api
         from lanewatch.web import access as web_access
+        from lanewatch.web.pool import make_bounded_server
         from lanewatch.web.security import quiet_handler, security_headers
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per API request
@@ -116,8 +119,9 @@ class Collector:
         except ImportError as e:  # the API still serves without the dashboard
             log.warning("dashboard unavailable: %s", e)
         app.after_request(security_headers)
-        server = make_server(self.settings.host, self.settings.port, app, threaded=True,
-                             request_handler=quiet_handler())
+        s = self.settings
+        server = make_bounded_server(s.host, s.port, app, quiet_handler(), workers=s.api_workers,
+                                     backlog=s.api_backlog, wait_s=s.api_wait_s, count=self.engine.count_event)
         if self.tls is not None:  # wrapped here, not by werkzeug: each handshake in its request thread
             server.socket = self.tls.wrap_socket(server.socket, server_side=True,
                                                  do_handshake_on_connect=False)
@@ -216,6 +220,9 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     p.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
                    help="a host name the API and dashboard answer to (repeatable; LANEWATCH_ALLOWED_HOSTS)")
+    p.add_argument("--memory-limit-mib", type=int, metavar="MIB",
+                   help="memory ceiling: above it less memory_spike_mib, export requests are refused "
+                   "retryably (LANEWATCH_MEMORY_LIMIT_MIB, default 0 = none)")
     p.add_argument("--ready-file", help="write the bound endpoints as JSON here once listening")
     p.add_argument("--log-level", default=os.environ.get("LANEWATCH_LOG_LEVEL", "INFO"))
 
@@ -224,7 +231,7 @@ def run_up(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     names = ("host", "otlp_http_port", "otlp_grpc_port", "port", "data_dir", "config",
              "alert_webhook", "alertmanager_url", "external_url", "auth_token", "auth_token_file",
-             "tls_cert", "tls_key", "allowed_hosts")
+             "tls_cert", "tls_key", "allowed_hosts", "memory_limit_mib")
     flags = {k: getattr(args, k) for k in names}
     try:
         settings = config.load(flags)

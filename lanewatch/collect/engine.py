@@ -26,6 +26,7 @@ import numpy as np
 
 from lanewatch import lane as L
 from lanewatch.collect import bulk, classify, wire
+from lanewatch.collect.admission import Admission
 from lanewatch.collect.aggregate import Rollup
 from lanewatch.collect.assembly import Assembly
 from lanewatch.collect.decode import (
@@ -39,6 +40,7 @@ from lanewatch.collect.details import describe
 from lanewatch.collect.ingest import Format, IngestResult, Overloaded, Signal
 from lanewatch.collect.judge import Finalised
 from lanewatch.collect.liveness import Liveness
+from lanewatch.collect.memlimit import MemoryLimit
 from lanewatch.collect.names import Names, Strings
 from lanewatch.config import Rule, Settings
 from lanewatch.histogram import N_BUCKETS, bucket_of
@@ -96,9 +98,26 @@ class Engine:
         self._seq = 0  # of the newest batch
         #: counters of recent batches by number, until a store says it has them
         self._handed: dict[int, dict[str, int]] = {}
+        #: overload shedding (docs/design.md, "Overload"): decode slots and the memory ceiling
+        self.admission = Admission(settings.max_concurrent_decodes, settings.admission_wait_s)
+        self.memory = MemoryLimit(settings.memory_limit_mib, settings.memory_spike_mib)
 
     # --- Sink ------------------------------------------------------------------------------
     def ingest(self, signal: Signal, body: bytes, fmt: Format) -> IngestResult:
+        try:
+            self.memory.check()
+        except Overloaded:
+            self.count_drop("memory_limit")
+            raise
+        try:
+            with self.admission.slot():
+                return self._ingest(signal, body, fmt)
+        except Overloaded as e:
+            if e.reason:
+                self.count_drop(e.reason)
+            raise
+
+    def _ingest(self, signal: Signal, body: bytes, fmt: Format) -> IngestResult:
         if signal == "metrics":
             beats, points = decode_metrics(body, fmt, self.keys)
             with self._lock:
@@ -110,15 +129,15 @@ class Engine:
             return IngestResult(accepted=points)
         durable = self.durable_at
         if durable is not None and (lag := self.clock() - durable) > self.settings.max_unflushed_s:
-            self.count_drop("store_behind")  # acknowledging more would widen what a crash loses
+            # acknowledging more would widen what a crash loses
             raise Overloaded(f"the store is {lag:.1f}s behind the spans already accepted "
                              f"(max_unflushed_s {self.settings.max_unflushed_s:g}); retry later",
-                             retry_after_s=1.0)
+                             retry_after_s=1.0, reason="store_behind")
         held = self.assembly.n_open + self._pending_n
         if held > 2 * self.settings.max_pending_spans:  # flushes are not keeping up: push back
-            self.count_drop("overloaded")
             raise Overloaded(f"collector holds {held} spans waiting for their traces to finish; "
-                             "retry later", retry_after_s=max(1.0, self.settings.flush_interval_s))
+                             "retry later", retry_after_s=max(1.0, self.settings.flush_interval_s),
+                             reason="overloaded")
         cols = decode_traces(body, fmt, self.keys, defer_attributes=True)
         rejected, why = cols.rejected, cols.why
         with self._lock:
@@ -140,6 +159,11 @@ class Engine:
         """Add ``n`` to counter ``name`` (it goes out with the next batch)."""
         with self._lock:
             self.counters[name] += n
+
+    def count_event(self, name: str) -> None:
+        """Count one event by its full counter name (the API pool's refusals)."""
+        with self._lock:
+            self.counters[name] += 1
 
     # --- the span path -----------------------------------------------------------------------
     def _ingest_pending(self) -> None:
@@ -338,6 +362,10 @@ class Engine:
         """Every instance the engine tracks, as rows of the store's ``instances`` table."""
         with self._lock:
             return self.liveness.rows()
+
+    def overload_state(self) -> dict[str, Any]:
+        """Decode slots in use and the memory ceiling (``/api/v1/health``'s ``ingest``)."""
+        return {**self.admission.state(), "memory": self.memory.state()}
 
     def pending_counters(self, after: int | None = None) -> dict[str, int]:
         """Counters not yet handed out in a batch; with ``after`` (the newest batch a store

@@ -27,9 +27,12 @@ class DecodeError(ValueError):
 class Overloaded(RuntimeError):
     """The collector cannot take more now; the client should retry later."""
 
-    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+    def __init__(self, message: str, retry_after_s: float = 1.0, reason: str = "") -> None:
         super().__init__(message)
+        #: the delay the sender is told to wait (``Retry-After``, ``RetryInfo``)
         self.retry_after_s = retry_after_s
+        #: counted by the sink as ``requests_refused_<reason>`` ("" = counted already)
+        self.reason = reason
 
 
 @dataclass(frozen=True)

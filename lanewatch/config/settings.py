@@ -188,6 +188,24 @@ class Settings:
                                        "never 4xx) with exponential backoff for at most this long.",
                                        check=positive)
 
+    max_concurrent_decodes: int = setting(0, "OTLP export requests decoded at once (0 = one per core); "
+                                          "the others wait for a slot.", check=within(0, 1024))
+    admission_wait_s: float = setting(2.0, "An export request that cannot start decoding within this "
+                                      "long is refused retryably (HTTP 503 + Retry-After, gRPC UNAVAILABLE "
+                                      "+ RetryInfo); keep it well below the exporters' 10 s timeout.",
+                                      check=within(0.0, 60.0))
+    memory_limit_mib: int = setting(0, "Process memory ceiling in MiB (0 = none): above it less "
+                                    "memory_spike_mib, new export requests are refused retryably.",
+                                    check=within(0, 1 << 30))
+    memory_spike_mib: int = setting(0, "Headroom below memory_limit_mib where refusing begins "
+                                    "(0 = 20% of the limit).", check=within(0, 1 << 30))
+    api_workers: int = setting(4, "API and dashboard requests served at once (their own pool, apart "
+                               "from the OTLP receivers).", check=within(1, 1024))
+    api_backlog: int = setting(64, "API and dashboard requests that may wait for a worker; beyond, "
+                               "503 with Retry-After at once.", check=within(0, 100_000))
+    api_wait_s: float = setting(5.0, "An API or dashboard request that waited this long for a worker "
+                                "is answered 503 with Retry-After.", check=within(0.0, 600.0))
+
     routing_rules: list[Rule] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
         [], "Per-service routing rules (YAML only; formerly `rules`).", env=False,
         parse=routing.parse_rules, check=routing.check_rules, old_names=("rules",))
@@ -217,6 +235,9 @@ class Settings:
             raise ConfigError(f"max_unflushed_s ({self.max_unflushed_s}) must be above flush_interval_s "
                               f"({self.flush_interval_s}): every flush would be refused ingest")
         access.check_together(self.auth_token, self.auth_token_file, self.tls_cert, self.tls_key)
+        if 0 < self.memory_limit_mib <= self.memory_spike_mib:
+            raise ConfigError(f"memory_spike_mib: {self.memory_spike_mib} must be below memory_limit_mib "
+                              f"({self.memory_limit_mib})")
         return self
 
     def value(self, name: str) -> object:

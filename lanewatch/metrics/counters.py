@@ -41,6 +41,9 @@ FAMILIES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
                                    "(spans it acknowledged after its last flush are missing)."), ()),
     "lanewatch_open_spans_unreadable": (("Starts whose kept open spans could not be read (their "
                                         "traces' verdicts are lost)."), ()),
+    "lanewatch_api_requests_refused": (("API and dashboard requests answered 503 by the API pool "
+                                       "(backlog, wait, connections) or dropped because their client had "
+                                       "gone (client_gone)."), ("reason",)),
     "lanewatch_collector_events": ("Other collector counters, by engine name.", ("event",)),
 }
 
@@ -65,6 +68,10 @@ KNOWN: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "spans_resumed": ("lanewatch_spans_resumed", ()),
     "restarts_unclean": ("lanewatch_restarts_unclean", ()),
     "open_spans_unreadable": ("lanewatch_open_spans_unreadable", ()),
+    "api_requests_refused_backlog": ("lanewatch_api_requests_refused", ("backlog",)),
+    "api_requests_refused_wait": ("lanewatch_api_requests_refused", ("wait",)),
+    "api_requests_refused_connections": ("lanewatch_api_requests_refused", ("connections",)),
+    "api_requests_abandoned": ("lanewatch_api_requests_refused", ("client_gone",)),
 }
 REFUSED_PREFIX: Final = "requests_refused_"
 #: Engine counters not exposed: ``hops`` is ``sum(lanewatch_hops_total)``.
