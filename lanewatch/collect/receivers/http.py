@@ -1,4 +1,4 @@
-"""OTLP/HTTP receiver: ``POST /v1/traces`` and ``POST /v1/metrics``, protobuf or JSON.
+"""OTLP/HTTP receiver: ``POST /v1/traces``, ``/v1/metrics`` and ``/v1/logs``, protobuf or JSON.
 
 Only the wire lives here: routing, content type, content encoding, size limits,
 ``Content-Length`` and chunked bodies, and mapping the sink's answer onto the
@@ -6,7 +6,7 @@ OTLP/HTTP response (200 with optional partial success; 400/413/415/5xx with a
 ``google.rpc.Status`` body in the request's format; 503 with ``Retry-After``).
 Decoding is the sink's job. Every request refused before the sink sees it is
 reported with ``sink.count_drop(reason)``; POSTs to other paths count as
-``unknown_path`` (e.g. logs sent to a lanewatch that takes no logs).
+``unknown_path``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
@@ -37,13 +38,15 @@ from lanewatch.collect.schema import varint
 
 logger = logging.getLogger(__name__)
 
-_PATHS: dict[str, Signal] = {"/v1/traces": "traces", "/v1/metrics": "metrics"}
+_PATHS: dict[str, Signal] = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs"}
 _FORMATS: dict[str, Format] = {"application/x-protobuf": "proto", "application/json": "json"}
 _CONTENT_TYPES: dict[str, str] = {"proto": "application/x-protobuf", "json": "application/json"}
 _RESPONSES: dict[str, tuple[Any, str]] = {
     "traces": (ExportTraceServiceResponse, "rejected_spans"),
     "metrics": (ExportMetricsServiceResponse, "rejected_data_points"),
+    "logs": (ExportLogsServiceResponse, "rejected_log_records"),
 }
+_ENDPOINTS = ", ".join(_PATHS)
 _EMPTY_OK: dict[str, bytes] = {"proto": b"", "json": b"{}"}
 #: HTTP status -> google.rpc.Code for error bodies.
 _RPC_CODES = {400: 3, 404: 5, 405: 12, 413: 8, 415: 3, 500: 13, 503: 14}
@@ -149,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
             path = self.path.split("?", 1)[0]
             signal = _PATHS.get(path)
             if signal is None:
-                raise _Refused(404, f"no OTLP endpoint at {path}: use /v1/traces or /v1/metrics",
+                raise _Refused(404, f"no OTLP endpoint at {path}: use {_ENDPOINTS}",
                                "unknown_path", close=True)
             ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
             fmt = _FORMATS.get(ctype, "json")
@@ -175,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.headers.get("Content-Length", "0").strip() != "0"
         path = self.path.split("?", 1)[0]
         status, headers = (405, (("Allow", "POST"),)) if path in _PATHS else (404, ())
-        message = f"{self.command} {path}: OTLP takes POST /v1/traces and POST /v1/metrics"
+        message = f"{self.command} {path}: OTLP takes POST {_ENDPOINTS}"
         try:
             self._reply(status, "json", _status_body("json", status, message), headers,
                         close=self._pending)
