@@ -49,7 +49,11 @@ _RESPONSES: dict[str, tuple[Any, str]] = {
 _ENDPOINTS = ", ".join(_PATHS)
 _EMPTY_OK: dict[str, bytes] = {"proto": b"", "json": b"{}"}
 #: HTTP status -> google.rpc.Code for error bodies.
-_RPC_CODES = {400: 3, 404: 5, 405: 12, 413: 8, 415: 3, 500: 13, 503: 14}
+_RPC_CODES = {400: 3, 404: 5, 405: 12, 411: 3, 413: 8, 414: 8, 415: 3, 431: 8, 500: 13, 501: 12, 503: 14,
+              505: 12}
+#: Errors the standard library's HTTP parser answers itself (``send_error``) -> the reason counted.
+_PARSER_ERRORS = {400: "bad_request", 414: "uri_too_long", 431: "header_too_large",
+                  501: "unsupported_method", 505: "unsupported_version"}
 _LINGER_S = 1.0  # after refusing an unread body, drain it this long so the client reads our answer
 
 
@@ -140,6 +144,22 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
     _pending = False  # a request body is (maybe) unread on the socket
+    _close_after = False  # the request's framing obliges us to close after answering
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What ``http.server`` refuses itself (a malformed request line, a header too long,
+        too many headers, an unknown method or HTTP version): a counted google.rpc.Status in
+        JSON, like every other refusal, and the connection closed."""
+        self.server.guard.count_drop(_PARSER_ERRORS.get(code, "http_error"))
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "error"
+        text = f"{message or phrase}: {explain}" if explain else (message or phrase)
+        try:
+            self._reply(code, "json", _status_body("json", code, text), close=True)
+        except OSError:
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: a line per request would cost more than parsing it."""
@@ -197,8 +217,27 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return super().handle_expect_100()
 
+    def _framing(self) -> None:
+        """RFC 9112 §6: refuse what cannot be framed safely (411 when no length is given at
+        all, 400 for conflicting lengths or chunked in HTTP/1.0); a request with both
+        ``Transfer-Encoding`` and ``Content-Length`` is read chunked and the connection closed."""
+        lengths = {v.strip() for v in self.headers.get_all("Content-Length") or ()}
+        chunked = "Transfer-Encoding" in self.headers
+        if len(lengths) > 1:
+            raise _Refused(400, f"conflicting Content-Length values {sorted(lengths)}", "bad_request",
+                           close=True)
+        if chunked and self.request_version == "HTTP/1.0":
+            raise _Refused(400, "Transfer-Encoding in an HTTP/1.0 request: send Content-Length",
+                           "bad_request", close=True)
+        if not chunked and not lengths:
+            self._pending = True  # a body may follow anyway: drained before closing
+            raise _Refused(411, "Content-Length required: send Content-Length or "
+                           "Transfer-Encoding: chunked", "length_required", close=True)
+        self._close_after = chunked and bool(lengths)
+
     def _read_body(self) -> bytes:
         limit = self.server.max_body_bytes
+        self._framing()
         try:
             if "Transfer-Encoding" in self.headers:
                 if self.headers["Transfer-Encoding"].strip().lower() != "chunked":
@@ -267,7 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.guard.log_internal(e)
             raise _Refused(500, f"internal error: {type(e).__name__}: {e}",
                            "internal_error") from None
-        self._reply(200, fmt, _success_body(signal, fmt, result))
+        self._reply(200, fmt, _success_body(signal, fmt, result), close=self._close_after)
 
     def _reply(self, status: int, fmt: Format, body: bytes,
                headers: tuple[tuple[str, str], ...] = (), close: bool = False) -> None:
