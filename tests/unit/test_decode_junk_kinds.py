@@ -33,3 +33,23 @@ def test_junk_kind_reads_as_unspecified(kind: object) -> None:
 @pytest.mark.parametrize(("kind", "want"), [(3, 3), ("SPAN_KIND_CLIENT", 3), (3.0, 3), (5, 5)])
 def test_valid_kinds_still_read(kind: object, want: int) -> None:
     assert decode_traces(body(kind), "json", Keys()).kind.tolist() == [want, 2]
+
+
+def test_the_status_cache_keeps_only_short_statuses() -> None:
+    """Encoded statuses are cached process-wide by their bytes: a sender's long, distinct
+    status messages must not stay in memory (100 of 100 KB each here)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+    from lanewatch.collect.spans import STATUS_CODES
+    from lanewatch.testing import TraceBuilder
+
+    tb = TraceBuilder()
+    for _ in range(100):
+        tb.hop("A", error=True)
+    req = ExportTraceServiceRequest.FromString(tb.body())
+    for i, sp in enumerate(req.resource_spans[0].scope_spans[0].spans):
+        sp.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message=f"{i}" + "x" * 100_000))
+    cols = decode_traces(req.SerializeToString(), "proto", Keys())
+    assert cols.err.tolist() == [True] * 100  # still read right
+    assert sum(map(len, STATUS_CODES)) < 1_000_000
