@@ -38,8 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import atheris  # noqa: E402
-import orjson  # noqa: E402
+import atheris
+import orjson
 
 with atheris.instrument_imports(include=["lanewatch"]):
     from lanewatch import config
@@ -48,22 +48,22 @@ with atheris.instrument_imports(include=["lanewatch"]):
     from lanewatch.collect.ingest import DecodeError, Format, IngestResult, Overloaded, Signal
     from lanewatch.collect.receivers.http import OtlpHttpReceiver
 
-from google.protobuf.json_format import MessageToJson  # noqa: E402
-from google.rpc.status_pb2 import Status  # noqa: E402
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (  # noqa: E402
+from google.protobuf.json_format import MessageToJson
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (  # noqa: E402
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from lanewatch.testing import FakeClock, TraceBuilder, heartbeat_request, to_otlp_json  # noqa: E402
+from lanewatch.testing import FakeClock, TraceBuilder, heartbeat_request, to_otlp_json
 
 #: selector % 6 -> (signal, format); bit 3: protobuf traces through the fast path; bit 4: gzip (http)
 TARGETS: list[tuple[Signal, Format]] = [("traces", "proto"), ("traces", "json"), ("metrics", "proto"),

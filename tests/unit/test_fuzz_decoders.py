@@ -25,7 +25,7 @@ def fuzz(tmp_path: Path, *args: str, code: str | None = None) -> subprocess.Comp
     (tmp_path / "art").mkdir()
     cli = [*args, "--artifacts", str(tmp_path / "art"), str(corpus)]
     cmd = [sys.executable, str(SCRIPT), *cli] if code is None else [sys.executable, "-c", code, *cli]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=240, cwd=tmp_path)
 
 
 def summary(run: subprocess.CompletedProcess[str]) -> re.Match[str]:
