@@ -40,6 +40,7 @@ from lanewatch.collect.details import describe
 from lanewatch.collect.ingest import Format, IngestResult, Overloaded, Signal
 from lanewatch.collect.judge import Finalised
 from lanewatch.collect.liveness import Liveness
+from lanewatch.collect.logs import decode_logs
 from lanewatch.collect.memlimit import MemoryLimit
 from lanewatch.collect.names import Names, Strings
 from lanewatch.config import Rule, Settings
@@ -127,6 +128,17 @@ class Engine:
                                           b.time_ns / _NS, b.up, revive=b.explicit)
                 self.counters["metric_points_received"] += points
             return IngestResult(accepted=points)
+        if signal == "logs":  # liveness evidence, otherwise dropped (collect/logs.py)
+            logs = decode_logs(body, fmt, self.keys)
+            with self._lock:
+                for s in logs.seen:
+                    r = s.resource
+                    self.liveness.observe(self.services[r.service], self.lanes[r.lane], r.instance,
+                                          s.time_ns / _NS, revive=False)
+                self.counters["log_records_received"] += logs.accepted
+                if logs.rejected:
+                    self.counters["log_records_rejected_invalid"] += logs.rejected
+            return IngestResult(accepted=logs.accepted, rejected=logs.rejected, message=logs.why)
         durable = self.durable_at
         if durable is not None and (lag := self.clock() - durable) > self.settings.max_unflushed_s:
             # acknowledging more would widen what a crash loses

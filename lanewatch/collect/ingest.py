@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-Signal = Literal["traces", "metrics"]
+Signal = Literal["traces", "metrics", "logs"]
 Format = Literal["proto", "json"]
 
 
@@ -37,7 +37,7 @@ class Overloaded(RuntimeError):
 
 @dataclass(frozen=True)
 class IngestResult:
-    """Items (spans or data points) accepted and rejected, with the reason."""
+    """Items (spans, data points or log records) accepted and rejected, with the reason."""
 
     accepted: int
     rejected: int = 0

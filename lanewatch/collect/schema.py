@@ -140,6 +140,11 @@ def any_string(raw: bytes | str) -> str:
     return str(m.string_value)
 
 
+#: Encoded statuses longer than this (a long message) are not cached: the cache lives as long as
+#: the process, and its entry count alone would not bound its bytes.
+MAX_CACHED_STATUS_BYTES = 256
+
+
 class StatusCodes(dict[bytes, int]):
     """Encoded ``Status`` -> its code, parsed once per distinct encoding."""
 
@@ -150,6 +155,6 @@ class StatusCodes(dict[bytes, int]):
             code = int(m.code)
         except Exception:  # noqa: BLE001 -- a broken status is no error status
             code = 0
-        if len(self) < 10_000:
+        if len(self) < 10_000 and len(raw) <= MAX_CACHED_STATUS_BYTES:  # long ones: parsed each time
             self[raw] = code
         return code

@@ -19,6 +19,9 @@ FAMILIES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "lanewatch_requests_refused": (("Requests refused whole (OTLP: the span count is unknown; "
                                    "web_* reasons: API, dashboard, /metrics), by reason."), ("reason",)),
     "lanewatch_metric_points_received": ("OTLP metric data points received (heartbeats among them).", ()),
+    "lanewatch_log_records_received": (("OTLP log records received (liveness evidence; "
+                                       "otherwise dropped)."), ()),
+    "lanewatch_log_records_rejected": ("OTLP log records rejected (invalid ids or times).", ()),
     "lanewatch_spans_late": ("Spans that arrived after their trace was final and reopened it.", ()),
     "lanewatch_spans_finalised_early": (("Spans whose traces were judged early because too many "
                                         "spans were waiting."), ()),
@@ -54,6 +57,8 @@ KNOWN: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "duplicate_spans": ("lanewatch_spans_dropped", ("duplicate",)),
     "spans_lost_internal_error": ("lanewatch_spans_dropped", ("internal_error",)),
     "metric_points_received": ("lanewatch_metric_points_received", ()),
+    "log_records_received": ("lanewatch_log_records_received", ()),
+    "log_records_rejected_invalid": ("lanewatch_log_records_rejected", ()),
     "late_spans": ("lanewatch_spans_late", ()),
     "spans_finalised_early": ("lanewatch_spans_finalised_early", ()),
     "unpaired_server_spans": ("lanewatch_spans_unpaired", ("server",)),

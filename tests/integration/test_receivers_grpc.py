@@ -12,6 +12,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
@@ -34,6 +35,7 @@ from lanewatch.testing import RecordingSink
 MAX_BODY = 1 << 20
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 METRICS = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+LOGS = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
 
 @pytest.fixture
@@ -107,6 +109,9 @@ def test_partial_success(channel: grpc.Channel, sink: RecordingSink) -> None:
     assert traces.partial_success.error_message == "2 spans without ids"
     metrics = ExportMetricsServiceResponse.FromString(call(channel, METRICS, b""))
     assert metrics.partial_success.rejected_data_points == 2
+    logs = ExportLogsServiceResponse.FromString(call(channel, LOGS, b""))
+    assert logs.partial_success.rejected_log_records == 2
+    assert [c[0] for c in sink.calls] == ["traces", "metrics", "logs"]
     sink.result = IngestResult(accepted=3)
     assert not ExportTraceServiceResponse.FromString(call(channel, TRACES, b"")).HasField(
         "partial_success")

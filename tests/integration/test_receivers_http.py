@@ -15,6 +15,7 @@ import pytest
 from google.rpc.status_pb2 import Status
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
@@ -187,7 +188,7 @@ def test_decode_error_proto_and_json(receiver: OtlpHttpReceiver, sink: Recording
 
 
 def test_not_found_and_method_not_allowed(receiver: OtlpHttpReceiver, sink: RecordingSink) -> None:
-    assert post(receiver.port, b"x", PROTO, path="/v1/logs").status == 404
+    assert post(receiver.port, b"x", PROTO, path="/v1/profiles").status == 404
     assert sink.drops == [("unknown_path", 1)]
     resp = post(receiver.port, b"", {}, method="GET")
     assert resp.status == 405 and resp.getheader("Allow") == "POST"
@@ -211,7 +212,13 @@ def test_partial_success(receiver: OtlpHttpReceiver, sink: RecordingSink) -> Non
                                       "errorMessage": "3 spans without trace id"}}
     resp.request("POST", "/v1/metrics", body=b"{}", headers={"Content-Type": "application/json"})
     assert json.loads(resp.getresponse().read())["partialSuccess"]["rejectedDataPoints"] == "3"
+    resp.request("POST", "/v1/logs", body=b"", headers=PROTO)
+    logs = ExportLogsServiceResponse.FromString(resp.getresponse().read())
+    assert logs.partial_success.rejected_log_records == 3
+    resp.request("POST", "/v1/logs", body=b"{}", headers={"Content-Type": "application/json"})
+    assert json.loads(resp.getresponse().read())["partialSuccess"]["rejectedLogRecords"] == "3"
     resp.close()
+    assert [c[0] for c in sink.calls] == ["traces", "metrics", "traces", "metrics", "logs", "logs"]
 
 
 @pytest.mark.parametrize(("after", "header"), [(2.5, "3"), (0.01, "1")])

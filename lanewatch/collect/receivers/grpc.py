@@ -1,4 +1,4 @@
-"""OTLP/gRPC receiver: ``TraceService/Export`` and ``MetricsService/Export``.
+"""OTLP/gRPC receiver: ``TraceService/Export``, ``MetricsService/Export`` and ``LogsService/Export``.
 
 The methods are registered as generic handlers with an identity request
 deserializer: the request bytes go to the sink untouched, which parses them
@@ -33,6 +33,7 @@ from google.protobuf.any_pb2 import Any as AnyProto
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
@@ -50,6 +51,8 @@ _SERVICES: tuple[tuple[str, Signal, Any, str], ...] = (
      ExportTraceServiceResponse, "rejected_spans"),
     ("opentelemetry.proto.collector.metrics.v1.MetricsService", "metrics",
      ExportMetricsServiceResponse, "rejected_data_points"),
+    ("opentelemetry.proto.collector.logs.v1.LogsService", "logs",
+     ExportLogsServiceResponse, "rejected_log_records"),
 )
 _WORKERS = 8
 _GRACE_S = 0.5

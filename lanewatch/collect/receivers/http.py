@@ -1,4 +1,4 @@
-"""OTLP/HTTP receiver: ``POST /v1/traces`` and ``POST /v1/metrics``, protobuf or JSON.
+"""OTLP/HTTP receiver: ``POST /v1/traces``, ``/v1/metrics`` and ``/v1/logs``, protobuf or JSON.
 
 Only the wire lives here: routing, content type, content encoding, size limits,
 ``Content-Length`` and chunked bodies, and mapping the sink's answer onto the
@@ -6,7 +6,7 @@ OTLP/HTTP response (200 with optional partial success; 400/413/415/5xx with a
 ``google.rpc.Status`` body in the request's format; 503 with ``Retry-After``).
 Decoding is the sink's job. Every request refused before the sink sees it is
 reported with ``sink.count_drop(reason)``; POSTs to other paths count as
-``unknown_path`` (e.g. logs sent to a lanewatch that takes no logs). With a token, a
+``unknown_path``. With a token, a
 request without ``Authorization: Bearer <token>`` is 401 (``unauthenticated``); with a TLS
 context every connection is TLS (a failed handshake counts as ``tls_handshake``).
 """
@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
@@ -41,16 +42,22 @@ from lanewatch.collect.schema import varint
 
 logger = logging.getLogger(__name__)
 
-_PATHS: dict[str, Signal] = {"/v1/traces": "traces", "/v1/metrics": "metrics"}
+_PATHS: dict[str, Signal] = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs"}
 _FORMATS: dict[str, Format] = {"application/x-protobuf": "proto", "application/json": "json"}
 _CONTENT_TYPES: dict[str, str] = {"proto": "application/x-protobuf", "json": "application/json"}
 _RESPONSES: dict[str, tuple[Any, str]] = {
     "traces": (ExportTraceServiceResponse, "rejected_spans"),
     "metrics": (ExportMetricsServiceResponse, "rejected_data_points"),
+    "logs": (ExportLogsServiceResponse, "rejected_log_records"),
 }
+_ENDPOINTS = ", ".join(_PATHS)
 _EMPTY_OK: dict[str, bytes] = {"proto": b"", "json": b"{}"}
 #: HTTP status -> google.rpc.Code for error bodies.
-_RPC_CODES = {400: 3, 401: 16, 404: 5, 405: 12, 413: 8, 415: 3, 500: 13, 503: 14}
+_RPC_CODES = {400: 3, 401: 16, 404: 5, 405: 12, 411: 3, 413: 8, 414: 8, 415: 3, 431: 8, 500: 13, 501: 12, 503: 14,
+              505: 12}
+#: Errors the standard library's HTTP parser answers itself (``send_error``) -> the reason counted.
+_PARSER_ERRORS = {400: "bad_request", 414: "uri_too_long", 431: "header_too_large",
+                  501: "unsupported_method", 505: "unsupported_version"}
 _LINGER_S = 1.0  # after refusing an unread body, drain it this long so the client reads our answer
 
 
@@ -141,6 +148,22 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
     _pending = False  # a request body is (maybe) unread on the socket
+    _close_after = False  # the request's framing obliges us to close after answering
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What ``http.server`` refuses itself (a malformed request line, a header too long,
+        too many headers, an unknown method or HTTP version): a counted google.rpc.Status in
+        JSON, like every other refusal, and the connection closed."""
+        self.server.guard.count_drop(_PARSER_ERRORS.get(code, "http_error"))
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "error"
+        text = f"{message or phrase}: {explain}" if explain else (message or phrase)
+        try:
+            self._reply(code, "json", _status_body("json", code, text), close=True)
+        except OSError:
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: a line per request would cost more than parsing it."""
@@ -167,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
             path = self.path.split("?", 1)[0]
             signal = _PATHS.get(path)
             if signal is None:
-                raise _Refused(404, f"no OTLP endpoint at {path}: use /v1/traces or /v1/metrics",
+                raise _Refused(404, f"no OTLP endpoint at {path}: use {_ENDPOINTS}",
                                "unknown_path", close=True)
             ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
             fmt = _FORMATS.get(ctype, "json")
@@ -193,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.headers.get("Content-Length", "0").strip() != "0"
         path = self.path.split("?", 1)[0]
         status, headers = (405, (("Allow", "POST"),)) if path in _PATHS else (404, ())
-        message = f"{self.command} {path}: OTLP takes POST /v1/traces and POST /v1/metrics"
+        message = f"{self.command} {path}: OTLP takes POST {_ENDPOINTS}"
         try:
             self._reply(status, "json", _status_body("json", status, message), headers,
                         close=self._pending)
@@ -212,8 +235,27 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return super().handle_expect_100()
 
+    def _framing(self) -> None:
+        """RFC 9112 §6: refuse what cannot be framed safely (411 when no length is given at
+        all, 400 for conflicting lengths or chunked in HTTP/1.0); a request with both
+        ``Transfer-Encoding`` and ``Content-Length`` is read chunked and the connection closed."""
+        lengths = {v.strip() for v in self.headers.get_all("Content-Length") or ()}
+        chunked = "Transfer-Encoding" in self.headers
+        if len(lengths) > 1:
+            raise _Refused(400, f"conflicting Content-Length values {sorted(lengths)}", "bad_request",
+                           close=True)
+        if chunked and self.request_version == "HTTP/1.0":
+            raise _Refused(400, "Transfer-Encoding in an HTTP/1.0 request: send Content-Length",
+                           "bad_request", close=True)
+        if not chunked and not lengths:
+            self._pending = True  # a body may follow anyway: drained before closing
+            raise _Refused(411, "Content-Length required: send Content-Length or "
+                           "Transfer-Encoding: chunked", "length_required", close=True)
+        self._close_after = chunked and bool(lengths)
+
     def _read_body(self) -> bytes:
         limit = self.server.max_body_bytes
+        self._framing()
         try:
             if "Transfer-Encoding" in self.headers:
                 if self.headers["Transfer-Encoding"].strip().lower() != "chunked":
@@ -282,7 +324,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.guard.log_internal(e)
             raise _Refused(500, f"internal error: {type(e).__name__}: {e}",
                            "internal_error") from None
-        self._reply(200, fmt, _success_body(signal, fmt, result))
+        self._reply(200, fmt, _success_body(signal, fmt, result), close=self._close_after)
 
     def _reply(self, status: int, fmt: Format, body: bytes,
                headers: tuple[tuple[str, str], ...] = (), close: bool = False) -> None:
