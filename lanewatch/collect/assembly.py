@@ -7,8 +7,9 @@ for ``wait_s``: :meth:`Assembly.expire` takes the chunks older than that,
 keeps back the rows of traces that are still receiving spans (the carry), and
 returns the rest, grouped, for :func:`bulk.judge_bulk`.
 
-* Duplicates: a set of (trace, span) keys seen in the last ``wait_s +
-  keep_s`` (bounded by ``max_spans``); a repeat is dropped and counted.
+* Duplicates: the (trace, span) keys seen in the last ``wait_s + keep_s``
+  (bounded by ``max_spans``; :class:`~lanewatch.collect.seen.SeenKeys`); a repeat
+  is dropped and counted.
 * Late spans: a finalised trace's rows are kept ``keep_s``; a span that
   arrives for it reopens the trace, and the next expiry returns the old rows
   too (``prev``) so the caller can report only the difference.
@@ -32,6 +33,7 @@ from itertools import repeat
 import numpy as np
 
 from lanewatch.collect.bulk import Chunk, concat, span_key, take
+from lanewatch.collect.seen import SeenKeys
 
 
 @dataclass
@@ -54,8 +56,7 @@ class Assembly:
         self._kept: deque[tuple[float, Chunk]] = deque()  # finalised rows, for late spans
         self._final_at: dict[int, float] = {}  # finalised trace -> when
         self._reopened: set[int] = set()
-        self._seen: set[int] = set()
-        self._seen_gens: deque[tuple[float, list[int]]] = deque()
+        self._seen = SeenKeys(wait_s + keep_s, max_spans)
         self.n_open = self.n_kept = 0
         self.counters: Counter[str] = Counter()
         self._number = 0  # of the newest chunk
@@ -67,9 +68,10 @@ class Assembly:
         keys = span_key(rows["tkey"], rows["sid"])
         klist = keys.tolist()
         n = len(klist)
-        seen = self._seen
+        seen = self._seen.recent
         before = len(seen)
-        if seen.isdisjoint(klist):
+        in_old = self._seen.in_old(keys)
+        if in_old is None and seen.isdisjoint(klist):
             seen.update(klist)
             if len(seen) - before == n:  # the common case, decided in C: all new, all distinct
                 fresh = np.ones(n, dtype=bool)
@@ -78,7 +80,9 @@ class Assembly:
         else:
             fresh = np.fromiter((k not in seen for k in klist), dtype=bool, count=n)
             fresh &= self._first_occurrences(keys)
-            seen.update(klist)
+            if in_old is not None:
+                fresh &= ~in_old
+            seen.update(keys[fresh].tolist())
         n_dup = n - int(fresh.sum())
         if n_dup:
             self.counters["duplicate_spans"] += n_dup
@@ -86,7 +90,7 @@ class Assembly:
             klist = keys[fresh].tolist()
         if not klist:
             return fresh
-        self._seen_gens.append((now, klist))
+        self._seen.add(klist, now)
         traces = dict.fromkeys(rows["tkey"].tolist(), now)
         late = self._final_at.keys() & traces.keys()
         if late:
@@ -191,9 +195,7 @@ class Assembly:
     def _forget_old(self, now: float) -> None:
         while self._kept and self._kept[0][0] < now - self.keep_s:
             self._drop_kept()
-        horizon = now - self.wait_s - self.keep_s
-        while self._seen_gens and (self._seen_gens[0][0] < horizon or len(self._seen) > self.max_spans):
-            self._seen.difference_update(self._seen_gens.popleft()[1])
+        self._seen.roll(now)
 
     def _drop_kept(self) -> None:
         """Forget the oldest kept rows; their traces can no longer be reopened."""
