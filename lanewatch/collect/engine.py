@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from lanewatch import lane as L
-from lanewatch.collect import bulk, classify, wire
+from lanewatch.collect import bulk, classify, limits, wire
 from lanewatch.collect.aggregate import Rollup
 from lanewatch.collect.assembly import Assembly
 from lanewatch.collect.decode import (
@@ -33,7 +33,7 @@ from lanewatch.collect.decode import (
     decode_traces,
 )
 from lanewatch.collect.details import describe
-from lanewatch.collect.ingest import Format, IngestResult, Overloaded, Signal
+from lanewatch.collect.ingest import Format, IngestResult, Overloaded, Signal, TooLarge
 from lanewatch.collect.judge import Finalised
 from lanewatch.collect.liveness import Liveness
 from lanewatch.collect.names import Names, Strings
@@ -62,6 +62,8 @@ class Engine:
         self.keys = Keys(tuple(settings.request_lane_attributes), tuple(settings.instance_lane_attributes),
                          tuple(settings.rule_attributes))
         self.counters: Counter[str] = Counter()
+        self.limits = limits.Limits(settings.max_spans_per_request, settings.max_points_per_request,
+                                    settings.max_json_values_per_request)
         self.lanes = Names(settings.max_lanes, L.normalize_lane, L.OVERFLOW_LANE, "lane", self.counters)
         self.services = Names(settings.max_services, _service_name, "_other", "service", self.counters)
         self.liveness = Liveness(settings.liveness_ttl_s, settings.topology, clock)
@@ -80,6 +82,14 @@ class Engine:
 
     # --- Sink ------------------------------------------------------------------------------
     def ingest(self, signal: Signal, body: bytes, fmt: Format) -> IngestResult:
+        try:
+            limits.check_request(signal, body, fmt, self.limits)
+            return self._ingest(signal, body, fmt)
+        except TooLarge as e:
+            self.count_drop(e.reason)
+            raise
+
+    def _ingest(self, signal: Signal, body: bytes, fmt: Format) -> IngestResult:
         if signal == "metrics":
             beats, points = decode_metrics(body, fmt, self.keys)
             with self._lock:
@@ -94,7 +104,7 @@ class Engine:
             self.count_drop("overloaded")
             raise Overloaded(f"collector holds {held} spans waiting for their traces to finish; "
                              "retry later", retry_after_s=max(1.0, self.settings.flush_interval_s))
-        cols = decode_traces(body, fmt, self.keys, defer_attributes=True)
+        cols = decode_traces(body, fmt, self.keys, defer_attributes=True, max_spans=self.limits.spans)
         rejected, why = cols.rejected, cols.why
         with self._lock:
             if cols.n:

@@ -123,6 +123,15 @@ class Settings:
 
     max_body_bytes: int = setting(16 * 1024 * 1024, "Largest OTLP request body, after decompression "
                                   "(413 beyond).", check=positive)
+    max_spans_per_request: int = setting(200_000, "Spans in one OTLP request (with the resource and "
+                                         "scope entries holding them), counted before it is parsed; "
+                                         "413 / RESOURCE_EXHAUSTED beyond.", check=positive)
+    max_points_per_request: int = setting(200_000, "Metric data points in one OTLP request (with the "
+                                          "entries holding them), counted before it is parsed; 413 / "
+                                          "RESOURCE_EXHAUSTED beyond.", check=positive)
+    max_json_values_per_request: int = setting(1_000_000, "JSON objects and arrays in one OTLP/JSON "
+                                               "request, counted before it is parsed; 413 beyond.",
+                                               check=positive)
     max_lanes: int = setting(64, "Distinct lanes tracked; further lanes count as '_other' and are shown.",
                              check=positive)
     max_services: int = setting(2000, "Distinct services tracked; further ones count as '_other'.",
