@@ -28,6 +28,7 @@ from lanewatch.collect.assembly import Assembly
 from lanewatch.collect.decode import (
     AttributeStrings,
     Keys,
+    Resource,
     SpanColumns,
     decode_metrics,
     decode_traces,
@@ -65,8 +66,12 @@ class Engine:
         self.limits = limits.Limits(settings.max_spans_per_request, settings.max_points_per_request,
                                     settings.max_json_values_per_request)
         self.lanes = Names(settings.max_lanes, L.normalize_lane, L.OVERFLOW_LANE, "lane", self.counters)
-        self.services = Names(settings.max_services, _service_name, "_other", "service", self.counters)
-        self.liveness = Liveness(settings.liveness_ttl_s, settings.topology, clock)
+        self.services = Names(settings.max_services, _service_namer(settings.max_name_chars), "_other",
+                              "service", self.counters)
+        self.liveness = Liveness(settings.liveness_ttl_s, settings.topology, clock,
+                                 max_per_lane=settings.max_instances_per_lane,
+                                 max_total=settings.max_instances, max_id_chars=settings.max_name_chars,
+                                 counters=self.counters)
         self.assembly = Assembly(settings.trace_wait_s, settings.closed_trace_keep_s,
                                  settings.max_pending_spans, clock)
         self.strings = Strings()
@@ -93,10 +98,15 @@ class Engine:
         if signal == "metrics":
             beats, points = decode_metrics(body, fmt, self.keys)
             with self._lock:
+                named: dict[Resource, tuple[str, str]] = {}  # each resource named (and counted) once
                 for b in beats:
                     r = b.resource
-                    self.liveness.observe(self.services[r.service], self.lanes[r.lane], r.instance,
-                                          b.time_ns / _NS, b.up, revive=b.explicit)
+                    first = r not in named
+                    if first:
+                        named[r] = self.services.map([r.service])[0], self.lanes.map([r.lane])[0]
+                    service, lane = named[r]
+                    self.liveness.observe(service, lane, r.instance, b.time_ns / _NS, b.up,
+                                          revive=b.explicit, count=first)
                 self.counters["metric_points_received"] += points
             return IngestResult(accepted=points)
         held = self.assembly.n_open + self._pending_n
@@ -272,6 +282,9 @@ def _verdict_names(codes: np.ndarray) -> list[str]:
     return [L.VERDICT_NAMES[v] for v in codes.tolist()]
 
 
-def _service_name(raw: object) -> str:
-    s = str(raw).strip()[:200]
-    return s if s else "unknown_service"
+def _service_namer(max_chars: int) -> Callable[[object], str]:
+    """Service names: stripped, at most ``max_chars`` characters (the name tables count cut ones)."""
+    def name(raw: object) -> str:
+        s = str(raw).strip()[:max_chars]
+        return s if s else "unknown_service"
+    return name

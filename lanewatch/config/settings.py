@@ -137,6 +137,15 @@ class Settings:
     max_services: int = setting(2000, "Distinct services tracked; further ones count as '_other'.",
                                 check=positive)
 
+    max_instances_per_lane: int = setting(1000, "Instances tracked per service and lane; evidence of "
+                                          "further ones counts for that lane's '_other' instance "
+                                          "(instances_over_limit).", check=positive)
+    max_instances: int = setting(20_000, "Instances tracked in all; further ones as for "
+                                 "max_instances_per_lane.", check=positive)
+    max_name_chars: int = setting(256, "Instance ids and service names longer than this are cut (ids "
+                                  "keep a hash of the whole id) and counted.",
+                                  check=within(32, 65536, what="must be 32..65536"))
+
     request_lane_attributes: list[str] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
         [L.REQUEST_LANE_ATTR], "Span attribute keys read for the request lane, first non-empty wins "
         "(aliases such as x-mse-tag may be listed).", check=not_empty)
