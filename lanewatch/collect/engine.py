@@ -64,7 +64,8 @@ class Engine:
                          tuple(settings.rule_attributes))
         self.counters: Counter[str] = Counter()
         self.limits = limits.Limits(settings.max_spans_per_request, settings.max_points_per_request,
-                                    settings.max_json_values_per_request)
+                                    settings.max_json_values_per_request,
+                                    settings.max_attributes_per_request)
         self.lanes = Names(settings.max_lanes, L.normalize_lane, L.OVERFLOW_LANE, "lane", self.counters)
         self.services = Names(settings.max_services, _service_namer(settings.max_name_chars), "_other",
                               "service", self.counters)

@@ -5,13 +5,16 @@ A body's size does not bound what parsing it builds: 16 MiB of empty spans
 OTLP/JSON ``{},`` are 5 million dicts. So before a request is parsed:
 
 * **protobuf**: the entries on the path to the items (traces: resource_spans ->
-  scope_spans -> spans; metrics: resource_metrics -> scope_metrics -> metrics ->
-  gauge/sum/histogram/... -> data_points) are counted, every field met on the way
-  included, and the request is refused once the count passes the limit. First a
-  bound in C: every such entry starts with its tag byte (field 1 or 2, ... length
-  delimited, a non-minimal tag too: ``0x12`` or ``0x92`` for field 2), so when those
-  bytes occur at most ``limit`` times, no walk is needed. Otherwise the fields are
-  walked (in Python, at most ``limit`` steps, so a refusal costs at most that).
+  resource attributes and scope_spans -> spans; metrics: resource_metrics -> resource
+  attributes and scope_metrics -> metrics -> gauge/sum/histogram/... -> data_points)
+  are counted, every field met on the way included, and the request is refused once
+  the count passes the limit. First a bound in C: every such entry starts with its
+  tag byte (field 1 or 2, ... length delimited, a non-minimal tag too: ``0x12`` or
+  ``0x92`` for field 2), so when those bytes occur at most ``limit`` times, no walk is
+  needed. Otherwise the fields are walked (in Python, at most ``limit`` steps, so a
+  refusal costs at most that). Span attributes (8 million empty ones fit in 16 MiB)
+  are bounded the same way: their tag bytes (``0x4a``/``0xca``) counted in C, and
+  only above the limit every field of every span walked.
   Groups (wire types 3 and 4, which OTLP never uses) are refused as malformed here.
 * **JSON**: objects and arrays (``{`` and ``[`` outside strings) are counted in C
   (strings cut out with one regular expression only when the raw count is above the
@@ -30,12 +33,17 @@ from dataclasses import dataclass
 
 from lanewatch.collect.ingest import DecodeError, Format, Signal, TooLarge
 
-#: Per level, the fields descended into: traces resource_spans(1) -> scope_spans(2) -> spans(2)
-TRACE_PATH: tuple[frozenset[int], ...] = (frozenset({1}), frozenset({2}), frozenset())
-#: resource_metrics(1) -> scope_metrics(2) -> metrics(2) -> gauge(5), sum(7), histogram(9),
-#: exponential_histogram(10), summary(11) -> data_points(1)
-METRIC_PATH: tuple[frozenset[int], ...] = (frozenset({1}), frozenset({2}), frozenset({2}),
+#: Per level, the fields descended into: traces resource_spans(1) -> resource(1) (its
+#: attributes are counted) and scope_spans(2) -> spans(2)
+TRACE_PATH: tuple[frozenset[int], ...] = (frozenset({1}), frozenset({1, 2}), frozenset())
+#: ... and every field of every span (attributes(9) among them)
+SPAN_FIELDS_PATH: tuple[frozenset[int], ...] = (*TRACE_PATH[:2], frozenset({2}), frozenset())
+#: resource_metrics(1) -> resource(1), scope_metrics(2) -> metrics(2) -> gauge(5), sum(7),
+#: histogram(9), exponential_histogram(10), summary(11) -> data_points(1)
+METRIC_PATH: tuple[frozenset[int], ...] = (frozenset({1}), frozenset({1, 2}), frozenset({2}),
                                            frozenset({5, 7, 9, 10, 11}), frozenset())
+#: span attributes(9), as a tag's first byte (minimal or not)
+_ATTRIBUTE_TAGS = (b"\x4a", b"\xca")
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
@@ -46,6 +54,7 @@ class Limits:
     spans: int = 200_000
     points: int = 200_000
     json_values: int = 1_000_000
+    attributes: int = 1_000_000
 
 
 def check_request(signal: Signal, body: bytes, fmt: Format, limits: Limits) -> None:
@@ -60,9 +69,14 @@ def check_request(signal: Signal, body: bytes, fmt: Format, limits: Limits) -> N
         return
     if signal == "traces":
         if pb_entries(body, TRACE_PATH, limits.spans) > limits.spans:
-            raise TooLarge(f"request has more than {limits.spans} spans (counting the resource and "
-                           f"scope entries that hold them; max_spans_per_request); send smaller "
-                           f"batches", "too_many_spans")
+            raise TooLarge(f"request has more than {limits.spans} spans (counting the resource, its "
+                           f"attributes and the scope entries that hold them; max_spans_per_request); "
+                           f"send smaller batches", "too_many_spans")
+        if (sum(map(body.count, _ATTRIBUTE_TAGS)) > limits.attributes
+                and pb_entries(body, SPAN_FIELDS_PATH, limits.attributes, shortcut=False) > limits.attributes):
+            raise TooLarge(f"request has more than {limits.attributes} span attributes (counting every "
+                           f"field of its spans; max_attributes_per_request); send smaller batches",
+                           "too_many_attributes")
     elif pb_entries(body, METRIC_PATH, limits.points) > limits.points:
         raise TooLarge(f"request has more than {limits.points} data points (counting the resource, "
                        f"scope and metric entries that hold them; max_points_per_request); send "
@@ -86,12 +100,13 @@ def _tag_bytes(path: tuple[frozenset[int], ...]) -> tuple[bytes, ...]:
     return tuple(bytes((b,)) for b in sorted(first | {b | 0x80 for b in first}))
 
 
-def pb_entries(body: bytes, path: tuple[frozenset[int], ...], limit: int) -> int:
+def pb_entries(body: bytes, path: tuple[frozenset[int], ...], limit: int, shortcut: bool = True) -> int:
     """Fields on ``path`` (every field at each level walked, descending into the listed
-    field numbers; the last level's fields are the items), or an upper bound of it that is
-    at most ``limit``; once the count passes ``limit`` the walk stops and ``limit + 1`` is
-    returned. Raises :class:`DecodeError` for bytes that are not protobuf."""
-    bound = sum(body.count(b) for b in _tag_bytes(path))
+    field numbers; the last level's fields are the items), or (``shortcut``) an upper bound
+    of the entries on the path that is at most ``limit``; once the count passes ``limit``
+    the walk stops and ``limit + 1`` is returned. Raises :class:`DecodeError` for bytes
+    that are not protobuf."""
+    bound = sum(body.count(b) for b in _tag_bytes(path)) if shortcut else limit + 1
     if bound <= limit:
         return bound
     count = 0

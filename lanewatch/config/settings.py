@@ -129,6 +129,9 @@ class Settings:
     max_points_per_request: int = setting(200_000, "Metric data points in one OTLP request (with the "
                                           "entries holding them), counted before it is parsed; 413 / "
                                           "RESOURCE_EXHAUSTED beyond.", check=positive)
+    max_attributes_per_request: int = setting(1_000_000, "Span attributes in one OTLP protobuf "
+                                              "request, counted before it is parsed; 413 / "
+                                              "RESOURCE_EXHAUSTED beyond.", check=positive)
     max_json_values_per_request: int = setting(1_000_000, "JSON objects and arrays in one OTLP/JSON "
                                                "request, counted before it is parsed; 413 beyond.",
                                                check=positive)

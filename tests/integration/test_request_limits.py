@@ -153,3 +153,18 @@ def test_a_collector_sized_batch_is_taken(collector: Any) -> None:
         tb.hop("A", lane="gray", request_lane="gray")
     status, _ = post(ep, "/v1/traces", tb.body())
     assert status == 200
+
+
+def test_attribute_floods_are_refused(collector: Any) -> None:
+    """8M empty KeyValues in one span (+400 MB before), 1.6M distinct resource attributes."""
+    proc, ep = collector
+    span = (b"\x0a\x10" + b"\x01" * 16 + b"\x12\x08" + b"\x02" * 8
+            + b"\x39" + (1_800_000_000 * 10**9).to_bytes(8, "little"))
+    status, answer = post(ep, "/v1/traces", field(1, field(2, field(2, span + b"\x4a\x00" * 8_000_000))))
+    assert status == 413 and "max_attributes_per_request" in Status.FromString(answer).message
+    attrs = b"".join(b"\x0a\x08\x0a\x06" + b"%06d" % i for i in range(1_600_000))
+    status, answer = post(ep, "/v1/traces", field(1, field(1, attrs) + field(2, field(2, span))))
+    assert status == 413 and "max_spans_per_request" in Status.FromString(answer).message
+    c = counters(ep)
+    assert c["requests_refused_too_many_attributes"] == 1 and c["requests_refused_too_many_spans"] >= 1
+    assert peak_rss_mb(proc.pid) < RSS_BOUND_MB
