@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -76,9 +77,16 @@ def post(ep: dict[str, Any], path: str, body: bytes, ctype: str = "application/x
         return e.code, e.read()
 
 
-def counters(ep: dict[str, Any]) -> dict[str, int]:
-    with urllib.request.urlopen(ep["url"] + "/api/v1/summary?window=60", timeout=10) as r:
-        return dict(json.loads(r.read())["counters"])
+def counters(ep: dict[str, Any], name: str = "", expected: int = 0) -> dict[str, int]:
+    """The summary's counters; with ``name``, once it reaches ``expected`` (a counter being
+    flushed to the store can be missing from one read), or after 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        with urllib.request.urlopen(ep["url"] + "/api/v1/summary?window=60", timeout=10) as r:
+            c = dict(json.loads(r.read())["counters"])
+        if not name or c.get(name, 0) >= expected or time.monotonic() > deadline:
+            return c
+        time.sleep(0.2)
 
 
 def metrics_text(ep: dict[str, Any]) -> str:
@@ -103,7 +111,7 @@ def test_8m_empty_spans_in_15kb_are_refused_and_memory_stays_bounded(collector: 
     for t in threads:
         t.join()
     assert results == [413] * 4
-    assert counters(ep)["requests_refused_too_many_spans"] == 5
+    assert counters(ep, "requests_refused_too_many_spans", 5)["requests_refused_too_many_spans"] == 5
     assert 'lanewatch_requests_refused_total{reason="too_many_spans"} 5.0' in metrics_text(ep)
     assert peak_rss_mb(proc.pid) < RSS_BOUND_MB
 
@@ -115,7 +123,7 @@ def test_json_empty_objects_are_refused_before_parsing(collector: Any) -> None:
     assert status == 413
     doc = json.loads(answer)
     assert doc["code"] == 8 and "max_json_values_per_request" in doc["message"]
-    assert counters(ep)["requests_refused_too_many_json_values"] == 1
+    assert counters(ep, "requests_refused_too_many_json_values", 1)["requests_refused_too_many_json_values"] == 1
     # braces inside strings are not objects: a request full of them is taken
     tb = TraceBuilder()
     tb.hop("A", attributes={"db.statement": "{" * 2_000_000})
@@ -129,7 +137,7 @@ def test_metric_points_flood_is_refused(collector: Any) -> None:
     status, answer = post(ep, "/v1/metrics", empty_points(8_000_000))
     assert status == 413
     assert "max_points_per_request" in Status.FromString(answer).message
-    assert counters(ep)["requests_refused_too_many_points"] == 1
+    assert counters(ep, "requests_refused_too_many_points", 1)["requests_refused_too_many_points"] == 1
     assert peak_rss_mb(proc.pid) < RSS_BOUND_MB
 
 
@@ -165,6 +173,6 @@ def test_attribute_floods_are_refused(collector: Any) -> None:
     attrs = b"".join(b"\x0a\x08\x0a\x06" + b"%06d" % i for i in range(1_600_000))
     status, answer = post(ep, "/v1/traces", field(1, field(1, attrs) + field(2, field(2, span))))
     assert status == 413 and "max_spans_per_request" in Status.FromString(answer).message
-    c = counters(ep)
+    c = counters(ep, "requests_refused_too_many_attributes", 1)
     assert c["requests_refused_too_many_attributes"] == 1 and c["requests_refused_too_many_spans"] >= 1
     assert peak_rss_mb(proc.pid) < RSS_BOUND_MB
