@@ -43,7 +43,7 @@ SPAN_FIELDS_PATH: tuple[frozenset[int], ...] = (*TRACE_PATH[:2], frozenset({2}),
 METRIC_PATH: tuple[frozenset[int], ...] = (frozenset({1}), frozenset({1, 2}), frozenset({2}),
                                            frozenset({5, 7, 9, 10, 11}), frozenset())
 #: span attributes(9), as a tag's first byte (minimal or not)
-_ATTRIBUTE_TAGS = (b"\x4a", b"\xca")
+_ATTRIBUTE_TAGS = b"\x4a\xca"
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
@@ -61,6 +61,8 @@ def check_request(signal: Signal, body: bytes, fmt: Format, limits: Limits) -> N
     """Raise :class:`TooLarge` when ``body`` would build more than the limits allow (JSON:
     more objects and arrays; the spans of a JSON request are counted while it is read)."""
     if fmt == "json":
+        if len(body) // 2 <= limits.json_values:  # every object or array takes 2 bytes or more
+            return
         n = json_values(body, limits.json_values)
         if n > limits.json_values:
             raise TooLarge(f"OTLP/JSON request has more than {limits.json_values} objects and "
@@ -72,7 +74,7 @@ def check_request(signal: Signal, body: bytes, fmt: Format, limits: Limits) -> N
             raise TooLarge(f"request has more than {limits.spans} spans (counting the resource, its "
                            f"attributes and the scope entries that hold them; max_spans_per_request); "
                            f"send smaller batches", "too_many_spans")
-        if (sum(map(body.count, _ATTRIBUTE_TAGS)) > limits.attributes
+        if (len(body) // 2 > limits.attributes and _count(body, _ATTRIBUTE_TAGS) > limits.attributes
                 and pb_entries(body, SPAN_FIELDS_PATH, limits.attributes, shortcut=False) > limits.attributes):
             raise TooLarge(f"request has more than {limits.attributes} span attributes (counting every "
                            f"field of its spans; max_attributes_per_request); send smaller batches",
@@ -93,11 +95,16 @@ def json_values(body: bytes, limit: int) -> int:
     return bare.count(b"{") + bare.count(b"[")
 
 
-def _tag_bytes(path: tuple[frozenset[int], ...]) -> tuple[bytes, ...]:
+def _count(body: bytes, values: bytes) -> int:
+    """How many bytes of ``body`` are one of ``values`` (one pass in C)."""
+    return len(body) - len(body.translate(None, values))
+
+
+def _tag_bytes(path: tuple[frozenset[int], ...]) -> bytes:
     """First bytes a length-delimited tag of any field on the path can start with."""
     numbers = {1, 2} | {f for level in path for f in level}
     first = {(f << 3 | 2) & 0x7F for f in numbers}
-    return tuple(bytes((b,)) for b in sorted(first | {b | 0x80 for b in first}))
+    return bytes(sorted(first | {b | 0x80 for b in first}))
 
 
 def pb_entries(body: bytes, path: tuple[frozenset[int], ...], limit: int, shortcut: bool = True) -> int:
@@ -106,7 +113,9 @@ def pb_entries(body: bytes, path: tuple[frozenset[int], ...], limit: int, shortc
     of the entries on the path that is at most ``limit``; once the count passes ``limit``
     the walk stops and ``limit + 1`` is returned. Raises :class:`DecodeError` for bytes
     that are not protobuf."""
-    bound = sum(body.count(b) for b in _tag_bytes(path)) if shortcut else limit + 1
+    if shortcut and len(body) // 2 <= limit:  # every field takes 2 bytes or more
+        return len(body) // 2
+    bound = _count(body, _tag_bytes(path)) if shortcut else limit + 1
     if bound <= limit:
         return bound
     count = 0
