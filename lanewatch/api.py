@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 #: Most points a series may return per lane (window / step).
 MAX_POINTS = 10_000
 MAX_LIMIT = 10_000
+#: Instances answered by default (``limit``); ``X-Total-Count`` says how many match.
+INSTANCES_LIMIT = 1000
 VIOLATION_KINDS = L.VIOLATION_NAMES
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 _SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
@@ -154,9 +156,15 @@ def register_api(server: flask.Flask, query: Query) -> None:
     def flows(p: _Params) -> Any:
         return query.flows(p.window(), service=p.name("service"))
 
-    @route("/instances", ())
+    @route("/instances", ("service", "lane", "limit"))
     def instances(p: _Params) -> Any:
-        return query.instances()
+        service, lane = p.name("service"), p.name("lane")
+        limit = p.integer("limit", INSTANCES_LIMIT, 1, MAX_LIMIT)
+        rows = [r for r in query.instances()
+                if (service is None or r["service"] == service) and (lane is None or r["lane"] == lane)]
+        resp = _json(rows[:limit])
+        resp.headers["X-Total-Count"] = str(len(rows))
+        return resp
 
     @route("/compare", ("service", "lane", "base", "window", "step"))
     def compare(p: _Params) -> Any:

@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError as ProtoDecodeError
 
 from lanewatch import lane as L
 from lanewatch.collect import columns, schema, wire
-from lanewatch.collect.ingest import DecodeError, Format
+from lanewatch.collect.ingest import DecodeError, Format, TooLarge
 from lanewatch.collect.schema import any_string
 from lanewatch.collect.spans import (
     STATUS_CODES,
@@ -124,15 +124,18 @@ class Heartbeat:
 FAST_MIN_BYTES = 16 * 1024
 
 
-def decode_traces(body: bytes, fmt: Format, keys: Keys, defer_attributes: bool = False) -> SpanColumns:
+def decode_traces(body: bytes, fmt: Format, keys: Keys, defer_attributes: bool = False,
+                  max_spans: int | None = None) -> SpanColumns:
     """Decode an ExportTraceServiceRequest; raise DecodeError when malformed.
 
     Protobuf goes through :func:`wire.fast_traces` first; a request it does not take
     (see there) is read span by span here. With ``defer_attributes`` the fast path may
     leave the attributes to :func:`wire.read_deferred` (then done for many requests at
-    once); the caller must call it before using them."""
+    once); the caller must call it before using them. ``max_spans``: a JSON request with
+    more spans raises :class:`TooLarge` before their columns are built (protobuf is counted
+    before parsing, :mod:`.limits`)."""
     if fmt == "json":
-        return _traces_json(body, keys).columns()
+        return _traces_json(body, keys, max_spans).columns()
     if len(body) < FAST_MIN_BYTES:  # a few spans: reading them one by one costs less
         return _traces_pb(body, keys).columns()
     fast = wire.fast_traces(body, keys)
@@ -318,9 +321,11 @@ def _json_string(attrs: Sequence[Any], names: list[Any], key: str) -> str:
     return s if type(s) is str else ""
 
 
-def _traces_json(body: bytes, keys: Keys) -> RawSpans:
+def _traces_json(body: bytes, keys: Keys, max_spans: int | None = None) -> RawSpans:
     doc = _load_json(body)
     cols = RawSpans(extra={k: [] for k in keys.extra})
+    if max_spans is not None:
+        _check_json_spans(doc, max_spans)
     try:
         for rs in doc.get("resourceSpans") or ():
             rattrs = _json_attrs((rs.get("resource") or {}).get("attributes"))
@@ -348,6 +353,22 @@ def _traces_json(body: bytes, keys: Keys) -> RawSpans:
     except (AttributeError, TypeError) as e:
         raise DecodeError(f"malformed OTLP JSON: unexpected structure ({e})") from None
     return cols
+
+
+def _check_json_spans(doc: dict[str, Any], limit: int) -> None:
+    """Raise :class:`TooLarge` when the document holds more than ``limit`` spans (with their
+    resource and scope entries), before anything is built for them."""
+    n = 0
+    resources = doc.get("resourceSpans")
+    for rs in resources if type(resources) is list else ():
+        scopes = rs.get("scopeSpans") if type(rs) is dict else None
+        scopes = scopes if type(scopes) is list else []
+        n += 1 + len(scopes) + sum(len(spans) for ss in scopes if type(ss) is dict
+                                   and type(spans := ss.get("spans")) is list)
+        if n > limit:
+            raise TooLarge(f"request has more than {limit} spans (counting the resource and scope "
+                           "entries that hold them; max_spans_per_request); send smaller batches",
+                           "too_many_spans")
 
 
 def _resource_from(attrs: dict[str, str], keys: Keys) -> Resource:

@@ -25,19 +25,20 @@ from typing import Any
 import numpy as np
 
 from lanewatch import lane as L
-from lanewatch.collect import bulk, classify, wire
+from lanewatch.collect import bulk, classify, limits, wire
 from lanewatch.collect.admission import Admission
 from lanewatch.collect.aggregate import Rollup
 from lanewatch.collect.assembly import Assembly
 from lanewatch.collect.decode import (
     AttributeStrings,
     Keys,
+    Resource,
     SpanColumns,
     decode_metrics,
     decode_traces,
 )
 from lanewatch.collect.details import describe
-from lanewatch.collect.ingest import Format, IngestResult, Overloaded, Signal
+from lanewatch.collect.ingest import Format, IngestResult, Overloaded, Signal, TooLarge
 from lanewatch.collect.judge import Finalised
 from lanewatch.collect.liveness import Liveness
 from lanewatch.collect.logs import decode_logs
@@ -71,9 +72,16 @@ class Engine:
         self.keys = Keys(tuple(settings.request_lane_attributes), tuple(settings.instance_lane_attributes),
                          tuple(settings.rule_attributes))
         self.counters: Counter[str] = Counter()
+        self.limits = limits.Limits(settings.max_spans_per_request, settings.max_points_per_request,
+                                    settings.max_json_values_per_request,
+                                    settings.max_attributes_per_request)
         self.lanes = Names(settings.max_lanes, L.normalize_lane, L.OVERFLOW_LANE, "lane", self.counters)
-        self.services = Names(settings.max_services, _service_name, "_other", "service", self.counters)
-        self.liveness = Liveness(settings.liveness_ttl_s, settings.topology, clock)
+        self.services = Names(settings.max_services, _service_namer(settings.max_name_chars), "_other",
+                              "service", self.counters)
+        self.liveness = Liveness(settings.liveness_ttl_s, settings.topology, clock,
+                                 max_per_lane=settings.max_instances_per_lane,
+                                 max_total=settings.max_instances, max_id_chars=settings.max_name_chars,
+                                 counters=self.counters)
         self.assembly = Assembly(settings.trace_wait_s, settings.closed_trace_keep_s,
                                  settings.max_pending_spans, clock)
         self.strings = Strings()
@@ -111,8 +119,12 @@ class Engine:
             self.count_drop("memory_limit")
             raise
         try:
+            limits.check_request(signal, body, fmt, self.limits)
             with self.admission.slot():
                 return self._ingest(signal, body, fmt)
+        except TooLarge as e:
+            self.count_drop(e.reason)
+            raise
         except Overloaded as e:
             if e.reason:
                 self.count_drop(e.reason)
@@ -122,19 +134,24 @@ class Engine:
         if signal == "metrics":
             beats, points = decode_metrics(body, fmt, self.keys)
             with self._lock:
+                named: dict[Resource, tuple[str, str]] = {}  # each resource named (and counted) once
                 for b in beats:
                     r = b.resource
-                    self.liveness.observe(self.services[r.service], self.lanes[r.lane], r.instance,
-                                          b.time_ns / _NS, b.up, revive=b.explicit)
+                    first = r not in named
+                    if first:
+                        named[r] = self.services.map([r.service])[0], self.lanes.map([r.lane])[0]
+                    service, lane = named[r]
+                    self.liveness.observe(service, lane, r.instance, b.time_ns / _NS, b.up,
+                                          revive=b.explicit, count=first)
                 self.counters["metric_points_received"] += points
             return IngestResult(accepted=points)
         if signal == "logs":  # liveness evidence, otherwise dropped (collect/logs.py)
             logs = decode_logs(body, fmt, self.keys)
             with self._lock:
-                for s in logs.seen:
+                for s in logs.seen:  # one per resource: named (and counted) as heartbeats are
                     r = s.resource
-                    self.liveness.observe(self.services[r.service], self.lanes[r.lane], r.instance,
-                                          s.time_ns / _NS, revive=False)
+                    self.liveness.observe(self.services.map([r.service])[0], self.lanes.map([r.lane])[0],
+                                          r.instance, s.time_ns / _NS, revive=False)
                 self.counters["log_records_received"] += logs.accepted
                 if logs.rejected:
                     self.counters["log_records_rejected_invalid"] += logs.rejected
@@ -150,7 +167,7 @@ class Engine:
             raise Overloaded(f"collector holds {held} spans waiting for their traces to finish; "
                              "retry later", retry_after_s=max(1.0, self.settings.flush_interval_s),
                              reason="overloaded")
-        cols = decode_traces(body, fmt, self.keys, defer_attributes=True)
+        cols = decode_traces(body, fmt, self.keys, defer_attributes=True, max_spans=self.limits.spans)
         rejected, why = cols.rejected, cols.why
         with self._lock:
             if cols.n:
@@ -396,6 +413,9 @@ def _verdict_names(codes: np.ndarray) -> list[str]:
     return [L.VERDICT_NAMES[v] for v in codes.tolist()]
 
 
-def _service_name(raw: object) -> str:
-    s = str(raw).strip()[:200]
-    return s if s else "unknown_service"
+def _service_namer(max_chars: int) -> Callable[[object], str]:
+    """Service names: stripped, at most ``max_chars`` characters (the name tables count cut ones)."""
+    def name(raw: object) -> str:
+        s = str(raw).strip()[:max_chars]
+        return s if s else "unknown_service"
+    return name

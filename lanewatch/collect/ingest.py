@@ -7,6 +7,8 @@ and call :meth:`Sink.ingest`; the answer maps onto the OTLP response:
 * :class:`IngestResult` -> success; ``rejected > 0`` -> partial success with
   that count and ``message``.
 * :class:`DecodeError` -> HTTP 400 / gRPC ``INVALID_ARGUMENT`` with its message.
+* :class:`TooLarge` (a DecodeError) -> HTTP 413 / gRPC ``RESOURCE_EXHAUSTED`` without
+  ``RetryInfo`` (not retryable: the same request would be refused again).
 * :class:`Overloaded` -> HTTP 503 with ``Retry-After`` / gRPC ``UNAVAILABLE``
   (retryable, per the OTLP specification's throttling rules).
 """
@@ -22,6 +24,15 @@ Format = Literal["proto", "json"]
 
 class DecodeError(ValueError):
     """The payload is not a valid OTLP export request; the message says why."""
+
+
+class TooLarge(DecodeError):
+    """The request would build more objects than the limits allow (:mod:`.limits`);
+    ``reason`` is the drop counter's suffix (``requests_refused_<reason>``)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Overloaded(RuntimeError):

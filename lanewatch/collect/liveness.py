@@ -7,17 +7,37 @@ heartbeat gauge: an instance is live from its first sign of life until
 question "was a gray C live at t?" is answered for the hop's own time, not
 for the moment its span happened to arrive. Declared topology lanes are
 always live. The clock is injected.
+
+Bounded whatever the senders do: an instance id longer than ``max_id_chars`` is cut
+(keeping a hash of the whole id, so distinct ids stay distinct) and counted as
+``instance_ids_truncated``; a (service, lane) tracks at most ``max_per_lane`` instances and
+the registry at most ``max_total``; evidence of an instance beyond either is folded into
+that (service, lane)'s :data:`OVERFLOW_INSTANCE` entry, so the lane's liveness stays right,
+and counted per occurrence as ``instances_over_limit``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 #: Intervals kept per instance; older ones are forgotten.
 MAX_INTERVALS = 32
+#: The instance id that stands for every instance of a (service, lane) beyond the limits.
+OVERFLOW_INSTANCE = "_other"
+
+
+def cut_id(value: str, limit: int) -> str:
+    """``value`` if at most ``limit`` (>= 32) characters, else its start, ``~`` and 16 hex
+    digits of a hash of the whole (``limit`` characters in all)."""
+    if len(value) <= limit:
+        return value
+    digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"{value[:limit - 17]}~{digest}"
 
 
 @dataclass
@@ -46,29 +66,42 @@ class Liveness:
     """Instance registry with per-instance live intervals."""
 
     def __init__(self, ttl_s: float, topology: Mapping[str, Sequence[str]] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, max_per_lane: int = 1000,
+                 max_total: int = 20_000, max_id_chars: int = 256,
+                 counters: Counter[str] | None = None) -> None:
         self.ttl = ttl_s
         self.clock = clock
+        self.max_per_lane, self.max_total, self.max_id_chars = max_per_lane, max_total, max_id_chars
+        self.counters: Counter[str] = Counter() if counters is None else counters
         self.declared = {(s, lane) for s, lanes in (topology or {}).items() for lane in lanes}
         self._by_key: dict[tuple[str, str, str], Instance] = {}
         self._by_lane: dict[tuple[str, str], list[Instance]] = {}
 
     def observe(self, service: str, lane: str, instance: str, t: float | None = None,
-                up: bool = True, revive: bool = True) -> None:
+                up: bool = True, revive: bool = True, count: bool = True) -> None:
         """Record a sign of life (``up``) or a goodbye (``not up``) at time ``t`` (default now).
 
         ``revive=False`` (span evidence): an instance that said goodbye is not brought back
-        by spans of requests it was still finishing; only a heartbeat revives it."""
+        by spans of requests it was still finishing; only a heartbeat revives it. ``count``:
+        whether a cut id or an instance over the limits is counted (once per resource of a
+        request: a heartbeat request observes its resource twice)."""
         now = self.clock()
         t = now if not t else min(t, now)
-        key = (service, lane, instance)
+        key = self._key(service, lane, instance, count)
         inst = self._by_key.get(key)
         if inst is None:
             if not up:
                 return
-            inst = self._by_key[key] = Instance(service, lane, instance, t, t, intervals=[[t, t]])
-            self._by_lane.setdefault((service, lane), []).append(inst)
-            return
+            peers = self._by_lane.setdefault((service, lane), [])
+            if len(peers) >= self.max_per_lane or len(self._by_key) >= self.max_total:
+                if count:
+                    self.counters["instances_over_limit"] += 1
+                key = (service, lane, OVERFLOW_INSTANCE)
+                inst = self._by_key.get(key)
+            if inst is None:
+                inst = self._by_key[key] = Instance(service, lane, key[2], t, t, intervals=[[t, t]])
+                peers.append(inst)
+                return
         inst.dirty = True
         if not up:
             if not inst.left:
@@ -96,13 +129,21 @@ class Liveness:
     def served(self, service: str, lane: str, instance: str, hops: int, errors: int, last_hop: float) -> None:
         """Count ``hops`` (``errors`` of them failed) served by a known instance, the newest
         starting at ``last_hop``."""
-        inst = self._by_key.get((service, lane, instance))
+        key = self._key(service, lane, instance, count=False)
+        inst = self._by_key.get(key) or self._by_key.get((service, lane, OVERFLOW_INSTANCE))
         if inst is None or hops <= 0:
             return
         inst.hops += hops
         inst.errors += errors
         inst.last_hop = last_hop if inst.last_hop is None else max(inst.last_hop, last_hop)
         inst.dirty = True
+
+    def _key(self, service: str, lane: str, instance: str, count: bool = True) -> tuple[str, str, str]:
+        if len(instance) > self.max_id_chars:
+            instance = cut_id(instance, self.max_id_chars)
+            if count:
+                self.counters["instance_ids_truncated"] += 1
+        return service, lane, instance
 
     def is_live(self, service: str, lane: str, t: float) -> bool:
         """Did ``service`` have a live instance in ``lane`` at time ``t``?"""

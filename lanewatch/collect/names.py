@@ -5,8 +5,14 @@ bytes from the protobuf path) to the names the rollups use, through a dict
 cache (lookups of known values run in C). A value that is not a valid
 name maps to its normalised form (for lanes: ``base`` for empty, ``_invalid``
 for junk, which then counts as base traffic); once ``limit`` distinct names
-are in use, new ones map to the overflow name. Both are counted per
-occurrence in the shared counters, so users see them.
+are in use, new ones map to the overflow name; a name the normaliser cut
+short (a service name over ``max_name_chars``) is counted as
+``<what>_names_truncated``. All are counted per occurrence in the shared
+counters, so users see them.
+
+Only raw values of at most :data:`CACHED_MAX_LEN` bytes or characters are
+remembered (a long one is normalised on every lookup; none is a valid lane), so
+junk values cannot make the cache hold more than ``CACHE_LIMIT`` short keys.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from lanewatch.collect.schema import any_string
 
 #: Raw values remembered; past this the cache is cleared (random junk cannot grow it).
 CACHE_LIMIT = 50_000
+#: Longest raw value remembered (the rest are normalised on every lookup).
+CACHED_MAX_LEN = 512
 
 
 class Names(dict[str | bytes, str]):
@@ -35,16 +43,27 @@ class Names(dict[str | bytes, str]):
     def __missing__(self, raw: str | bytes) -> str:
         if len(self) >= CACHE_LIMIT:
             self.clear()
-        name = self.normalize(any_string(raw))
+            self._flagged.clear()  # its keys are cached ones
+        text = any_string(raw)
+        name = self.normalize(text)
+        flag = None
         if name == L.INVALID_LANE:
-            self._flagged[raw] = f"invalid_{self.what}_values"
+            flag = f"invalid_{self.what}_values"
             name = L.BASE
         elif name not in self.known:
             if len(self.known) >= self.limit:
-                self._flagged[raw] = f"{self.what}s_over_limit"
+                flag = f"{self.what}s_over_limit"
                 name = self.overflow
             else:
                 self.known.add(name)
+        if flag is None and len(name) < len(text.strip()):
+            flag = f"{self.what}_names_truncated"
+        if len(raw) > CACHED_MAX_LEN:  # not remembered: counted here, on every lookup
+            if flag is not None:
+                self.counters[flag] += 1
+            return name
+        if flag is not None:
+            self._flagged[raw] = flag
         self[raw] = name
         return name
 

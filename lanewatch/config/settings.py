@@ -135,10 +135,31 @@ class Settings:
 
     max_body_bytes: int = setting(16 * 1024 * 1024, "Largest OTLP request body, after decompression "
                                   "(413 beyond).", check=positive)
+    max_spans_per_request: int = setting(200_000, "Spans in one OTLP request (with the resource and "
+                                         "scope entries holding them), counted before it is parsed; "
+                                         "413 / RESOURCE_EXHAUSTED beyond.", check=positive)
+    max_points_per_request: int = setting(200_000, "Metric data points in one OTLP request (with the "
+                                          "entries holding them), counted before it is parsed; 413 / "
+                                          "RESOURCE_EXHAUSTED beyond.", check=positive)
+    max_attributes_per_request: int = setting(1_000_000, "Span attributes in one OTLP protobuf "
+                                              "request, counted before it is parsed; 413 / "
+                                              "RESOURCE_EXHAUSTED beyond.", check=positive)
+    max_json_values_per_request: int = setting(1_000_000, "JSON objects and arrays in one OTLP/JSON "
+                                               "request, counted before it is parsed; 413 beyond.",
+                                               check=positive)
     max_lanes: int = setting(64, "Distinct lanes tracked; further lanes count as '_other' and are shown.",
                              check=positive)
     max_services: int = setting(2000, "Distinct services tracked; further ones count as '_other'.",
                                 check=positive)
+
+    max_instances_per_lane: int = setting(1000, "Instances tracked per service and lane; evidence of "
+                                          "further ones counts for that lane's '_other' instance "
+                                          "(instances_over_limit).", check=positive)
+    max_instances: int = setting(20_000, "Instances tracked in all; further ones as for "
+                                 "max_instances_per_lane.", check=positive)
+    max_name_chars: int = setting(256, "Instance ids and service names longer than this are cut (ids "
+                                  "keep a hash of the whole id) and counted.",
+                                  check=within(32, 65536, what="must be 32..65536"))
 
     request_lane_attributes: list[str] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
         [L.REQUEST_LANE_ATTR], "Span attribute keys read for the request lane, first non-empty wins "

@@ -63,12 +63,13 @@ def colours_for(query: Query, window_s: int) -> dict[str, str]:
     return cache.per_step(query, 5, ("colours", window_s), known)[0]
 
 
-def live_inputs() -> list[Input]:
+def live_inputs(tick: str = "shell-tick") -> list[Input]:
     """The inputs a live page listens to: tick, view state, theme, time zone (in this order).
+    ``tick``: ``shell-tick`` (every second) or ``shell-slow`` (every 5 s).
 
     ``shell-state.data`` is ``None`` until the shell has read the page's URL
     (see :func:`lanewatch.dashboard.shell_callbacks.sync`); a page may show
     its loading state until then.
     """
-    return [Input("shell-tick", "n_intervals"), Input("shell-state", "data"),
+    return [Input(tick, "n_intervals"), Input("shell-state", "data"),
             Input("shell-theme", "data"), Input("shell-tz", "data")]

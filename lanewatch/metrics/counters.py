@@ -30,8 +30,9 @@ FAMILIES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
                                  ("kind",)),
     "lanewatch_spans_unreadable_attributes": (("Spans whose attributes could not be read "
                                               "(their lanes read as base)."), ()),
-    "lanewatch_names_replaced": (("Lane or service values read as base (invalid) or as "
-                                 "'_other' (over the max_lanes / max_services limit)."),
+    "lanewatch_names_replaced": (("Lane, service or instance values read as base (invalid), as "
+                                 "'_other' (over the max_lanes / max_services / max_instances* "
+                                 "limits) or cut short (over max_name_chars)."),
                                  ("what", "reason")),
     "lanewatch_traces_without_hops": ("Finished traces with no SERVER or CONSUMER span.", ()),
     "lanewatch_traces_not_detailed": (("Violating traces counted but not kept in detail "
@@ -67,6 +68,9 @@ KNOWN: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "invalid_lane_values": ("lanewatch_names_replaced", ("lane", "invalid")),
     "lanes_over_limit": ("lanewatch_names_replaced", ("lane", "over_limit")),
     "services_over_limit": ("lanewatch_names_replaced", ("service", "over_limit")),
+    "service_names_truncated": ("lanewatch_names_replaced", ("service", "truncated")),
+    "instance_ids_truncated": ("lanewatch_names_replaced", ("instance", "truncated")),
+    "instances_over_limit": ("lanewatch_names_replaced", ("instance", "over_limit")),
     "traces_without_hops": ("lanewatch_traces_without_hops", ()),
     "violating_traces_not_detailed": ("lanewatch_traces_not_detailed", ()),
     "kept_chunks_forgotten": ("lanewatch_trace_chunks_forgotten", ()),

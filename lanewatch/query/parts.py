@@ -42,7 +42,10 @@ def _column(s: pd.Series) -> list[Any]:
         out = arr.astype(object)
         out[~np.isfinite(arr)] = None
         return list(out.tolist())
-    return [clean(v) if not (isinstance(v, float) and math.isnan(v)) else None for v in arr.tolist()]
+    values = arr.tolist()
+    if set(map(type, values)) <= {str}:  # names: nothing to clean (checked in C)
+        return list(values)
+    return [clean(v) if not (isinstance(v, float) and math.isnan(v)) else None for v in values]
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:

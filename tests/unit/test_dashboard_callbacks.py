@@ -335,10 +335,19 @@ def test_instance_rows_show_traffic_mark_dead_lanes_and_cap_the_rows(app_context
     card = lanes.dead_card(dead, colours)
     assert "on A: no gray hops for 2 min while 1 gray instance is live and A served 12,000 requests" in text(card)
     assert lanes.dead_card([], colours) is None
-    many = [{**rows[1], "instance": f"i{i:05d}"} for i in range(2000)]
-    capped = lanes.instance_rows(many, now=now, tz="UTC", colours=colours)
+    many = [{**rows[1], "instance": f"i{i:05d}", "last_seen": now - i} for i in range(2000)]
+    capped = lanes.instance_rows(many, now=now, tz="UTC", colours=colours, per_lane=lanes.MAX_ROWS)
     assert len(find(capped, html.Tr)) == lanes.MAX_ROWS + 1
-    assert "Showing 500 of 2,000 instances (1,500 hidden" in text(capped)
+    assert "Showing 200 of 2,000 instances (1,800 hidden" in text(capped)
+    # thousands of instances in several lanes: the newest few of each, and how many more
+    many += [{**rows[0], "instance": f"g{i:05d}", "last_seen": now - i} for i in range(30)]
+    top = lanes.instance_rows(many, now=now, tz="UTC", colours=colours)
+    trs = find(top, html.Tr)[1:]
+    assert len(trs) == 2 * (lanes.PER_LANE_ROWS + 1)
+    assert [text(find(tr, html.Code)[0]) for tr in trs[:2]] == ["i00000", "i00001"]  # newest first
+    assert "1,990 more base instances of A" in text(trs[lanes.PER_LANE_ROWS])
+    assert "20 more gray instances of A" in text(trs[-1])
+    assert "Showing 20 of 2,030 instances (2,010 hidden)" in text(top)
 
 
 # ---- shell -----------------------------------------------------------------------------------

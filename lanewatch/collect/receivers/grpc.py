@@ -7,7 +7,8 @@ messages (partial success when the sink rejected items). Errors follow the
 OTLP specification: ``DecodeError`` -> ``INVALID_ARGUMENT`` (not retried),
 ``Overloaded`` -> ``UNAVAILABLE`` with a ``RetryInfo`` delay (retried), a
 message above ``max_body_bytes`` -> ``RESOURCE_EXHAUSTED`` without ``RetryInfo``
-(not retried, counted as ``oversize``), a sink bug -> ``INTERNAL``.
+(not retried, counted as ``oversize``), and so is ``TooLarge`` (too many spans or
+points, counted by the sink), a sink bug -> ``INTERNAL``.
 
 gRPC itself decompresses gzip requests. Messages up to twice ``max_body_bytes``
 reach the handler, which refuses and counts the oversize ones; grpc refuses
@@ -40,7 +41,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from lanewatch import access
-from lanewatch.collect.ingest import DecodeError, Overloaded, Signal, Sink
+from lanewatch.collect.ingest import DecodeError, Overloaded, Signal, Sink, TooLarge
 from lanewatch.collect.receivers.guard import SinkGuard
 
 logger = logging.getLogger(__name__)
@@ -158,6 +159,8 @@ class OtlpGrpcReceiver:
             trailers: tuple[tuple[str, bytes], ...] = ()
             try:
                 result = self._sink.ingest(signal, body, "proto")
+            except TooLarge as e:  # counted by the sink; no RetryInfo: not retryable
+                code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)
             except DecodeError as e:
                 code, message = grpc.StatusCode.INVALID_ARGUMENT, str(e) or "invalid request"
             except Overloaded as e:

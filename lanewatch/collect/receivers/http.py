@@ -36,7 +36,15 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from lanewatch import access
-from lanewatch.collect.ingest import DecodeError, Format, IngestResult, Overloaded, Signal, Sink
+from lanewatch.collect.ingest import (
+    DecodeError,
+    Format,
+    IngestResult,
+    Overloaded,
+    Signal,
+    Sink,
+    TooLarge,
+)
 from lanewatch.collect.receivers.guard import SinkGuard
 from lanewatch.collect.schema import varint
 
@@ -311,6 +319,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _export(self, signal: Signal, fmt: Format, body: bytes) -> None:
         try:
             result = self.server.sink.ingest(signal, body, fmt)
+        except TooLarge as e:  # counted by the sink
+            raise _Refused(413, str(e)) from None
         except DecodeError as e:
             raise _Refused(400, str(e) or "invalid OTLP export request") from None
         except Overloaded as e:

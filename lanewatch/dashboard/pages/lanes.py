@@ -2,6 +2,10 @@
 
 This is what decides a gray hop's verdict: served by base while the service
 had no live gray instance is a fallback; while it had one, a leak.
+
+Refreshed every 5 s (instances come and go on the scale of ``liveness_ttl_s``), and
+bounded for thousands of instances: at most :data:`PER_LANE_ROWS` rows per service and
+lane, :data:`MAX_ROWS` in all.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ dash.register_page(__name__, path="/lanes", name="Lanes & instances",
                    title="lanewatch: lanes and instances", order=4)  # type: ignore[no-untyped-call]
 
 
-#: The instance table renders at most this many rows (live first) and says how many it hides.
-MAX_ROWS = 500
+#: The instance table renders at most this many rows and says how many it hides.
+MAX_ROWS = 200
+#: ... and at most this many per service and lane (live and newest first), with a "more" row,
+#: unless a service and a lane are picked.
+PER_LANE_ROWS = 10
 
 
 def layout(**kwargs: Any) -> html.Div:
@@ -56,15 +63,41 @@ def dead_card(dead: Sequence[Mapping[str, Any]], colours: Mapping[str, str]) -> 
     return html.Div([html.H3("Dead lanes"), html.Ul(items)], className="lw-card lw-dead", id="lanes-dead-card")
 
 
+def _top_per_lane(instances: Sequence[Mapping[str, Any]], per_lane: int
+                  ) -> list[tuple[list[Mapping[str, Any]], int, str, str]]:
+    """Per (service, lane), in that order: its first ``per_lane`` instances (live, then the
+    newest first), how many more it has, the service and the lane."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in instances:
+        groups.setdefault((str(r["service"]), str(r["lane"])), []).append(r)
+    out = []
+    for (svc, lane), rows in sorted(groups.items()):
+        rows.sort(key=lambda r: (not r.get("live"), -float(r["last_seen"]), str(r["instance"])))
+        out.append((rows[:per_lane], max(0, len(rows) - per_lane), svc, lane))
+    return out
+
+
 def instance_rows(instances: Sequence[Mapping[str, Any]], *, now: float, tz: str | None,
-                  colours: Mapping[str, str], dead: Sequence[Mapping[str, Any]] = ()) -> html.Div:
-    """One row per instance (live first, then service, lane): traffic served (``hops``, ``errors``,
-    ``last_hop`` when the Query gives them), marked when its lane is dead there; at most
-    :data:`MAX_ROWS` rows."""
+                  colours: Mapping[str, str], dead: Sequence[Mapping[str, Any]] = (),
+                  per_lane: int = PER_LANE_ROWS) -> html.Div:
+    """One row per instance, by service and lane (live and newest first): traffic served
+    (``hops``, ``errors``, ``last_hop`` when the Query gives them), marked when its lane is dead
+    there; at most ``per_lane`` per service and lane (a row says how many more) and
+    :data:`MAX_ROWS` in all."""
     dead_at = {(str(d.get("service")), str(d.get("lane"))) for d in dead}
-    rows = sorted(instances, key=lambda r: (not r.get("live"), r["service"], r["lane"], r["instance"]))
+    shown: list[Mapping[str, Any] | tuple[int, str, str]] = []
+    for top, more, svc, lane in _top_per_lane(instances, per_lane):
+        shown += top[:MAX_ROWS - len(shown)]
+        if more and len(shown) < MAX_ROWS:
+            shown.append((more, svc, lane))
     body = []
-    for r in rows[:MAX_ROWS]:
+    for r in shown:
+        if isinstance(r, tuple):
+            more, svc, lane = r
+            body.append(html.Tr(html.Td(
+                f"… {more:,} more {lane} instance{'s' * (more != 1)} of {svc}: pick {svc} and {lane} "
+                "above to list them", colSpan=9), className="lw-more", **C._data(service=svc, lane=lane)))
+            continue
         hops, errors, last = r.get("hops"), r.get("errors"), r.get("last_hop")
         is_dead = (r["service"], r["lane"]) in dead_at and r.get("live")
         body.append(html.Tr([
@@ -83,10 +116,13 @@ def instance_rows(instances: Sequence[Mapping[str, Any]], *, now: float, tz: str
         ], className="lw-row-dead" if is_dead else "", **C._data(service=str(r["service"]), lane=str(r["lane"]))))
     head = html.Thead(html.Tr([html.Th(h) for h in ("service", "lane", "instance", "live", "hops served",
                                                     "errors", "last hop", "first seen", "last seen")]))
-    hidden = len(rows) - len(body)
-    note = (f"Showing {len(body):,} of {len(rows):,} instances ({hidden:,} hidden, not live ones first to go); "
-            "filter by service or lane to see the rest." if hidden else
-            f"{len(rows):,} instance{'s' * (len(rows) != 1)}; hops and errors since each was first seen.")
+    n = len(instances)
+    listed = sum(1 for r in shown if not isinstance(r, tuple))
+    hidden = n - listed
+    note = (f"Showing {listed:,} of {n:,} instances ({hidden:,} hidden): at most {per_lane:,} per service "
+            f"and lane, live and newest first, and {MAX_ROWS:,} in all; pick a service and a lane to "
+            "see the rest." if hidden else
+            f"{n:,} instance{'s' * (n != 1)}; hops and errors since each was first seen.")
     return html.Div([html.Table([head, html.Tbody(body)], className="lw-table", id="lanes-instance-table"),
                      html.Div(note, className="lw-sub", id="lanes-instances-note")])
 
@@ -110,8 +146,9 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, _theme: str | None,
     dead = [d for d in summary.get("dead_lanes") or []
             if (not vs.service or d.get("service") == vs.service) and (not vs.lane or d.get("lane") == vs.lane)]
     return (dead_card(dead, colours), tables.lanes_matrix(rows, now=now, tz=tz, colours=colours),
-            instance_rows(rows, now=now, tz=tz, colours=colours, dead=dead))
+            instance_rows(rows, now=now, tz=tz, colours=colours, dead=dead,
+                          per_lane=MAX_ROWS if vs.service and vs.lane else PER_LANE_ROWS))
 
 
 dash.callback(Output("lanes-dead", "children"), Output("lanes-matrix", "children"),
-              Output("lanes-instances", "children"), *live_inputs())(refresh)
+              Output("lanes-instances", "children"), *live_inputs("shell-slow"))(refresh)
