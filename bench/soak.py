@@ -1,6 +1,6 @@
 """Soak: ``lanewatch up`` at a steady span rate for minutes, with the dashboard open.
 
-    python bench/soak.py [--minutes 10] [--rate 50000] [--conns 2] [--no-browser]
+    python bench/soak.py [--minutes 10] [--rate 50000] [--conns 2] [--no-browser] [--config FILE]
 
 Starts ``lanewatch up`` (its own process) and a headless Chromium on its Overview page (the
 page refreshes itself, as a user's would), then replays OTLP/protobuf bodies of 512 spans
@@ -83,12 +83,13 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=50_000, help="spans per second")
     ap.add_argument("--conns", type=int, default=2)
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--config", help="a lanewatch YAML config for the collector")
     a = ap.parse_args()
     templates = [Template(b) for b in payloads.build(a.rate, 512)]  # one second of traffic
     per_round = sum(t.n for t in templates)
     print(f"{len(templates)} bodies, {per_round} spans per round (one round per second)", flush=True)
     with tempfile.TemporaryDirectory() as d:
-        proc, ep = start_up(Path(d) / "data")
+        proc, ep = start_up(Path(d) / "data", *(["--config", a.config] if a.config else []))
         pid = proc.pid
         stop = threading.Event()
         stats = {"sent": 0, "acked": 0, "refused": 0, "errors": 0}

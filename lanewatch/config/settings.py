@@ -185,6 +185,10 @@ class Settings:
         "further behind, export requests get 503 / UNAVAILABLE (retryable), so a kill -9 loses at "
         "most this much of what was acknowledged. Above flush_interval_s.", check=positive)
     retention_s: int = setting(7 * 86400, "History kept in the store.", check=positive)
+    store_memory_limit_mib: int = setting(
+        128, "Memory the embedded DuckDB store may use for its caches and queries (its memory_limit; "
+        "beyond, it evicts and spills to disk). Without a limit it grows towards 80% of RAM.",
+        check=positive)
     downsample_after_s: int = setting(3600, "Per-second rollups older than this are merged to per-minute.",
                                       check=positive)
     trace_url_template: str = setting("", "Link to the user's trace UI, e.g. "

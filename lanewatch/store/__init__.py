@@ -20,4 +20,5 @@ def open_store(settings: Settings) -> Store:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     return DuckStore(settings.db_path, retention_s=settings.retention_s,
                      downsample_after_s=settings.downsample_after_s,
-                     max_violations=settings.max_violations_kept)
+                     max_violations=settings.max_violations_kept,
+                     memory_limit_mib=settings.store_memory_limit_mib)

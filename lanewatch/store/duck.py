@@ -63,12 +63,13 @@ class DuckStore:
 
     ``clock`` decides when a minute has closed (its rows are then compacted);
     ``maintain(now)`` applies ``retention_s`` and ``downsample_after_s``;
-    violations and kept traces keep the newest ``max_violations`` rows each.
+    violations and kept traces keep the newest ``max_violations`` rows each;
+    ``memory_limit_mib`` bounds DuckDB's caches and query memory (None: DuckDB's default).
     """
 
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time,
                  retention_s: int = 7 * 86400, downsample_after_s: int = 3600,
-                 max_violations: int = 100_000) -> None:
+                 max_violations: int = 100_000, memory_limit_mib: int | None = None) -> None:
         if retention_s <= 0 or downsample_after_s <= 0 or max_violations <= 0:
             raise ValueError("retention_s, downsample_after_s and max_violations must be > 0")
         self.path = str(path)
@@ -78,6 +79,8 @@ class DuckStore:
         self._clock = clock
         self._con = duckdb.connect(self.path)
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        if memory_limit_mib is not None:  # DuckDB's default is 80% of RAM, and its caches fill it
+            self._con.execute(f"SET memory_limit = '{int(memory_limit_mib)}MiB'")
         self._lock = threading.Lock()
         self._pool: list[duckdb.DuckDBPyConnection] = []
         self._pool_lock = threading.Lock()
