@@ -164,8 +164,9 @@ class Collector:
         n = self.engine.resume(kept)
         if not kept.clean:
             log.warning("the last lanewatch on %s did not stop cleanly: spans it acknowledged "
-                        "after its last flush (at most flush_interval_s = %gs of them) are missing",
-                        self.settings.data_dir, self.settings.flush_interval_s)
+                        "after its last committed flush (at most max_unflushed_s = %gs of them) are "
+                        "missing; the traces open at that flush are resumed", self.settings.data_dir,
+                        self.settings.max_unflushed_s)
         if n:
             log.info("resumed %d spans of traces that were open at the last stop", n)
 

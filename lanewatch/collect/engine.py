@@ -38,7 +38,7 @@ from lanewatch.collect.decode import (
     decode_traces,
 )
 from lanewatch.collect.details import describe
-from lanewatch.collect.ingest import Format, IngestResult, Overloaded, Signal, TooLarge
+from lanewatch.collect.ingest import DecodeError, Format, IngestResult, Overloaded, Signal, TooLarge
 from lanewatch.collect.judge import Finalised
 from lanewatch.collect.liveness import Liveness
 from lanewatch.collect.logs import decode_logs
@@ -124,6 +124,9 @@ class Engine:
                 return self._ingest(signal, body, fmt)
         except TooLarge as e:
             self.count_drop(e.reason)
+            raise
+        except DecodeError:  # not an OTLP export request: 400 / INVALID_ARGUMENT, counted
+            self.count_drop("malformed")
             raise
         except Overloaded as e:
             if e.reason:

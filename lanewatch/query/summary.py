@@ -15,6 +15,7 @@ window.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -176,15 +177,20 @@ def summarize(store: Store, t0: int, t1: int, window_s: int, service: str | None
             "violations": sum(hop_counts[v] for v in L.HOP_VIOLATION_NAMES) + tag_lost}
 
 
-def seen(store: Store, t0: int, t1: int, instances: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Lanes and services seen in the window (hops, edges, traces) or with an instance live now."""
+def seen(store: Store, t0: int, t1: int, instances: list[dict[str, Any]],
+         declared: Mapping[str, Sequence[str]] | None = None) -> dict[str, list[str]]:
+    """Lanes and services seen in the window (hops, edges, traces), with an instance live now,
+    or declared in the topology (always live)."""
     hops = store.rollup("hops", t0, t1, ["service", "instance_lane", "expected_lane"])
     hops = hops[hops.requests != 0]
     edges = store.rollup("edges", t0, t1, ["caller", "callee"])
     edges = edges[edges.calls != 0]
     traces = store.rollup("traces", t0, t1, ["entry_lane"])
     live = [r for r in instances if r.get("live")]
+    topo = declared or {}
     lanes = lane_order(set(hops.instance_lane) | set(hops.expected_lane)
-                       | set(traces.entry_lane[traces.traces != 0]) | {r["lane"] for r in live})
-    services = set(hops.service) | set(edges.caller) | set(edges.callee) | {r["service"] for r in live}
+                       | set(traces.entry_lane[traces.traces != 0]) | {r["lane"] for r in live}
+                       | {lane for ls in topo.values() for lane in ls})
+    services = (set(hops.service) | set(edges.caller) | set(edges.callee) | {r["service"] for r in live}
+                | set(topo))
     return {"lanes": lanes, "services": sorted(str(s) for s in services if isinstance(s, str))}

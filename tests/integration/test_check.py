@@ -87,6 +87,13 @@ def urls() -> Iterator[dict[str, str]]:
         out[name], stop = serve(app)
         stops.append(stop)
         stores.append(store)
+    empty = DuckStore(":memory:", clock=lambda: NOW)  # no data yet, a declared topology
+    app = flask.Flask("check-declared")
+    register_api(app, Query(empty, Settings(retention_s=3600, topology={"B": ["base", "gray"]}),
+                            clock=lambda: NOW))
+    out["declared"], stop = serve(app)
+    stops.append(stop)
+    stores.append(empty)
     html = flask.Flask("not-lanewatch")
     html.add_url_rule("/api/v1/summary", "summary", lambda: "<html>hello</html>")
     out["html"], stop = serve(html)
@@ -199,3 +206,12 @@ def test_a_fresh_collector_is_inconclusive_not_a_typo() -> None:
     finally:
         stop()
         store.close()
+
+
+def test_a_typo_is_caught_before_any_data_when_the_topology_declares_the_lanes(urls: dict[str, str]) -> None:
+    """A new user's finding: on a collector with no data yet, `--lane grey` was "nothing to
+    check" (3) although the topology declares base and gray."""
+    r = check("--url", urls["declared"], "--window", "60", "--lane", "grey")
+    assert r.returncode == 2 and "gray" in r.stderr + r.stdout, r.stdout + r.stderr
+    assert check("--url", urls["declared"], "--window", "60", "--service", "Bogus").returncode == 2
+    assert check("--url", urls["declared"], "--window", "60", "--lane", "gray").returncode == 3

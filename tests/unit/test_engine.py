@@ -230,3 +230,12 @@ def test_a_failing_batch_is_counted_and_spares_the_request_that_filled_it(
     assert p.ingest("traces", tb.body(), "proto").accepted == 3  # filled the batch: still accepted
     assert p.flush().counters["spans_lost_internal_error"] == 3
     assert "span path failed on a batch of 3 spans" in caplog.text
+
+
+def test_a_malformed_request_is_counted_as_well_as_refused() -> None:
+    """A new user's finding: 400s for malformed bodies were answered but counted nowhere."""
+    eng = Engine(config.load(environ={}, flags={}), FakeClock())
+    for body, fmt in ((b'{"resourceSpans":[{"resource":', "json"), (b"\xff\x01\x02garbage", "proto")):
+        with pytest.raises(DecodeError):
+            eng.ingest("traces", body, fmt)  # type: ignore[arg-type]
+    assert eng.pending_counters()["requests_refused_malformed"] == 2

@@ -110,7 +110,7 @@ def test_malformed_logs_are_a_decode_error(body: bytes, fmt: str) -> None:
     e, _ = _engine()
     with pytest.raises(DecodeError):
         e.ingest("logs", body, fmt)  # type: ignore[arg-type]
-    assert e.flush().counters == {}
+    assert e.flush().counters == {"requests_refused_malformed": 1}  # refused whole, counted once
 
 
 _EMPTY_RECORDS = """

@@ -63,6 +63,35 @@ def test_the_memory_ceiling_refuses_above_the_soft_limit_and_recovers() -> None:
     assert mem.state()["refusing"] is False
 
 
+def test_memory_freed_after_a_flood_is_reclaimed_instead_of_refusing_forever() -> None:
+    """The trial's finding: after a flood, the heap held freed memory and every export was
+    refused for minutes. Over the soft limit, memory is reclaimed (at most every RECLAIM_S)
+    and the resident set read again before refusing."""
+    rss = [90 * MIB]
+    freed: list[float] = []
+    clock = FakeClock(0.0)
+
+    def free() -> None:  # what gc + malloc_trim do once the flood's objects are garbage
+        freed.append(clock())
+        rss[0] = 40 * MIB
+
+    mem = MemoryLimit(100, read=lambda: rss[0], clock=clock, free=free)
+    mem.check()  # 90 MiB read, reclaimed to 40: accepted
+    assert freed == [0.0] and mem.state()["refusing"] is False
+    rss[0] = 95 * MIB  # memory really held: reclaiming does not help, so refuse
+    freed.clear()
+    clock.advance(0.5)
+    with pytest.raises(Overloaded):
+        mem.check()  # not reclaimed again yet (RECLAIM_S), refused
+    assert freed == []
+
+
+def test_reclaim_runs_for_real() -> None:
+    from lanewatch.collect.memlimit import reclaim
+
+    reclaim()  # gc.collect and malloc_trim: must not raise here (glibc) nor elsewhere
+
+
 def test_the_engine_counts_memory_refusals() -> None:
     eng = Engine(Settings(memory_limit_mib=1), FakeClock())  # this process is far above 1 MiB
     with pytest.raises(Overloaded):
