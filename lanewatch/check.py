@@ -198,7 +198,8 @@ def report(args: argparse.Namespace, summary: dict[str, Any], violations: list[d
         for x in violations:
             when = datetime.fromtimestamp(int(x.get("ts") or 0), UTC).strftime("%H:%M:%SZ")
             where = x.get("service") or f"{x.get('caller')} -> {x.get('callee')}"
-            lines.append(f"    {when} {x.get('kind')} at {where} ({x.get('request_lane')} served by "
+            expected = x.get("expected_lane") or x.get("request_lane")  # rows before schema 2: none
+            lines.append(f"    {when} {x.get('kind')} at {where} ({expected} expected, served by "
                          f"{x.get('instance_lane')}), trace {x.get('trace_id')}: {x.get('lane_path') or ''}")
     lines.append(_conclusion(v, args))
     return lines

@@ -128,7 +128,7 @@ def test_violations_fail_with_examples(urls: dict[str, str]) -> None:
     r = check("--url", urls["leaky"], "--window", "60", "--lane", "gray")
     assert r.returncode == 1, r.stderr
     assert "gray: 95.0% of 100 gray traces stayed in lane" in r.stdout
-    assert f"leak at C (gray served by base), trace {TID}: A[gray] -> B[gray] -> C[base, leak]" in r.stdout
+    assert f"leak at C (gray expected, served by base), trace {TID}: A[gray] -> B[gray] -> C[base, leak]" in r.stdout
     assert "FAIL: 5 violations (3 leak, 0 intrusion, 2 tag_lost); 5 of 100 traces left their lane" in r.stdout
     assert "not counted" not in r.stdout
 
