@@ -23,10 +23,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from google.protobuf.json_format import MessageToJson
@@ -39,6 +39,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from lanewatch import lane as L
 from lanewatch.collect.ingest import Format, IngestResult, Signal
 
+_T = TypeVar("_T")
 
 class FakeClock:
     """A clock for injection: ``clock()`` returns the current fake time."""
@@ -218,3 +219,17 @@ def start_up(data_dir: Path, *args: str, env: Mapping[str, str] | None = None,
             raise RuntimeError(f"lanewatch up did not start: {out}")
         time.sleep(0.05)
     return proc, dict(json.loads(ready.read_text()))
+
+
+def wait_until(pred: Callable[[], _T | None], timeout_s: float = 30.0, what: str = "condition",
+               every_s: float = 0.2) -> _T:
+    """The first truthy value of ``pred()``, polled every ``every_s``; AssertionError naming
+    ``what`` and the last value after ``timeout_s`` (for tests against a running collector)."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last  # type: ignore[no-any-return]
+        time.sleep(every_s)
+    raise AssertionError(f"{what}: not met within {timeout_s} s; last value {last!r}")

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from lanewatch import lane as L
-from lanewatch.testing import TraceBuilder, start_up
+from lanewatch.testing import TraceBuilder, start_up, wait_until
 
 FLUSH_S = 0.5
 CONFIG = f"trace_wait_s: 4\nflush_interval_s: {FLUSH_S}\nliveness_ttl_s: 60\n"
@@ -59,17 +58,6 @@ def _stop(proc: subprocess.Popen[str], sig: int) -> str:
     return out
 
 
-def _wait(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not within {timeout}s; last {last!r}")
-
-
 def _tag_lost_trace(t0: float) -> bytes:
     """A[gray] calls B without the lane: B's base instance serves it, the edge lost the tag."""
     tb = TraceBuilder(t0=t0)
@@ -93,7 +81,7 @@ def test_sigterm_loses_no_open_trace_and_check_still_fails(tmp_path: Path) -> No
             s: dict[str, Any] = _get(ep, "/api/v1/summary?window=600")
             return s if s["traces"] >= 100 else None
 
-        s = _wait(judged, 30, "the resumed traces are judged")
+        s = wait_until(judged, 30, "the resumed traces are judged")
         assert s["traces"] == 100 and s["traces_violated"] == 100
         assert s["edges"]["tag_lost"] == 100 and s["edges"]["calls"] == 100
         assert s["hops"] == {"in_lane": 200, "fallback": 0, "leak": 0, "intrusion": 0}
@@ -187,7 +175,7 @@ def _settled(ep: dict[str, Any], traces: int) -> dict[str, Any]:
         steady = len(seen) > 24 and seen[-1] == seen[-25]  # 6 s without change: all judged
         return s if s["traces"] >= traces or steady else None
 
-    return dict(_wait(done, 90, "the traces are judged"))
+    return dict(wait_until(done, 90, "the traces are judged", every_s=0.25))
 
 
 def test_sdk_exporters_through_a_sigterm_restart_lose_nothing(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ OTLP/HTTP and OTLP/gRPC exporters; the verdicts are read back over HTTP.
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from lanewatch import lane as L
-from lanewatch.testing import heartbeat_request, start_up
+from lanewatch.testing import heartbeat_request, start_up, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -90,14 +89,7 @@ def call_chain(tps: list[TracerProvider], lanes: list[str], sent: list[str],
 
 
 def wait_for(pred: Any, timeout: float = 15.0) -> Any:
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met in {timeout}s; last value {last!r}")
+    return wait_until(pred, timeout)
 
 
 def test_sdk_exporters_over_http_and_grpc_are_judged(collector: dict[str, Any]) -> None:

@@ -38,7 +38,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-from lanewatch.testing import start_up
+from lanewatch.testing import start_up, wait_until
 
 #: What "answered within seconds" means here: well inside an SDK exporter's 10 s timeout.
 ANSWER_BOUND_S = 9.0
@@ -113,14 +113,7 @@ def metric(ep: dict[str, Any], name: str, labels: str) -> float:
 
 
 def wait_for(pred: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met in {timeout}s; last value {last!r}")
+    return wait_until(pred, timeout)
 
 
 def stop(proc: Any) -> None:
