@@ -11,7 +11,8 @@ Besides the sink's totals it reads, at each scrape, three callables:
   :meth:`lanewatch.query.Query.instances` returns) -> ``lanewatch_instances_live``;
 * ``alert_states()``: dicts with ``labels`` (holding ``alertname``) and ``state``; those
   ``pending`` or ``firing`` are counted -> ``lanewatch_alerts``;
-* ``pending_counters()``: the engine's counters not yet in a batch
+* ``pending_counters(after)``: the engine's counters not in the sink's totals yet: not in a
+  batch, or in batches after ``after``, the newest the sink has
   (:meth:`lanewatch.collect.engine.Engine.pending_counters`), added to the sink's.
 
 A callable that raises is logged and counted (``lanewatch_metrics_source_errors_total``);
@@ -52,7 +53,7 @@ def no_rows() -> list[dict[str, Any]]:
     return []
 
 
-def no_counters() -> dict[str, int]:
+def no_counters(after: int | None = None) -> dict[str, int]:
     return {}
 
 
@@ -60,7 +61,7 @@ class MetricsCollector:
     """The families of ``docs/metrics.md`` from ``sink`` and the three callables."""
 
     def __init__(self, sink: MetricsSink, *, instances: Rows = no_rows, alert_states: Rows = no_rows,
-                 pending_counters: Callable[[], Mapping[str, int]] = no_counters,
+                 pending_counters: Callable[[int | None], Mapping[str, int]] = no_counters,
                  alert_health: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.sink, self.instances, self.alert_states = sink, instances, alert_states
         self.alert_health = alert_health
@@ -147,7 +148,8 @@ class MetricsCollector:
     def _counters(self, snap: Snapshot) -> Iterator[Metric]:
         values = dict.fromkeys(C.ALWAYS, 0.0)
         values.update(snap.counters)
-        for name, v in (self._read("pending_counters", self.pending_counters) or {}).items():
+        pending = self._read("pending_counters", lambda: self.pending_counters(snap.seq))
+        for name, v in (pending or {}).items():
             values[name] = values.get(name, 0.0) + v
         families: dict[str, CounterMetricFamily] = {}
         with self._lock:

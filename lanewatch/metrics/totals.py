@@ -55,6 +55,8 @@ class Snapshot:
     series: dict[str, int]
     folded: dict[str, int]
     taken_back: dict[str, float]
+    #: the newest batch (``Batch.seq``) in these totals
+    seq: int = 0
 
 
 def _col(cols: Columns, name: str) -> list[Any]:
@@ -144,6 +146,7 @@ class MetricsSink:
         self.edges = Family("lanewatch_edges_total", ("caller", "callee", "lane", "verdict"), 1, max_series)
         self.traces = Family("lanewatch_traces_total", ("entry_lane", "stayed"), 1, max_series)
         self._counters: dict[str, float] = {}
+        self._seq = 0
         self._lock = threading.Lock()
 
     def write(self, batch: Batch) -> None:
@@ -159,6 +162,7 @@ class MetricsSink:
             self.traces.add(traces)
             for name, v in batch.counters.items():
                 self._counters[name] = self._counters.get(name, 0.0) + v
+            self._seq = max(self._seq, batch.seq)
 
     def snapshot(self) -> Snapshot:
         """A copy of every total, taken between two batches."""
@@ -167,4 +171,4 @@ class MetricsSink:
             return Snapshot(self.hops.items(), self.durations.items(), self.edges.items(),
                             self.traces.items(), dict(self._counters),
                             {f.name: len(f) for f in fams}, {f.name: f.folds.count for f in fams},
-                            {f.name: f.taken_back for f in fams})
+                            {f.name: f.taken_back for f in fams}, self._seq)
