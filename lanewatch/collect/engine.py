@@ -72,6 +72,8 @@ class Engine:
         self.keys = Keys(tuple(settings.request_lane_attributes), tuple(settings.instance_lane_attributes),
                          tuple(settings.rule_attributes))
         self.counters: Counter[str] = Counter()
+        #: this collector's name in a shared store (``Batch.collector``)
+        self.collector = settings.collector_name
         self.limits = limits.Limits(settings.max_spans_per_request, settings.max_points_per_request,
                                     settings.max_json_values_per_request,
                                     settings.max_attributes_per_request)
@@ -376,7 +378,8 @@ class Engine:
             batch = Batch(rollups={t: r.drain() for t, r in self.rollups.items()},
                           violations=details.violations, traces=details.traces,
                           instances=self.liveness.take_changes(), counters=counters,
-                          open_spans=self._journal() if self.journaling else None, seq=self._seq)
+                          open_spans=self._journal() if self.journaling else None, seq=self._seq,
+                          collector=self.collector, as_of=self.clock())
             self.counters.clear()
             if counters:
                 self._handed[self._seq] = counters

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lanewatch import lane as L
 from lanewatch.config import access, alerting, routing, urls
+from lanewatch.config import store_url as store_urls
 from lanewatch.config.alerting import LaneTarget
 from lanewatch.config.fields import (
     ConfigError,
@@ -25,6 +26,12 @@ from lanewatch.config.fields import (
 from lanewatch.config.routing import Rule
 
 _PORT = within(0, 65535, what="a port is 0..65535")
+
+
+def _check_collector_id(name: str, value: object) -> None:
+    text = str(value)
+    if len(text) > 128 or any(not (c.isalnum() or c in "-_.:") for c in text):
+        raise ConfigError(f"{name}: {text[:40]!r} must be at most 128 letters, digits or -_.:")
 _SHARE = within(0.0, 1.0, what="a share is 0..1")
 #: The gray-vs-base checks a judgement has (``lanewatch.scorecard``).
 JUDGED_CHECKS = ("errors", "latency")
@@ -119,6 +126,15 @@ class Settings:
                                   check=within(-1, 65535, what="a port is 0..65535, or -1 for off"))
     port: int = setting(8050, "Query API and dashboard port (0 = pick a free port).", check=_PORT)
     data_dir: str = setting("./lanewatch-data", "Directory of the embedded store (DuckDB file).")
+    store: str = setting("", "Where rollups, violations and traces live: duckdb:///PATH (default: "
+                         "lanewatch.duckdb under data_dir; one process) or "
+                         "clickhouse://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE (native port, default "
+                         "9000; shared by any number of `collect` and `serve`; docs/scale-out.md).",
+                         check=store_urls.check, secret=True)
+    collector_id: str = setting("", "This collector's name in a shared store (its counters, open traces "
+                                "and liveness are kept under it; a restart with the same id resumes "
+                                "them); default: the host name. Distinct per collector.",
+                                check=_check_collector_id)
     config: str = setting("", "YAML file with settings, routing rules and topology.")
     auth_token: str = setting("", "Bearer token every listener asks for (OTLP, API, /metrics, dashboard; "
                               "docs/security.md); empty: no authentication.", check=access.check_token,
@@ -281,6 +297,18 @@ class Settings:
     def token(self) -> str:
         """The bearer token in force (auth_token, else auth_token_file's), '' when none."""
         return self.auth_token or access.read_token_file(self.auth_token_file)
+
+    @property
+    def store_url(self) -> store_urls.StoreURL:
+        """The parsed ``store`` setting."""
+        return store_urls.parse(self.store, self.data_dir)
+
+    @property
+    def collector_name(self) -> str:
+        """``collector_id``, else the host name."""
+        import socket
+
+        return self.collector_id or socket.gethostname() or "lanewatch"
 
     @property
     def db_path(self) -> Path:

@@ -45,7 +45,8 @@ from lanewatch.query.parts import (
 )
 from lanewatch.query.series import SeriesReader, histograms
 from lanewatch.stats import Thresholds
-from lanewatch.store.base import Store
+from lanewatch.store.base import NumberedCounters
+from lanewatch.store.base import StoreReader as Store
 
 
 class LiveView(Protocol):
@@ -311,8 +312,8 @@ class Query:
 
     def _counters(self) -> dict[str, int]:
         """Stored plus live counts, each counted once (also while a batch is being written)."""
-        at = getattr(self.store, "counters_at", None)
-        stored, seq = at() if at is not None else (self.store.counters(), None)
+        stored, seq = (self.store.counters_at() if isinstance(self.store, NumberedCounters)
+                       else (self.store.counters(), None))
         out = dict(stored)
         for k, v in (self.live.counters(after=seq) if self.live else {}).items():
             out[k] = out.get(k, 0) + int(v)

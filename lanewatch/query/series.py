@@ -21,7 +21,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from lanewatch.query.parts import Q_COLUMNS, cube_quantiles, hist_cube
-from lanewatch.store.base import Store
+from lanewatch.store.base import ChangeFeed, LatencyCells
+from lanewatch.store.base import StoreReader as Store
 
 #: Per lane: ``req`` and ``err`` per step, and the latency quantiles (NaN: none).
 Arrays = dict[str, npt.NDArray[np.float64]]
@@ -61,9 +62,8 @@ def histograms(store: Store, t0: int, t1: int, where: dict[str, str | None], ste
 
     ``n_steps == 1`` means one histogram over the whole window.
     """
-    cells_of = getattr(store, "latency_cells", None)
-    if cells_of is not None:  # DuckStore's fast path: integer cells, summed per step in SQL
-        names, cells = cells_of(t0, t1, where, minute_ok=n_steps == 1 or step_s % 60 == 0, step_s=step_s)
+    if isinstance(store, LatencyCells):  # the fast path: integer cells, summed per step in SQL
+        names, cells = store.latency_cells(t0, t1, where, minute_ok=n_steps == 1 or step_s % 60 == 0, step_s=step_s)
     else:
         df = store.rollup("latency", t0, t1, ["ts", "instance_lane", "bucket"], where=where, bucket_s=step_s)
         codes, uniques = pd.factorize(df["instance_lane"])
@@ -87,17 +87,15 @@ class SeriesReader:
 
     def __init__(self, store: Store, max_entries: int = 64) -> None:
         self.store = store
-        self._versioned = callable(getattr(store, "version", None)) and callable(
-            getattr(store, "changed_since", None))
         self._cache: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_entries
 
     def read(self, t0: int, t1: int, step_s: int, where: dict[str, str | None]) -> dict[str, Arrays]:
         """Arrays per instance lane on the grid from ``t0`` (step-aligned) up to ``t1``."""
-        if not self._versioned:
-            return read_steps(self.store, t0, t1, step_s, where)
-        store: Any = self.store
+        store = self.store
+        if not isinstance(store, ChangeFeed):
+            return read_steps(store, t0, t1, step_s, where)
         version = int(store.version())  # before reading: a write racing the read is re-read next time
         key = (step_s, *sorted(where.items()))
         with self._lock:

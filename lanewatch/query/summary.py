@@ -23,7 +23,7 @@ import pandas as pd
 
 from lanewatch import lane as L
 from lanewatch.query.parts import HOP_LABELS, lane_order
-from lanewatch.store.base import Store
+from lanewatch.store.base import StoreReader as Store
 
 #: The coverage start is found on a grid of at most this many buckets per window.
 COVERAGE_BUCKETS = 360

@@ -35,6 +35,12 @@ TRACE_COLUMNS: tuple[str, ...] = ("trace_id", "ts", "entry_lane", "stayed", "lan
 INSTANCE_COLUMNS: tuple[str, ...] = ("service", "lane", "instance", "first_seen", "last_seen", "state",
                                      "hops", "errors", "last_hop")
 
+#: One row per instance a collector tracks, replaced whenever it changes: what every other
+#: collector needs to judge with global liveness (:class:`SharedLiveness`). ``intervals``: JSON
+#: ``[[start, end], ...]`` (span time, end inclusive); ``left``: said goodbye (heartbeat 0);
+#: ``collector``: who wrote it.
+LIVENESS_COLUMNS: tuple[str, ...] = ("collector", "service", "lane", "instance", "intervals", "left")
+
 
 @dataclass
 class OpenSpans:
@@ -87,27 +93,44 @@ class Batch:
     #: keeps it with the counters lets readers add exactly the counts it does not have yet
     #: (``Engine.pending_counters(after=...)``).
     seq: int = 0
+    #: who wrote it (``collector_id``); a store shared by several collectors keeps counters,
+    #: open spans and liveness per collector
+    collector: str = ""
+    #: the writer's clock when the batch was cut: its liveness rows are complete up to then
+    as_of: float = 0.0
+    #: rows of :data:`LIVENESS_COLUMNS` that changed since the previous batch
+    liveness: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.violations or self.traces or self.instances or self.counters
-                    or self.open_spans is not None
+                    or self.liveness or self.open_spans is not None
                     or any(len(next(iter(c.values()), ())) for c in self.rollups.values()))
 
 
-class Store(Protocol):
-    """Storage backend. Implementations: :mod:`lanewatch.store.duck` (embedded).
+class StoreWriter(Protocol):
+    """What a collector needs of a store: ``lanewatch collect`` holds only this."""
+
+    def write(self, batch: Batch) -> None:
+        """Add one batch (one transaction where the backend has them)."""
+        ...
+
+    def maintain(self, now: float) -> None:
+        """Apply retention and downsampling."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class StoreReader(Protocol):
+    """What the API, dashboard, alerts and ``check`` need of a store: ``lanewatch serve`` holds
+    only this.
 
     Reads return pandas DataFrames with the named columns (empty frames keep
     their columns). Filters in ``where`` are equality on key columns; ``None``
-    values are ignored.
-
-    Optional fast paths the query layer uses when a backend has them (looked up
-    with ``getattr``): ``latency_cells(t0, t1, where, minute_ok, step_s)`` for
-    quantile series without strings, and ``version()`` / ``changed_since(version)``
-    so live readers re-read only the seconds that changed.
+    values are ignored. Optional fast paths are declared capabilities
+    (:class:`LatencyCells`, :class:`ChangeFeed`, :class:`NumberedCounters`), tested with
+    ``isinstance``.
     """
-
-    def write(self, batch: Batch) -> None: ...
 
     def rollup(self, table: str, t0: int, t1: int, keys: Sequence[str],
                where: Mapping[str, str | None] | None = None, bucket_s: int = 1) -> pd.DataFrame:
@@ -128,17 +151,80 @@ class Store(Protocol):
 
     def trace(self, trace_id: str) -> dict[str, Any] | None: ...
 
-    def instances(self) -> pd.DataFrame: ...
-
-    def counters(self) -> dict[str, int]:
-        """Cumulative counters (drops, duplicates, unpaired spans...), persisted."""
+    def instances(self) -> pd.DataFrame:
+        """One row per (service, lane, instance), merged over every collector that saw it."""
         ...
 
-    def maintain(self, now: float) -> None:
-        """Apply retention and downsampling."""
+    def counters(self) -> dict[str, int]:
+        """Cumulative counters (drops, duplicates, unpaired spans...), persisted, summed over
+        every collector."""
         ...
 
     def close(self) -> None: ...
+
+
+class Store(StoreWriter, StoreReader, Protocol):
+    """Both sides: the embedded store of ``lanewatch up``. Implementations:
+    :mod:`lanewatch.store.duck` (embedded, one process) and :mod:`lanewatch.store.clickhouse`
+    (shared by any number of ``collect`` and ``serve`` processes)."""
+
+
+@runtime_checkable
+class LatencyCells(Protocol):
+    """Latency histogram cells as integer arrays (a faster path than ``rollup("latency")``)."""
+
+    def latency_cells(self, t0: int, t1: int, where: Mapping[str, str | None] | None = None,
+                      minute_ok: bool = False, step_s: int = 1) -> tuple[list[str], dict[str, Any]]:
+        """``(lane names, {"ts", "lane", "bucket", "count": arrays})``; ``lane`` indexes the
+        names; a cell may repeat (sum them). With ``step_s > 1`` ``ts`` is the start of its
+        step (steps counted from ``t0``); ``minute_ok``: whole minutes may come from the
+        per-minute rows."""
+        ...
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """Lets live readers re-read only the seconds that changed, whoever wrote them (in a shared
+    store: other processes too)."""
+
+    def version(self) -> int:
+        """A number that grows with every committed change to the rollups."""
+        ...
+
+    def changed_since(self, version: int) -> int | None:
+        """The oldest ``ts`` whose sums may differ from what was readable at ``version``
+        (None: nothing changed; 0: anything may have). It may say more changed, never less."""
+        ...
+
+
+@runtime_checkable
+class NumberedCounters(Protocol):
+    """Counters read with the number of the newest batch of *this* process they include, so a
+    reader adds exactly the live counts the store does not have yet."""
+
+    def counters_at(self) -> tuple[dict[str, int], int]: ...
+
+
+@runtime_checkable
+class PerCollector(Protocol):
+    """A store shared by several collectors: what each one wrote, and when it last did."""
+
+    def collectors(self) -> list[dict[str, Any]]:
+        """One row per collector: ``collector``, ``as_of`` (its clock at its newest batch),
+        ``counters`` (its cumulative counters)."""
+        ...
+
+
+@runtime_checkable
+class SharedLiveness(Protocol):
+    """A store through which collectors share liveness (each writes ``Batch.liveness``): every
+    collector judges with every instance's liveness, wherever its telemetry arrived."""
+
+    def peer_liveness(self, collector: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
+        """The liveness rows written by every collector but ``collector``
+        (:data:`LIVENESS_COLUMNS`, the newest per instance and writer), and each such writer's
+        ``as_of`` (its rows are complete up to then)."""
+        ...
 
 
 @runtime_checkable
