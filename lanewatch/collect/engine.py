@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,8 @@ MAX_DETAILED_TRACES = 2000
 #: go through the span path together: its fixed cost per call (a few dozen numpy calls,
 #: set and dict operations) is then paid once per batch instead of once per request.
 BATCH_SPANS = 8192
+#: A collector whose newest batch is older than this is not waited for (stopped or cut off).
+PEER_GONE_S = 10.0
 #: Batches whose counters the engine remembers until a store has them (older ones it has, or
 #: it failed to write them: their counts are then lost from both, consistently).
 _HANDED_KEPT = 64
@@ -92,9 +94,13 @@ class Engine:
             self._rules[self.strings[r.service]].append((r, self.strings[r.lane]))
         self._sample_cut = np.uint64(min(int(settings.sample_ok_traces * 2.0**64), 2**64 - 1))
         self.rollups = {t: Rollup(t) for t in ROLLUPS}
-        self._pending: list[SpanColumns] = []  # decoded, not yet through the span path
+        self._pending: list[tuple[SpanColumns, float]] = []  # decoded, not yet through the span path, with arrival
         self._pending_n = 0
-        self._pending_at = 0.0  # when the newest of them arrived: the batch's arrival time
+        #: several collectors share liveness through the store (``merge_peer_liveness``): spans
+        #: wait until every other collector's liveness covers their arrival (at most
+        #: ``liveness_wait_s``) before they are judged
+        self.sharing = False
+        self._peer_as_of: dict[str, float] = {}
         self._lock = threading.Lock()
         #: hand out the change to the open spans with each batch (the store keeps them)
         self.journaling = False
@@ -162,7 +168,8 @@ class Engine:
                     self.counters["log_records_rejected_invalid"] += logs.rejected
             return IngestResult(accepted=logs.accepted, rejected=logs.rejected, message=logs.why)
         durable = self.durable_at
-        if durable is not None and (lag := self.clock() - durable) > self.settings.max_unflushed_s:
+        bound = self.settings.max_unflushed_s + (self.settings.liveness_wait_s if self.sharing else 0.0)
+        if durable is not None and (lag := self.clock() - durable) > bound:
             # acknowledging more would widen what a crash loses
             raise Overloaded(f"the store is {lag:.1f}s behind the spans already accepted "
                              f"(max_unflushed_s {self.settings.max_unflushed_s:g}); retry later",
@@ -176,9 +183,10 @@ class Engine:
         rejected, why = cols.rejected, cols.why
         with self._lock:
             if cols.n:
-                self._pending.append(cols)
+                if self.sharing:  # its liveness evidence counts for the other collectors now
+                    self._observe_resources(cols)
+                self._pending.append((cols, self.clock()))
                 self._pending_n += cols.n
-                self._pending_at = self.clock()
                 if self._pending_n >= BATCH_SPANS:
                     self._ingest_pending()
             self.counters["spans_received"] += cols.n
@@ -200,18 +208,77 @@ class Engine:
             self.counters[name] += 1
 
     # --- the span path -----------------------------------------------------------------------
-    def _ingest_pending(self) -> None:
-        """Send the pending requests' spans through the span path, as one batch. The
-        requests were answered already: a failure here (a bug) is logged and its spans
-        counted as lost, and never reaches the request that happened to fill the batch."""
-        parts, self._pending, n, self._pending_n = self._pending, [], self._pending_n, 0
+    def _ingest_pending(self, force: bool = False) -> None:
+        """Send the pending requests' spans through the span path, as one batch (sharing
+        liveness: those whose arrival every other collector's liveness covers, or that waited
+        ``liveness_wait_s``). The requests were answered already: a failure here (a bug) is
+        logged and its spans counted as lost, and never reaches the request that happened to
+        fill the batch."""
+        if not self._pending:
+            return
+        parts = self._pending
+        if self.sharing and not force:
+            now = self.clock()
+            known = self._peers_known_until(now)
+            forced_before = now - self.settings.liveness_wait_s
+            ready = [(c, t) for c, t in parts if t <= known or t <= forced_before]
+            if len(ready) < len(parts):
+                self._pending = [(c, t) for c, t in parts if not (t <= known or t <= forced_before)]
+            else:
+                self._pending = []
+            forced = sum(c.n for c, t in ready if t > known)
+            if forced:
+                self.counters["spans_judged_before_peer_liveness"] += forced
+            parts = ready
+        else:
+            self._pending = []
+        n = sum(c.n for c, _ in parts)
+        self._pending_n -= n
         if not parts:
             return
+        arrived = max(t for _, t in parts)
+        cols = [c for c, _ in parts]
         try:
-            self._ingest_spans(parts[0] if len(parts) == 1 else SpanColumns.concat(parts), self._pending_at)
+            self._ingest_spans(cols[0] if len(cols) == 1 else SpanColumns.concat(cols), arrived)
         except Exception:  # counted and logged: the collector goes on
             log.exception("span path failed on a batch of %d spans", n)
             self.counters["spans_lost_internal_error"] += n
+
+    def _observe_resources(self, c: SpanColumns) -> None:
+        """Each resource's newest span end as a sign of life of its instance."""
+        last_end = np.zeros(len(c.resources), dtype=np.int64)
+        np.maximum.at(last_end, c.resource, c.end_ns)
+        for i, r in enumerate(c.resources):
+            self.liveness.observe(self.services[r.service], self.lanes[r.lane], r.instance,
+                                  float(last_end[i]) / _NS, revive=False, count=False)
+
+    # --- several collectors ------------------------------------------------------------------
+    def _peers_known_until(self, now: float) -> float:
+        """The time up to which every other live collector's liveness is merged here (peers
+        silent for :data:`PEER_GONE_S` are left out: stopped or cut off)."""
+        live = [t for t in self._peer_as_of.values() if now - t <= PEER_GONE_S]
+        return min(live) if live else float("inf")
+
+    def merge_peer_liveness(self, rows: Sequence[Mapping[str, Any]], as_of: Mapping[str, float]) -> None:
+        """Take the other collectors' liveness (``SharedLiveness.peer_liveness``): rows and,
+        per collector, the time its rows are complete to."""
+        with self._lock:
+            self.liveness.merge_peers(rows)
+            for who, t in as_of.items():
+                if who != self.collector:
+                    self._peer_as_of[who] = max(float(t), self._peer_as_of.get(who, 0.0))
+
+    def peers(self) -> dict[str, float]:
+        """Other collectors heard of through the store, and their ``as_of``."""
+        with self._lock:
+            return dict(self._peer_as_of)
+
+    def stored(self, taken: float) -> None:
+        """A store committed the batch cut at ``taken``: every span accepted before then is in
+        it, except those still waiting for peers' liveness."""
+        with self._lock:
+            held = min((t for _, t in self._pending), default=taken)
+            self.durable_at = min(taken, held)
 
     def _ingest_spans(self, c: SpanColumns, arrived: float) -> None:
         n = c.n
@@ -356,7 +423,7 @@ class Engine:
 
         ``final`` (the last flush before a stop): without a journal, judge every open trace now."""
         with self._lock:
-            self._ingest_pending()
+            self._ingest_pending(force=final)
             expired = self.assembly.expire(everything=final and not self.journaling)
             details = Finalised()
             if expired.rows is not None:
@@ -378,6 +445,7 @@ class Engine:
             batch = Batch(rollups={t: r.drain() for t, r in self.rollups.items()},
                           violations=details.violations, traces=details.traces,
                           instances=self.liveness.take_changes(), counters=counters,
+                          liveness=self.liveness.take_shared(self.collector) if self.sharing else [],
                           open_spans=self._journal() if self.journaling else None, seq=self._seq,
                           collector=self.collector, as_of=self.clock())
             self.counters.clear()
@@ -396,7 +464,7 @@ class Engine:
     def instances(self) -> list[dict[str, Any]]:
         """Every instance the engine tracks, as rows of the store's ``instances`` table."""
         with self._lock:
-            return self.liveness.rows()
+            return self.liveness.rows() + self.liveness.peer_rows()
 
     def overload_state(self) -> dict[str, Any]:
         """Decode slots in use and the memory ceiling (``/api/v1/health``'s ``ingest``)."""

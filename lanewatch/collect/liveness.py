@@ -19,6 +19,7 @@ and counted per occurrence as ``instances_over_limit``.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +51,7 @@ class Instance:
     left: bool = False  # said it is leaving (heartbeat 0) and has not come back
     intervals: list[list[float]] = field(default_factory=list)  # [start, end], end inclusive
     dirty: bool = True
+    shared: bool = False  # its liveness row is current in the store (SharedLiveness)
     hops: int = 0  # hops served since the last row was taken for the store
     errors: int = 0
     last_hop: float | None = None  # span start of the newest hop served
@@ -60,6 +62,20 @@ class Instance:
                 "first_seen": self.first_seen, "last_seen": self.last_seen,
                 "state": "left" if self.left else "up", "hops": self.hops, "errors": self.errors,
                 "last_hop": self.last_hop}
+
+
+def live_at(intervals: Sequence[Sequence[float]], left: bool, t: float, ttl: float) -> bool:
+    """Is an instance with these live ``intervals`` live at ``t``? An interval counts until
+    ``ttl`` after its end (or until the next interval starts), the last one not after a goodbye."""
+    n = len(intervals)
+    for i, (start, end) in enumerate(intervals):
+        if i < n - 1:
+            grace = min(ttl, intervals[i + 1][0] - end)
+        else:
+            grace = 0.0 if left else ttl
+        if start <= t <= end + grace:
+            return True
+    return False
 
 
 class Liveness:
@@ -76,6 +92,8 @@ class Liveness:
         self.declared = {(s, lane) for s, lanes in (topology or {}).items() for lane in lanes}
         self._by_key: dict[tuple[str, str, str], Instance] = {}
         self._by_lane: dict[tuple[str, str], list[Instance]] = {}
+        #: other collectors' liveness: (service, lane) -> (collector, instance) -> (intervals, left)
+        self._peers_by_lane: dict[tuple[str, str], dict[tuple[str, str], tuple[list[list[float]], bool]]] = {}
 
     def observe(self, service: str, lane: str, instance: str, t: float | None = None,
                 up: bool = True, revive: bool = True, count: bool = True) -> None:
@@ -103,6 +121,7 @@ class Liveness:
                 peers.append(inst)
                 return
         inst.dirty = True
+        inst.shared = False
         if not up:
             if not inst.left:
                 inst.left = True
@@ -146,18 +165,66 @@ class Liveness:
         return service, lane, instance
 
     def is_live(self, service: str, lane: str, t: float) -> bool:
-        """Did ``service`` have a live instance in ``lane`` at time ``t``?"""
+        """Did ``service`` have a live instance in ``lane`` at time ``t``? (Its own evidence or,
+        with several collectors, any peer's: :meth:`merge_peers`.)"""
         if (service, lane) in self.declared:
             return True
         for inst in self._by_lane.get((service, lane), ()):
-            for i, (start, end) in enumerate(inst.intervals):
-                open_end = i == len(inst.intervals) - 1 and not inst.left
-                grace = self.ttl if open_end else 0.0
-                if i < len(inst.intervals) - 1:
-                    grace = min(self.ttl, inst.intervals[i + 1][0] - end)
-                if start <= t <= end + grace:
-                    return True
+            if live_at(inst.intervals, inst.left, t, self.ttl):
+                return True
+        for intervals, left in self._peers_by_lane.get((service, lane), {}).values():
+            if live_at(intervals, left, t, self.ttl):
+                return True
         return False
+
+    # ---- several collectors: liveness shared through the store ---------------------------
+    def take_shared(self, collector: str) -> list[dict[str, Any]]:
+        """Liveness rows (:data:`lanewatch.store.base.LIVENESS_COLUMNS`) of the instances whose
+        liveness changed since the last call, for the other collectors."""
+        out = []
+        for inst in self._by_key.values():
+            if not inst.shared:
+                inst.shared = True
+                out.append({"collector": collector, "service": inst.service, "lane": inst.lane,
+                            "instance": inst.instance, "intervals": json.dumps(inst.intervals),
+                            "left": inst.left})
+        return out
+
+    def merge_peers(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Take other collectors' liveness rows (each replaces what that collector said of that
+        instance before); rows that do not parse are skipped and counted
+        (``peer_liveness_unreadable``). Returns the rows taken."""
+        taken = 0
+        for r in rows:
+            try:
+                intervals = [[float(a), float(b)] for a, b in json.loads(str(r["intervals"]))][-MAX_INTERVALS:]
+                key = (str(r["service"]), str(r["lane"]))
+                who = (str(r["collector"]), str(r["instance"]))
+                left = bool(r["left"])
+            except (KeyError, TypeError, ValueError):
+                self.counters["peer_liveness_unreadable"] += 1
+                continue
+            if not intervals:
+                continue
+            peers = self._peers_by_lane.setdefault(key, {})
+            if who not in peers and len(peers) >= self.max_per_lane:
+                self.counters["instances_over_limit"] += 1
+                continue
+            peers[who] = (intervals, left)
+            taken += 1
+        return taken
+
+    def peer_rows(self) -> list[dict[str, Any]]:
+        """Instances known only from other collectors, as ``instances`` rows (no hop counts)."""
+        out = []
+        for (service, lane), peers in self._peers_by_lane.items():
+            for (_, instance), (intervals, left) in peers.items():
+                if (service, lane, instance) in self._by_key:
+                    continue
+                out.append({"service": service, "lane": lane, "instance": instance,
+                            "first_seen": intervals[0][0], "last_seen": intervals[-1][1],
+                            "state": "left" if left else "up", "hops": 0, "errors": 0, "last_hop": None})
+        return out
 
     def rows(self) -> list[dict[str, Any]]:
         """Rows of every instance tracked."""
@@ -174,7 +241,13 @@ class Liveness:
         return out
 
     def forget_before(self, t: float) -> None:
-        """Drop instances not seen since ``t`` (bounded memory)."""
+        """Drop instances not seen since ``t`` (bounded memory), peers' too."""
+        for lane_key, peers in list(self._peers_by_lane.items()):
+            for who, (intervals, _) in list(peers.items()):
+                if intervals[-1][1] < t:
+                    del peers[who]
+            if not peers:
+                del self._peers_by_lane[lane_key]
         for key, inst in list(self._by_key.items()):
             if inst.last_seen < t:
                 del self._by_key[key]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from lanewatch.collect.engine import Engine
 from lanewatch.collect.sink import BatchSink
-from lanewatch.store.base import Batch
+from lanewatch.store.base import Batch, SharedLiveness
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,14 @@ class Pipeline:
                         if batch.open_spans is not None:  # the journal may have missed this change
                             self.engine.rejournal()
         if self.store is not None and stored:
-            self.engine.durable_at = taken
+            self.engine.stored(taken)
+        if self.engine.sharing and isinstance(self.store, SharedLiveness):
+            try:  # the other collectors' liveness, for the spans judged from now on
+                rows, as_of = self.store.peer_liveness(self.engine.collector)
+                self.engine.merge_peer_liveness(rows, as_of)
+            except Exception:
+                log.exception("reading the other collectors' liveness failed")
+                self.failures["peer_liveness"] += 1
         return batch
 
     def upkeep(self, now: float) -> None:
@@ -93,7 +100,7 @@ class Pipeline:
 
     def start(self) -> None:
         if self.store is not None:
-            self.engine.durable_at = self.clock()
+            self.engine.stored(self.clock())
         self._thread = threading.Thread(target=self._loop, name="lanewatch-flush", daemon=True)
         self._thread.start()
 

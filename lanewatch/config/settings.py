@@ -186,6 +186,10 @@ class Settings:
 
     liveness_ttl_s: float = setting(10.0, "An instance is live this long after its last telemetry.",
                                     check=positive)
+    liveness_wait_s: float = setting(
+        2.0, "With several collectors on one store: spans wait at most this long for every other "
+        "collector's liveness of their arrival time before they are judged (then they are judged "
+        "and counted as spans_judged_before_peer_liveness).", check=positive)
     trace_wait_s: float = setting(6.0, "A trace is final this long after its last span arrived.",
                                   check=positive)
     closed_trace_keep_s: float = setting(60.0, "Finalised traces are kept this long to place late spans.",
