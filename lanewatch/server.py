@@ -8,7 +8,6 @@ answers queries (DuckDB holds the file lock).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from lanewatch.collect.pipeline import Pipeline, tune_gc
 from lanewatch.collect.receivers.grpc import OtlpGrpcReceiver
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
 from lanewatch.config import Settings
-from lanewatch.metrics import MetricsCollector, MetricsSink, register_metrics
+from lanewatch.metrics import MetricsCollector, MetricsSink
 from lanewatch.store.base import AlertHistory, TraceJournal
 
 log = logging.getLogger("lanewatch")
@@ -99,34 +98,11 @@ class Collector:
         return default_external_url(self.settings, self._web.server_port if self._web is not None else None)
 
     def _build_web(self) -> Any:
-        import flask
+        from lanewatch.web.build import build_web
 
-        from lanewatch.api import register_api
-        from lanewatch.web import access as web_access
-        from lanewatch.web.pool import make_bounded_server
-        from lanewatch.web.security import quiet_handler, security_headers
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per API request
-        app = flask.Flask("lanewatch")
-        web_access.install(app, self.token, web_access.host_check(self.settings), self.engine.count_drop,
-                           secure=self.tls is not None)
-        register_api(app, self.query)
-        register_metrics(app, self.metrics)
-        try:
-            from lanewatch.dashboard.app import create_dash
-            # the bound ports, so the empty state can say where to point exporters
-            create_dash(app, self.query, dataclasses.replace(self.settings, otlp_http_port=self.http.port))
-        except ImportError as e:  # the API still serves without the dashboard
-            log.warning("dashboard unavailable: %s", e)
-        app.after_request(security_headers)
-        s = self.settings
-        server = make_bounded_server(s.host, s.port, app, quiet_handler(), workers=s.api_workers,
-                                     backlog=s.api_backlog, wait_s=s.api_wait_s, count=self.engine.count_event)
-        if self.tls is not None:  # wrapped here, not by werkzeug: each handshake in its request thread
-            server.socket = self.tls.wrap_socket(server.socket, server_side=True,
-                                                 do_handshake_on_connect=False)
-            server.ssl_context = self.tls
-        return server
+        return build_web(self.settings, self.query, self.metrics, token=self.token, tls=self.tls,
+                         count_drop=self.engine.count_drop, count_event=self.engine.count_event,
+                         otlp_http_port=self.http.port)
 
     def start(self) -> Self:
         """Bind everything; on failure, release what was already bound and re-raise."""
