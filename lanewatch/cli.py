@@ -1,4 +1,4 @@
-"""``lanewatch up | check | demo | config``: the command line.
+"""``lanewatch up | collect | serve | check | demo | config``: the command line.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)``
 and ``run(args) -> int`` (or ``add_NAME_arguments``/``run_NAME``); this file
@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 COMMANDS = {
     "up": ("lanewatch.server", "Start the collector, store, query API and dashboard."),
+    "collect": ("lanewatch.roles", "Receive OTLP, judge spans and write them to the store; no UI (scale-out: docs/scale-out.md)."),
+    "serve": ("lanewatch.roles", "Serve the API, dashboard, alerts and /metrics from a shared store (scale-out: docs/scale-out.md)."),
     "check": ("lanewatch.check", "Release gate: exit 0 pass, 1 violation, dead lane or (--compare) a lane worse than base, 2 error or unknown name, 3 too little traffic."),
     "demo": ("lanewatch.demo.cli", "Run the write-up's A -> B -> C mesh with base and gray copies, live."),
     "config": ("lanewatch.server", "List every setting with its env var and default."),

@@ -15,7 +15,7 @@ import signal
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -25,9 +25,10 @@ from lanewatch.collect.engine import Engine
 from lanewatch.collect.pipeline import Pipeline, tune_gc
 from lanewatch.collect.receivers.grpc import OtlpGrpcReceiver
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
+from lanewatch.collect.sink import BatchSink
 from lanewatch.config import Settings
 from lanewatch.metrics import MetricsCollector, MetricsSink
-from lanewatch.store.base import AlertHistory, TraceJournal
+from lanewatch.store.base import AlertHistory, SharedLiveness, TraceJournal
 
 log = logging.getLogger("lanewatch")
 
@@ -50,10 +51,13 @@ class _LiveView:
 
 class Collector:
     """Everything ``lanewatch up`` runs. ``start()`` binds every listener (ports 0
-    are picked free; see :meth:`endpoints`), ``stop()`` flushes and frees them."""
+    are picked free; see :meth:`endpoints`), ``stop()`` flushes and frees them.
+
+    ``alerts=False`` (``lanewatch collect``): receivers, span path and store writer only; the
+    alerts are evaluated by ``lanewatch serve`` from the shared store."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time,
-                 web: bool = True) -> None:
+                 web: bool = True, alerts: bool = True) -> None:
         from lanewatch.alerts.notify import notifiers_from
         from lanewatch.query import Query
         from lanewatch.store import open_store
@@ -61,13 +65,19 @@ class Collector:
         self.settings = settings
         self.store = open_store(settings)
         self.engine = Engine(settings, clock)
+        #: with other collectors on the same store: judge with every collector's liveness
+        self.engine.sharing = settings.store_url.shared and isinstance(self.store, SharedLiveness)
         #: alert delivery (webhooks, Alertmanager), one per configured URL
-        self.notifiers = notifiers_from(settings, self._dashboard_url)
+        self.notifiers = notifiers_from(settings, self._dashboard_url) if alerts else []
+        self._alerting = alerts
         self.alerts = AlertEngine(settings, self.engine.instances,
                                   history=self.store if isinstance(self.store, AlertHistory) else None,
                                   notifiers=self.notifiers, clock=clock)
         self.metrics_sink = MetricsSink(settings.metrics.max_series)
-        self.pipeline = Pipeline(self.engine, [self.store, self.alerts, self.metrics_sink],
+        sinks: list[BatchSink] = [self.store, self.metrics_sink]
+        if alerts:
+            sinks.insert(1, self.alerts)
+        self.pipeline = Pipeline(self.engine, sinks,
                                  interval_s=settings.flush_interval_s,
                                  jobs=[self.store.maintain, self.engine.forget_instances], clock=clock,
                                  store=self.store)
@@ -108,9 +118,11 @@ class Collector:
         """Bind everything; on failure, release what was already bound and re-raise."""
         try:
             self._resume()
-            self.alerts.prime(self.store, self.alerts.clock())
+            if self._alerting:
+                self.alerts.prime(self.store, self.alerts.clock())
             self.pipeline.start()
-            self.alerts.start()
+            if self._alerting:
+                self.alerts.start()
             self.http.start()
             if self.grpc is not None:
                 self.grpc.start()
@@ -175,66 +187,123 @@ class Collector:
         self.stop()
 
 
-def add_up_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", help="address to bind (LANEWATCH_HOST, default 127.0.0.1)")
-    p.add_argument("--otlp-http-port", type=int, help="OTLP/HTTP port (default 4318, 0 = any free)")
-    p.add_argument("--otlp-grpc-port", type=int, help="OTLP/gRPC port (default 4317, 0 = any, -1 = off)")
-    p.add_argument("--port", type=int, help="API and dashboard port (default 8050, 0 = any free)")
-    p.add_argument("--data-dir", help="directory of the embedded store (default ./lanewatch-data)")
-    p.add_argument("--config", help="YAML file with settings, rules and topology")
-    p.add_argument("--alert-webhook", action="append", metavar="URL",
-                   help="POST alerts in Alertmanager's webhook format to URL (repeatable; "
-                   "LANEWATCH_ALERT_WEBHOOK, comma-separated)")
-    p.add_argument("--alertmanager-url", action="append", metavar="URL",
-                   help="push alerts to this Alertmanager (repeatable; LANEWATCH_ALERTMANAGER_URL)")
-    p.add_argument("--external-url", metavar="URL",
-                   help="lanewatch's URL in alert links (default http://host:port of the dashboard)")
-    p.add_argument("--auth-token", metavar="TOKEN",
-                   help="require Authorization: Bearer TOKEN on every listener (LANEWATCH_AUTH_TOKEN; "
-                   "docs/security.md)")
-    p.add_argument("--auth-token-file", metavar="PATH", help="read the token from this file's first line")
-    p.add_argument("--tls-cert", metavar="PEM", help="serve TLS on every listener with this certificate")
-    p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
-    p.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
-                   help="a host name the API and dashboard answer to (repeatable; LANEWATCH_ALLOWED_HOSTS)")
-    p.add_argument("--memory-limit-mib", type=int, metavar="MIB",
-                   help="memory ceiling: above it less memory_spike_mib, export requests are refused "
-                   "retryably (LANEWATCH_MEMORY_LIMIT_MIB, default 0 = none)")
+def add_store_arguments(p: argparse.ArgumentParser, collector: bool = True) -> None:
+    p.add_argument("--store", metavar="URL",
+                   help="duckdb:///PATH (default: the file under --data-dir) or "
+                   "clickhouse://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE (LANEWATCH_STORE; docs/scale-out.md)")
+    if collector:
+        p.add_argument("--collector-id", metavar="NAME",
+                       help="this collector's name in a shared store (default: the host name; "
+                       "LANEWATCH_COLLECTOR_ID)")
+
+
+def add_up_arguments(p: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
+    """The flags of ``up``; ``only``: just those of these settings (``collect``, ``serve``),
+    plus ``--ready-file`` and ``--log-level``."""
+    def want(name: str) -> bool:
+        return only is None or name in only
+
+    if want("host"):
+        p.add_argument("--host", help="address to bind (LANEWATCH_HOST, default 127.0.0.1)")
+    if want("otlp_http_port"):
+        p.add_argument("--otlp-http-port", type=int, help="OTLP/HTTP port (default 4318, 0 = any free)")
+    if want("otlp_grpc_port"):
+        p.add_argument("--otlp-grpc-port", type=int, help="OTLP/gRPC port (default 4317, 0 = any, -1 = off)")
+    if want("port"):
+        p.add_argument("--port", type=int, help="API and dashboard port (default 8050, 0 = any free)")
+    if want("data_dir"):
+        p.add_argument("--data-dir", help="directory of the embedded store (default ./lanewatch-data)")
+    if want("store"):
+        add_store_arguments(p, collector=want("collector_id"))
+    if want("config"):
+        p.add_argument("--config", help="YAML file with settings, rules and topology")
+    if want("alert_webhook"):
+        p.add_argument("--alert-webhook", action="append", metavar="URL",
+                       help="POST alerts in Alertmanager's webhook format to URL (repeatable; "
+                       "LANEWATCH_ALERT_WEBHOOK, comma-separated)")
+    if want("alertmanager_url"):
+        p.add_argument("--alertmanager-url", action="append", metavar="URL",
+                       help="push alerts to this Alertmanager (repeatable; LANEWATCH_ALERTMANAGER_URL)")
+    if want("external_url"):
+        p.add_argument("--external-url", metavar="URL",
+                       help="lanewatch's URL in alert links (default http://host:port of the dashboard)")
+    if want("auth_token"):
+        p.add_argument("--auth-token", metavar="TOKEN",
+                       help="require Authorization: Bearer TOKEN on every listener (LANEWATCH_AUTH_TOKEN; "
+                       "docs/security.md)")
+    if want("auth_token_file"):
+        p.add_argument("--auth-token-file", metavar="PATH", help="read the token from this file's first line")
+    if want("tls_cert"):
+        p.add_argument("--tls-cert", metavar="PEM", help="serve TLS on every listener with this certificate")
+    if want("tls_key"):
+        p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    if want("allowed_hosts"):
+        p.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
+                       help="a host name the API and dashboard answer to (repeatable; LANEWATCH_ALLOWED_HOSTS)")
+    if want("memory_limit_mib"):
+        p.add_argument("--memory-limit-mib", type=int, metavar="MIB",
+                       help="memory ceiling: above it less memory_spike_mib, export requests are refused "
+                       "retryably (LANEWATCH_MEMORY_LIMIT_MIB, default 0 = none)")
     p.add_argument("--ready-file", help="write the bound endpoints as JSON here once listening")
     p.add_argument("--log-level", default=os.environ.get("LANEWATCH_LOG_LEVEL", "INFO"))
 
 
-def run_up(args: argparse.Namespace) -> int:
+#: The flags of ``up`` that are settings (``add_up_arguments``), by setting name.
+UP_SETTINGS = ("host", "otlp_http_port", "otlp_grpc_port", "port", "data_dir", "store", "collector_id",
+               "config", "alert_webhook", "alertmanager_url", "external_url", "auth_token",
+               "auth_token_file", "tls_cert", "tls_key", "allowed_hosts", "memory_limit_mib")
+
+
+def load_settings(args: argparse.Namespace, names: Sequence[str], command: str) -> Settings | None:
+    """Settings from the flags ``names`` of ``args`` (plus env and config file), logged
+    warnings for an open listener; None (after logging why) when they do not load."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    names = ("host", "otlp_http_port", "otlp_grpc_port", "port", "data_dir", "config",
-             "alert_webhook", "alertmanager_url", "external_url", "auth_token", "auth_token_file",
-             "tls_cert", "tls_key", "allowed_hosts", "memory_limit_mib")
-    flags = {k: getattr(args, k) for k in names}
+    flags = {k: getattr(args, k, None) for k in names}
     try:
         settings = config.load(flags)
     except config.ConfigError as e:
         log.error("configuration: %s", e)
-        return 2
+        return None
     if not access.is_loopback(settings.host):
         if not (settings.auth_token or settings.auth_token_file):
-            log.warning("--host %s: every listener (OTLP, API, dashboard, /metrics) is reachable from the "
-                        "network and none asks for credentials; set --auth-token (or "
-                        "LANEWATCH_AUTH_TOKEN, --auth-token-file), bind 127.0.0.1, or put lanewatch "
-                        "behind an authenticating proxy", settings.host)
+            log.warning("--host %s: every listener of lanewatch %s is reachable from the network and "
+                        "none asks for credentials; set --auth-token (or LANEWATCH_AUTH_TOKEN, "
+                        "--auth-token-file), bind 127.0.0.1, or put lanewatch behind an "
+                        "authenticating proxy", settings.host, command)
         elif not settings.tls_cert:
             log.warning("--host %s: the token crosses the network in clear text; add --tls-cert and "
                         "--tls-key (or terminate TLS in front of lanewatch)", settings.host)
+    return settings
+
+
+def start_or_explain(settings: Settings, build: Callable[[], Any]) -> Any:
+    """``build().start()``, or None after logging why it cannot start."""
     try:
-        collector = Collector(settings).start()
+        return build().start()
     except ssl.SSLError as e:
         log.error("cannot start: tls_cert=%s / tls_key=%s do not load: %s", settings.tls_cert,
                   settings.tls_key, e)
-        return 2
     except OSError as e:
         log.error("cannot start: %s (is another lanewatch running on these ports?)", e)
-        return 2
     except Exception as e:  # noqa: BLE001 -- e.g. the store file is locked by another lanewatch
-        log.error("cannot start: %s (data dir %s)", e, settings.data_dir)
+        log.error("cannot start: %s (store %s)", e, settings.store_url.display())
+    return None
+
+
+def wait_for_signal() -> None:
+    """Until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def run_up(args: argparse.Namespace) -> int:
+    settings = load_settings(args, UP_SETTINGS, "up")
+    if settings is None:
+        return 2
+    collector = start_or_explain(settings, lambda: Collector(settings))
+    if collector is None:
         return 2
     tune_gc()
     ep = collector.endpoints()
@@ -242,16 +311,17 @@ def run_up(args: argparse.Namespace) -> int:
         Path(args.ready_file).write_text(json.dumps(ep))
     print(f"lanewatch up: OTLP/HTTP {ep['otlp_http']}  OTLP/gRPC {ep.get('otlp_grpc', 'off')}  "
           f"dashboard and API {ep.get('url')}", flush=True)
-    rules = sorted(collector.alerts.rules)
-    to = ", ".join(f"{n.kind} {n.target}" for n in collector.notifiers) or "no webhook or Alertmanager"
-    print(f"lanewatch up: alerts {'on: ' + ', '.join(rules) if rules else 'off'}; delivered to {to}",
-          flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    print_alerts("up", collector.alerts, collector.notifiers)
+    wait_for_signal()
     collector.stop()
     return 0
+
+
+def print_alerts(command: str, alerts: AlertEngine, notifiers: Sequence[Any]) -> None:
+    rules = sorted(alerts.rules)
+    to = ", ".join(f"{n.kind} {n.target}" for n in notifiers) or "no webhook or Alertmanager"
+    print(f"lanewatch {command}: alerts {'on: ' + ', '.join(rules) if rules else 'off'}; delivered to {to}",
+          flush=True)
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:

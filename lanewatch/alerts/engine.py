@@ -58,6 +58,8 @@ class AlertEngine:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: ``lanewatch serve``: no batches arrive; each evaluation reads the window from here
+        self._follow: Any = None
         if history is not None:
             self._restore(history)
 
@@ -70,18 +72,36 @@ class AlertEngine:
     def prime(self, store: Any, now: float) -> None:
         """Fill the window from ``store``'s rollups of the last seconds (once, on start), so an
         alert firing before a restart is judged on the same evidence after it."""
+        batch = self._read_window(store, now)
+        with self._lock:
+            self.window.advance(now)
+            self.window.add(batch)
+
+    def _read_window(self, store: Any, now: float) -> Batch:
         t0, t1 = int(now) - max(self.window_s, self.dead_s), int(now) + 1
         rollups: dict[str, Mapping[str, Sequence[Any]]] = {}
         for table, keys in PRIME.items():
             df = store.rollup(table, t0, t1, ["ts", *keys])
             rollups[table] = {c: df[c].tolist() for c in df.columns}
+        return Batch(rollups=rollups)
+
+    def follow(self, store: Any) -> None:
+        """Evaluate from ``store``'s rollups, read afresh before each evaluation (a process
+        that writes no batches itself: ``lanewatch serve`` over a shared store)."""
+        self._follow = store
+
+    def _refill(self, now: float) -> None:
+        fresh = Window([self.window_s, self.dead_s])
+        fresh.advance(now)
+        fresh.add(self._read_window(self._follow, now))
         with self._lock:
-            self.window.advance(now)
-            self.window.add(Batch(rollups=rollups))
+            self.window = fresh
 
     # ---- evaluation ---------------------------------------------------------------------
     def evidence(self, now: float) -> Evidence:
         """The window's sums at ``now`` as the rules read them."""
+        if self._follow is not None:
+            self._refill(now)
         with self._lock:
             self.window.advance(now)
             fam = self.window.families

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -40,7 +40,7 @@ from prometheus_client.registry import CollectorRegistry
 from lanewatch.metrics import counters as C
 from lanewatch.metrics.buckets import LE_LABELS, N_LE
 from lanewatch.metrics.families import OTHER, Folds, Key
-from lanewatch.metrics.totals import MetricsSink, Snapshot
+from lanewatch.metrics.totals import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,19 @@ def no_counters(after: int | None = None) -> dict[str, int]:
     return {}
 
 
+class Totals(Protocol):
+    """Where the totals come from: a :class:`MetricsSink` fed by batches, or the store
+    (:class:`lanewatch.metrics.from_store.StoreTotals`, ``lanewatch serve``)."""
+
+    max_series: int
+
+    def snapshot(self) -> Snapshot: ...
+
+
 class MetricsCollector:
     """The families of ``docs/metrics.md`` from ``sink`` and the three callables."""
 
-    def __init__(self, sink: MetricsSink, *, instances: Rows = no_rows, alert_states: Rows = no_rows,
+    def __init__(self, sink: Totals, *, instances: Rows = no_rows, alert_states: Rows = no_rows,
                  pending_counters: Callable[[int | None], Mapping[str, int]] = no_counters,
                  alert_health: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.sink, self.instances, self.alert_states = sink, instances, alert_states
