@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -122,6 +124,7 @@ def test_thresholds_over_http_and_grpc_count_their_adjusted_counts(collector: Co
     assert s["estimated"] is True and s["lanes"]["base"]["estimated"] is True
     assert s["counters"]["spans_with_invalid_sampling_threshold"] == 3 * 3  # 3 junk traces of 3 spans
     assert s["counters"]["spans_received"] == 3 * (300 + 5 + 3)  # received as they came
+    assert _check_json(collector)["estimated"] is True
 
 
 def test_unsampled_traffic_is_exact_and_not_estimated(collector: Collector) -> None:
@@ -133,6 +136,7 @@ def test_unsampled_traffic_is_exact_and_not_estimated(collector: Collector) -> N
     assert s["traces"] == 7 and s["lanes"]["base"]["requests"] == 14
     assert s["estimated"] is False and s["lanes"]["base"]["estimated"] is False
     assert "spans_with_invalid_sampling_threshold" not in s["counters"]
+    assert _check_json(collector)["estimated"] is False
 
 
 def test_the_weight_attribute_counts_and_junk_weights_are_counted(collector: Collector) -> None:
@@ -174,6 +178,17 @@ def test_otlp_json_reads_tracestate_and_numeric_weights(collector: Collector) ->
     assert s["traces"] == 19 and s["lanes"]["base"]["requests"] == 19 and s["estimated"] is True
     assert s["counters"]["spans_with_invalid_sampling_threshold"] == 1  # th:zz
     assert s["counters"]["spans_with_invalid_sampling_weight"] == 1  # a bool is no weight
+
+
+def _check_json(c: Collector) -> dict[str, Any]:
+    """``lanewatch check --json`` (a subprocess) against the collector's API."""
+    p = subprocess.run([sys.executable, "-m", "lanewatch.cli", "check", "--url", c.endpoints()["url"], "--json",
+                        "--window", "300", "--allow-empty"], check=False, capture_output=True, text=True,
+                       timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    doc: dict[str, Any] = json.loads(p.stdout)
+    assert doc["estimated"] is doc["summary"]["estimated"]
+    return doc
 
 
 def _tkey(trace_id: int) -> int:
