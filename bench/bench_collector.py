@@ -160,18 +160,21 @@ def main() -> None:
     ap.add_argument("--default-gc", action="store_true",
                     help="keep Python's default garbage collection (lanewatch up tunes it: tune_gc)")
     ap.add_argument("--shapes", default="proto:1000,proto:512,json:1000")
+    ap.add_argument("--trace-state", default="",
+                    help="every span carries this tracestate (e.g. ot=th:c: sampled, each span weighs 4)")
     ap.add_argument("--alert-sinks", action="store_true",
                     help="also measure 'judged as it goes' with the alert engine and metrics sinks")
     args = ap.parse_args()
     pin(0)
     gc_mode = "python default" if args.default_gc else "tuned as lanewatch up (tune_gc)"
     print(f"# lanewatch collector benchmark  {time.strftime('%Y-%m-%d %H:%M')}  cpus={os.cpu_count()}  "
-          f"gc: {gc_mode}")
+          f"gc: {gc_mode}" + (f"  tracestate: {args.trace_state}" if args.trace_state else ""))
     shapes = [(f, int(n)) for f, n in (s.split(":") for s in args.shapes.split(","))]
     for fmt, per in shapes:
         target = args.spans if fmt == "proto" else args.spans // 3
-        bodies_pb = payloads.build(target, per, "proto", t0_ns=0)
-        bodies = bodies_pb if fmt == "proto" else payloads.build(target, per, "json", t0_ns=0)
+        bodies_pb = payloads.build(target, per, "proto", t0_ns=0, trace_state=args.trace_state)
+        bodies = bodies_pb if fmt == "proto" else payloads.build(target, per, "json", t0_ns=0,
+                                                                 trace_state=args.trace_state)
         n_spans = payloads.count_spans(bodies_pb)
         if not args.default_gc:
             tune_gc()  # after building the payloads, as lanewatch up does after start-up

@@ -33,10 +33,11 @@ def _resource(rs: object, svc: int, lane: str, inst: int) -> None:
         + ([_kv(L.INSTANCE_LANE_ATTR, lane)] if lane else []))
 
 
-def build_round(traces: int, seed: int, t0_ns: int) -> list[ExportTraceServiceRequest]:
+def build_round(traces: int, seed: int, t0_ns: int, trace_state: str = "") -> list[ExportTraceServiceRequest]:
     """``traces`` traces through svc0 -> ... -> svc{CHAIN-1}; one request per (service, lane)
     instance, so the spans of one trace arrive in several requests, as from real services.
-    Each hop is a SERVER span plus, except the last, a CLIENT span calling the next."""
+    Each hop is a SERVER span plus, except the last, a CLIENT span calling the next; every
+    span carries ``trace_state`` (e.g. ``ot=th:c``: sampled spans) when given."""
     rng = random.Random(seed)
     reqs: dict[tuple[int, str], ExportTraceServiceRequest] = {}
 
@@ -65,21 +66,21 @@ def build_round(traces: int, seed: int, t0_ns: int) -> list[ExportTraceServiceRe
             err = rng.random() < 0.01
             out = spans_of(svc, served)
             out.append(Span(  # type: ignore[attr-defined]
-                trace_id=trace_id, span_id=server_id, parent_span_id=parent,
+                trace_id=trace_id, span_id=server_id, parent_span_id=parent, trace_state=trace_state,
                 name="GET /api/items/{id}", kind=Span.SPAN_KIND_SERVER, start_time_unix_nano=t,
                 end_time_unix_nano=t + rng.randint(200_000, 30_000_000), attributes=attrs,
                 status=Status(code=Status.STATUS_CODE_ERROR if err else Status.STATUS_CODE_OK)))
             if svc < CHAIN - 1:
                 parent = os.urandom(8)
                 out.append(Span(  # type: ignore[attr-defined]
-                    trace_id=trace_id, span_id=parent, parent_span_id=server_id, name="GET",
+                    trace_id=trace_id, span_id=parent, parent_span_id=server_id, name="GET", trace_state=trace_state,
                     kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=t + 10_000,
                     end_time_unix_nano=t + 150_000, attributes=attrs))
     return list(reqs.values())
 
 
 def build(n_spans: int, spans_per_request: int, fmt: str = "proto",
-          t0_ns: int | None = None) -> list[bytes]:
+          t0_ns: int | None = None, trace_state: str = "") -> list[bytes]:
     """Bodies of exactly ``spans_per_request`` spans each (about ``n_spans`` in all): each
     instance's spans are cut into batches in time order, as a batch exporter does, and
     the batches of all instances interleave."""
@@ -87,7 +88,7 @@ def build(n_spans: int, spans_per_request: int, fmt: str = "proto",
 
     t0 = t0_ns if t0_ns is not None else time.time_ns()
     traces = max(1, n_spans // (2 * CHAIN - 1))
-    per_instance = build_round(traces, 0, t0)
+    per_instance = build_round(traces, 0, t0, trace_state)
     batches: list[tuple[int, ExportTraceServiceRequest]] = []
     for req in per_instance:
         rs = req.resource_spans[0]

@@ -189,6 +189,8 @@ def report(args: argparse.Namespace, summary: dict[str, Any], violations: list[d
                      f"served no {d['lane']} hop for {_ago(d['idle_s'])}; nothing asked for {d['lane']} and "
                      f"{d['service']} served {_n(d['service_requests'])} hops in the last "
                      f"{_ago(summary.get('dead_after_s') or 0)}")
+    if summary.get("estimated"):
+        lines.append("  counts are estimated from sampled spans (their sampling weights), not counted one by one")
     lost = {k: val for k, val in (summary.get("counters") or {}).items() if val}
     if lost:
         lines.append("  collector counters since the store was created: "
@@ -261,7 +263,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"lanewatch check: {e}", file=sys.stderr)
         return ERROR
     if args.json:
-        doc = {"ok": v.ok, "status": v.status, "summary": summary, "violations": violations}
+        doc = {"ok": v.ok, "status": v.status, "estimated": bool(summary.get("estimated")), "summary": summary,
+               "violations": violations}
         _print(json.dumps(doc if gate is None else {**doc, "gate": gate}, indent=2))
     else:
         lines = report(args, summary, violations, v)

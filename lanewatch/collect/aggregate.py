@@ -17,6 +17,9 @@ import numpy.typing as npt
 
 from lanewatch.rollups import ROLLUPS
 
+#: A metric's weights that add nothing (e.g. no weighted span in the batch): no bincount.
+NOTHING: npt.NDArray[np.float64] = np.zeros(0)
+
 
 class _Codes(dict[tuple[Any, ...], int]):
     """Key tuple -> dense integer code, handed out on first sight."""
@@ -49,14 +52,15 @@ class Rollup:
     def add(self, keys: Iterable[tuple[Any, ...]], n: int,
             weights: Sequence[npt.NDArray[Any] | None]) -> None:
         """Add ``n`` rows: ``keys`` yields one key tuple per row, ``weights`` one
-        array per metric (``None`` counts 1 per row)."""
+        array per metric (``None`` counts 1 per row, :data:`NOTHING` adds nothing)."""
         if n == 0:
             return
         idx = np.fromiter(map(self._codes.__getitem__, keys), dtype=np.int64, count=n)
         size = len(self._codes)
         self._grow(size)
         for m, w in enumerate(weights):
-            self._acc[m, :size] += np.bincount(idx, weights=w, minlength=size)
+            if w is not NOTHING:
+                self._acc[m, :size] += np.bincount(idx, weights=w, minlength=size)
 
     def add_columns(self, columns: Sequence[npt.NDArray[np.integer[Any]]],
                     names: Sequence[Callable[[npt.NDArray[Any]], list[Any]] | None],
@@ -87,7 +91,8 @@ class Rollup:
         idx = np.fromiter(map(self._codes.__getitem__, keys), dtype=np.int64, count=len(uniq))
         self._grow(len(self._codes))
         for m, w in enumerate(weights):  # one row per group: distinct codes, a plain add
-            self._acc[m, idx] += np.bincount(inverse, weights=w, minlength=len(uniq))
+            if w is not NOTHING:
+                self._acc[m, idx] += np.bincount(inverse, weights=w, minlength=len(uniq))
 
     def add_one(self, key: tuple[Any, ...], values: Sequence[float]) -> None:
         code = self._codes[key]

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from lanewatch import lane as L
 from lanewatch import rollups as R
+from lanewatch.collect.weights import integer_weights
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
@@ -26,6 +27,7 @@ COLUMNS: dict[str, type] = {
     "thi": np.uint64, "tlo": np.uint64, "tkey": np.uint64, "sid": np.uint64, "pid": np.uint64,
     "kind": np.int8, "svc": np.int32, "inst": np.int32, "req": np.int32, "recv": np.int32,
     "exp": np.int32, "verdict": np.int8, "start": np.int64, "err": np.bool_,
+    "w": np.float64,  # sampling weight (collect/weights.py; 1: the span stands for itself)
 }
 Chunk = dict[str, np.ndarray]
 #: The columns that hold name codes (:class:`lanewatch.collect.names.Strings`).
@@ -102,6 +104,15 @@ class Judged:
     counters: dict[str, int]
     traces: U64  # the distinct trace keys of the rows (sorted)
     row_trace: I64  # each row's index into ``traces``
+    #: sampling: a trace counts its entry hop's weight, as an integer (``weights.integer_weights``,
+    #: already in ``edge_values``); whether any judged trace weighs other than 1; per edge row,
+    #: trace and trace-service row: the integer weight and whether it was weighted
+    weighted: bool = False
+    edge_weighted: npt.NDArray[np.bool_] | None = None
+    trace_weight: I64 | None = None
+    trace_weighted: npt.NDArray[np.bool_] | None = None
+    trace_service_weight: I64 | None = None
+    trace_service_weighted: npt.NDArray[np.bool_] | None = None
 
 
 def judge_bulk(r: Chunk, groups: tuple[U64, I64] | None = None) -> Judged:
@@ -187,7 +198,18 @@ def judge_bulk(r: Chunk, groups: tuple[U64, I64] | None = None) -> Judged:
     n_svc = int(r["svc"].max()) + 1 if n else 1
     pairs = np.unique(group[hops].astype(np.int64) * n_svc + r["svc"][hops])
     pg, ps = pairs // n_svc, pairs % n_svc
+    # sampling weights: each trace's is its entry hop's (a trace is sampled whole)
+    raw = np.ones(len(uniq))
+    raw[g] = r["w"][entry]
+    heavy = raw != 1.0
+    weighted = bool(heavy.any())
+    tw = integer_weights(raw, uniq) if weighted else np.ones(len(uniq), dtype=np.int64)
+    edge_trace = np.concatenate([group[hop_i], group[leaving]]) if len(leaving) else group[hop_i]
+    if weighted:
+        vals *= tw[edge_trace][:, None]
     return Judged(
+        weighted=weighted, edge_weighted=heavy[edge_trace], trace_weight=tw[g], trace_weighted=heavy[g],
+        trace_service_weight=tw[pg], trace_service_weighted=heavy[pg],
         edge_keys=(keys[0], keys[1], keys[2], keys[3], keys[4]),
         edge_values=vals,
         trace_keys=(r["start"][entry] // _NS, r["exp"][entry]),

@@ -37,7 +37,8 @@ F = descriptor_pb2.FieldDescriptorProto
 #: (name in SpanColumns order, field number, type): the span fields read as columns.
 FIELDS = (("trace_id", 1, F.TYPE_BYTES), ("span_id", 2, F.TYPE_BYTES), ("parent_span_id", 4, F.TYPE_BYTES),
           ("kind", 6, F.TYPE_INT32), ("start_time_unix_nano", 7, F.TYPE_FIXED64),
-          ("end_time_unix_nano", 8, F.TYPE_FIXED64), ("status", 15, F.TYPE_BYTES))
+          ("end_time_unix_nano", 8, F.TYPE_FIXED64), ("status", 15, F.TYPE_BYTES),
+          ("trace_state", 3, F.TYPE_BYTES))
 
 
 def _field(msg: Any, name: str, number: int, ftype: int, type_name: str = "", repeated: bool = False) -> None:

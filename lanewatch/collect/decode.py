@@ -60,6 +60,7 @@ class RawSpans:
     start_ns: list[int] = field(default_factory=list)
     end_ns: list[int] = field(default_factory=list)
     status: list[int] = field(default_factory=list)  # status code (2 = error)
+    trace_state: list[bytes | str] = field(default_factory=list)  # raw W3C tracestate ('' when none)
     request_lane: list[bytes | str] = field(default_factory=list)
     dyed: list[bool] = field(default_factory=list)
     extra: dict[str, list[bytes | str]] = field(default_factory=dict)
@@ -93,6 +94,7 @@ class RawSpans:
         kinds = r.kind if m == 0 or (min(r.kind) >= 0 and max(r.kind) <= 5) else [
             k if 0 <= k <= 5 else 0 for k in r.kind]  # a junk kind (JSON ints are unbounded) reads as 0
         kind = np.asarray(kinds, dtype=np.int8)
+        state_at = np.flatnonzero(np.fromiter(map(bool, r.trace_state), dtype=bool, count=m))
         return SpanColumns(
             trace_hi=ids[:, 0].copy(), trace_lo=ids[:, 1].copy(),
             span_id=np.frombuffer(b"".join(r.span_id), dtype=_U64).astype(np.uint64),
@@ -103,10 +105,12 @@ class RawSpans:
             err=np.asarray(r.status, dtype=np.int64) == 2, dyed=np.asarray(r.dyed, dtype=bool).reshape(m),
             attr_at=np.arange(m, dtype=np.int64), request_lane=r.request_lane, extra=r.extra,
             resource=np.asarray(r.resource, dtype=np.int64).reshape(m), resources=r.resources,
-            rejected=n - m, why=_INVALID.format(n - m) if m < n else "")
+            rejected=n - m, why=_INVALID.format(n - m) if m < n else "",
+            state_at=state_at, trace_state=[r.trace_state[i] for i in state_at.tolist()])
 
 
-_RAW_LISTS = ("trace_id", "span_id", "parent_id", "kind", "start_ns", "end_ns", "status", "request_lane", "dyed")
+_RAW_LISTS = ("trace_id", "span_id", "parent_id", "kind", "start_ns", "end_ns", "status", "trace_state",
+              "request_lane", "dyed")
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,7 @@ def _traces_pb(body: bytes, keys: Keys) -> RawSpans:
             n = len(spans)
             if not n:
                 continue
-            (tid, sid, pid, kind, st, en, code), attrs = columns.scope_columns(
+            (tid, sid, pid, kind, st, en, code, state), attrs = columns.scope_columns(
                 mss.spans if mss is not None else None, spans, need_attrs)
             cols.trace_id += tid
             cols.span_id += sid
@@ -175,6 +179,7 @@ def _traces_pb(body: bytes, keys: Keys) -> RawSpans:
             cols.start_ns += st
             cols.end_ns += en
             cols.status += map(STATUS_CODES.__getitem__, code)
+            cols.trace_state += state
             cols.resource += [r] * n
             if attrs is None:  # no span has any wanted key
                 cols.request_lane += [b""] * n
@@ -309,16 +314,25 @@ def _json_span_attrs(spans: Sequence[Any], keys: Keys) -> tuple[list[str], list[
         lanes.append(lane)
         dyed.append(L.DYED_ATTR in names)
         for k, col in extra.items():
-            col.append(_json_string(attrs, names, k) if k in names else "")
+            col.append(_json_string(attrs, names, k, k == keys.weight) if k in names else "")
     return lanes, dyed, extra
 
 
-def _json_string(attrs: Sequence[Any], names: list[Any], key: str) -> str:
-    """The string value of the last attribute named ``key`` ('' for other value types)."""
+def _json_string(attrs: Sequence[Any], names: list[Any], key: str, number: bool = False) -> str:
+    """The string value of the last attribute named ``key`` ('' for other value types; with
+    ``number``, an int or double value as its text, and any other value as :data:`_NOT_A_NUMBER`)."""
     i = len(names) - 1 - names[::-1].index(key)
     v = attrs[i].get("value")
     s = v.get("stringValue", "") if type(v) is dict else ""
+    if number and type(v) is dict and "stringValue" not in v:
+        n = v.get("intValue", v.get("doubleValue"))
+        # intValue is a decimal string in OTLP/JSON (int64), doubleValue a number (or "NaN", ...)
+        return str(n) if type(n) in (int, float, str) else _NOT_A_NUMBER
     return s if type(s) is str else ""
+
+
+#: What a JSON sampling weight of another type than string, int or double reads as (junk).
+_NOT_A_NUMBER = "not a number"
 
 
 def _traces_json(body: bytes, keys: Keys, max_spans: int | None = None) -> RawSpans:
@@ -343,6 +357,7 @@ def _traces_json(body: bytes, keys: Keys, max_spans: int | None = None) -> RawSp
                 cols.start_ns += _json_ints(_json_column(spans, "startTimeUnixNano", 0), "startTimeUnixNano")
                 cols.end_ns += _json_ints(_json_column(spans, "endTimeUnixNano", 0), "endTimeUnixNano")
                 codes = [st.get("code", 0) if type(st) is dict else 0 for st in _json_column(spans, "status")]
+                cols.trace_state += [v if type(v) is str else "" for v in _json_column(spans, "traceState", "")]
                 cols.status += [2 if c in (2, "STATUS_CODE_ERROR") else 0 for c in codes]
                 lanes, dyed, extra = _json_span_attrs(spans, keys)
                 cols.request_lane += lanes

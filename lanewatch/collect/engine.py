@@ -27,7 +27,7 @@ import numpy as np
 from lanewatch import lane as L
 from lanewatch.collect import bulk, classify, limits, wire
 from lanewatch.collect.admission import Admission
-from lanewatch.collect.aggregate import Rollup
+from lanewatch.collect.aggregate import NOTHING, Rollup
 from lanewatch.collect.assembly import Assembly
 from lanewatch.collect.decode import (
     AttributeStrings,
@@ -44,6 +44,7 @@ from lanewatch.collect.liveness import Liveness
 from lanewatch.collect.logs import decode_logs
 from lanewatch.collect.memlimit import MemoryLimit
 from lanewatch.collect.names import Names, Strings
+from lanewatch.collect.weights import SpanWeights, integer_weights
 from lanewatch.config import Rule, Settings
 from lanewatch.histogram import N_BUCKETS, bucket_of
 from lanewatch.rollups import ROLLUPS
@@ -71,8 +72,12 @@ class Engine:
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings, self.clock = settings, clock
+        weight = settings.sampling_weight_attribute
+        extra = tuple(settings.rule_attributes)
         self.keys = Keys(tuple(settings.request_lane_attributes), tuple(settings.instance_lane_attributes),
-                         tuple(settings.rule_attributes))
+                         extra + ((weight,) if weight and weight not in extra else ()), weight=weight)
+        #: sampling weights of spans (collect/weights.py)
+        self.weights = SpanWeights(weight)
         self.counters: Counter[str] = Counter()
         #: this collector's name in a shared store (``Batch.collector``)
         self.collector = settings.collector_name
@@ -306,6 +311,12 @@ class Engine:
         kind = c.kind
         is_hop = (kind == L.SpanKind.SERVER) | (kind == L.SpanKind.CONSUMER)
         extra = {k: AttributeStrings(c.attr_at, v, n) for k, v in c.extra.items()}
+        weight, bad_th, bad_attr = self.weights.of(n, c.state_at, c.trace_state, c.attr_at,
+                                                   c.extra.get(self.keys.weight) if self.keys.weight else None)
+        if bad_th:
+            self.counters["spans_with_invalid_sampling_threshold"] += bad_th
+        if bad_attr:
+            self.counters["spans_with_invalid_sampling_weight"] += bad_attr
         exp = classify.expected_lanes(svc, req, is_hop, extra, self._rules)
         verdict = classify.hop_verdicts(svc, inst, exp, is_hop, start / _NS, self._is_live, base=0)
         recv = req
@@ -315,31 +326,42 @@ class Engine:
             "thi": c.trace_hi, "tlo": c.trace_lo, "tkey": bulk.trace_key(c.trace_hi, c.trace_lo),
             "sid": c.span_id, "pid": c.parent_id, "kind": kind, "svc": svc, "inst": inst, "req": req,
             "recv": recv, "exp": exp, "verdict": verdict, "start": start, "err": c.err,
+            "w": np.ones(n) if weight is None else weight,
         }
         fresh = self.assembly.add(chunk, arrived)
         sel = np.flatnonzero(fresh & is_hop)
         m = len(sel)
         if m == 0:
             return
-        self._count_served(c, res_service, res_lane, sel)
+        # sampled spans count their weight, as integers (the same for every span of a trace)
+        counts = None if weight is None else integer_weights(weight[sel], chunk["tkey"][sel]).astype(np.float64)
+        self._count_served(c, res_service, res_lane, sel, counts)
         seconds = start[sel] // _NS
         keys = [seconds, svc[sel], inst[sel], req[sel]]
         code = (0, len(S) - 1)
         kb: list[tuple[int, int] | None] = [(int(seconds.min()), int(seconds.max())), code, code, code]
         latency_ms = np.maximum(end[sel] - start[sel], 0) / 1e6
+        errors = chunk["err"][sel].astype(np.float64)
+        if counts is None:
+            metrics: list[np.ndarray | None] = [None, errors, latency_ms, NOTHING]
+        else:
+            assert weight is not None
+            metrics = [counts, errors * counts, latency_ms * counts, (weight[sel] != 1.0).astype(np.float64)]
         self.rollups["hops"].add_columns(
             [*keys, exp[sel], verdict[sel]], [None, S.names, S.names, S.names, S.names, _verdict_names],
-            [None, chunk["err"][sel].astype(np.float64), latency_ms], [*kb, code, (0, 3)])
+            metrics, [*kb, code, (0, 3)])
         self.rollups["latency"].add_columns([*keys, bucket_of(latency_ms)],
-                                            [None, S.names, S.names, S.names, None], [None],
+                                            [None, S.names, S.names, S.names, None], [counts],
                                             [*kb, (0, N_BUCKETS - 1)])
         self.counters["hops"] += m
 
-    def _count_served(self, c: SpanColumns, services: list[str], lanes: list[str], sel: np.ndarray) -> None:
-        """Hops, errors and the newest hop per instance (resource) among the hop rows ``sel``."""
+    def _count_served(self, c: SpanColumns, services: list[str], lanes: list[str], sel: np.ndarray,
+                      counts: np.ndarray | None) -> None:
+        """Hops, errors and the newest hop per instance (resource) among the hop rows ``sel``
+        (``counts``: what each hop counts, when sampled)."""
         res, k = c.resource[sel], len(c.resources)
-        hops = np.bincount(res, minlength=k)
-        errors = np.bincount(res, weights=c.err[sel], minlength=k)
+        hops = np.bincount(res, weights=counts, minlength=k).astype(np.int64)
+        errors = np.bincount(res, weights=c.err[sel] if counts is None else c.err[sel] * counts, minlength=k)
         newest = np.full(k, np.iinfo(np.int64).min)
         np.maximum.at(newest, res, c.start_ns[sel])
         for i in np.flatnonzero(hops).tolist():
@@ -355,14 +377,17 @@ class Engine:
         S = self.strings
         j = bulk.judge_bulk(rows, groups)
         v = j.edge_values * sign
+        weighted = [j.edge_weighted * sign] if j.weighted and j.edge_weighted is not None else [NOTHING]
         self.rollups["edges"].add_columns(j.edge_keys, [None, S.names, S.names, S.names, S.names],
-                                          [v[:, i] for i in range(v.shape[1])])
-        ts, entry = j.trace_keys
-        self.rollups["traces"].add_columns([ts, entry], [None, S.names],
-                                           [np.full(len(ts), sign), j.trace_stayed * sign])
-        ts, svc, entry = j.trace_service_keys
-        self.rollups["trace_services"].add_columns([ts, svc, entry], [None, S.names, S.names],
-                                                   [np.full(len(ts), sign), j.trace_service_stayed * sign])
+                                          [*(v[:, i] for i in range(v.shape[1])), *weighted])
+        for table, keys, stayed, w, heavy in (
+                ("traces", j.trace_keys, j.trace_stayed, j.trace_weight, j.trace_weighted),
+                ("trace_services", j.trace_service_keys, j.trace_service_stayed, j.trace_service_weight,
+                 j.trace_service_weighted)):
+            n = w * sign if j.weighted and w is not None else np.full(len(stayed), sign)
+            self.rollups[table].add_columns(
+                list(keys), [None, *([S.names] * (len(keys) - 1))],
+                [n, stayed * n, heavy * sign if j.weighted and heavy is not None else NOTHING])
         for name, k in j.counters.items():
             self.counters[name] += int(sign) * k
         return j
@@ -382,7 +407,9 @@ class Engine:
                 return 0
             S = self.strings
             recode = np.fromiter((S[name] for name in kept.names), dtype=np.int32, count=len(kept.names))
-            chunk: bulk.Chunk = {k: np.asarray(rows[k], dtype=t) for k, t in bulk.COLUMNS.items() if k != "tkey"}
+            chunk: bulk.Chunk = {k: np.asarray(rows[k], dtype=t) for k, t in bulk.COLUMNS.items()
+                                 if k != "tkey" and k in rows}
+            chunk.setdefault("w", np.ones(n))  # kept by a store from before sampling weights
             for k in bulk.NAME_COLUMNS:
                 chunk[k] = recode[chunk[k]]
             chunk["tkey"] = bulk.trace_key(chunk["thi"], chunk["tlo"])

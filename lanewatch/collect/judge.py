@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from lanewatch import lane as L
 from lanewatch import rollups as R
+from lanewatch.collect.weights import integer_weight
 
 
 class Row(NamedTuple):
@@ -32,6 +33,7 @@ class Row(NamedTuple):
     verdict: int  # -1 for non-hops
     start_ns: int
     error: bool
+    weight: float = 1.0  # sampling weight (collect/weights.py)
 
 _HOP = L.HOP_KINDS
 _SEND = L.SEND_KINDS
@@ -43,7 +45,7 @@ class Judgement:
     """The verdict on one trace and what it adds to the rollups."""
 
     __slots__ = ("counters", "edges", "entry_lane", "services", "stayed", "trace_id", "trace_row", "ts",
-                 "violations")
+                 "violations", "weight", "weighted")
 
     def __init__(self, trace_id: str) -> None:
         self.trace_id = trace_id
@@ -55,6 +57,8 @@ class Judgement:
         self.trace_row: dict[str, Any] | None = None
         self.counters: dict[str, int] = {}
         self.services: list[str] = []  # services that served a hop of the trace
+        self.weight = 1  # what the trace counts (its entry hop's weight, as an integer)
+        self.weighted = False  # whether that weight was other than 1
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -72,14 +76,16 @@ class Judgement:
         """What this trace adds to the rollups, ``(table, *key) -> sums``, and its counters
         as ``("counter", name) -> [n]``: the reference the bulk path is tested against."""
         acc: dict[tuple[Any, ...], list[float]] = {}
+        w, weighted = float(self.weight), float(self.weighted)
         for key, values in self.edges:
-            a = acc.setdefault(key, [0.0] * len(values))
+            a = acc.setdefault(key, [0.0] * (len(values) + 1))
             for i, x in enumerate(values):
-                a[i] += x
+                a[i] += x * w
+            a[-1] += weighted
         if self.ts >= 0:
-            acc[("traces", self.ts, self.entry_lane)] = [1.0, float(self.stayed)]
+            acc[("traces", self.ts, self.entry_lane)] = [w, w * self.stayed, weighted]
             for svc in self.services:
-                acc[("trace_services", self.ts, svc, self.entry_lane)] = [1.0, float(self.stayed)]
+                acc[("trace_services", self.ts, svc, self.entry_lane)] = [w, w * self.stayed, weighted]
         for name, n in self.counters.items():
             acc[("counter", name)] = [float(n)]
         return acc
@@ -159,6 +165,8 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
         if (parent_of[h.span_id] is None, -h.start_ns) > (parent_of[entry.span_id] is None, -entry.start_ns):
             entry = h
     j.entry_lane, j.ts = entry.expected, entry.start_ns // _NS
+    j.weighted = entry.weight != 1.0
+    j.weight = integer_weight(entry.weight, _trace_key(trace_id)) if j.weighted else 1
     j.stayed = not issues
     j.edges = [(("edges", *key, j.entry_lane), values) for key, values in edges]
     j.services = sorted({h.service for h in hops})
@@ -171,6 +179,12 @@ def judge(trace_id: bytes, spans: dict[bytes, Row], sampled: bool = False) -> Ju
 
 
 _LABELS = {v.value: v.label for v in L.Verdict}
+
+
+def _trace_key(trace_id: bytes) -> int:
+    """``bulk.trace_key`` of one 16-byte trace id, in plain Python."""
+    hi, lo = int.from_bytes(trace_id[:8], "big"), int.from_bytes(trace_id[8:], "big")
+    return lo ^ ((hi * 0xC2B2AE3D27D4EB4F) & ((1 << 64) - 1))
 
 
 def _violation(j: Judgement, kind: str, row: Row, a: Row | None, b: Row | None,

@@ -7,8 +7,8 @@ lookup happens in C. On spans the map's values (and the span's ``status``)
 are declared ``bytes``: a lookup returns the still-encoded AnyValue, which
 callers turn into a string once per distinct value (:func:`any_string`,
 cached by the name tables), so no message object is made per span.
-``AnyValue`` declares only ``string_value``: any other value type reads as
-the empty string. Undeclared fields are skipped by the parser; with
+``AnyValue`` declares ``string_value`` (and the numbers a sampling weight may
+be): any other value type reads as the empty string. Undeclared fields are skipped by the parser; with
 duplicate keys the last one wins.
 """
 
@@ -48,6 +48,8 @@ def _build() -> dict[str, Any]:
     fd = descriptor_pb2.FileDescriptorProto(name="lanewatch_reduced.proto", package=_PKG, syntax="proto3")
     m = fd.message_type.add(name="AnyValue")
     _field(m, "string_value", 1, F.TYPE_STRING)
+    _field(m, "int_value", 3, F.TYPE_INT64)  # read for sampling weights (collect/weights.py)
+    _field(m, "double_value", 4, F.TYPE_DOUBLE)
     _field(m, "array_value", 5, F.TYPE_MESSAGE, "ArrayValue")
     m = fd.message_type.add(name="ArrayValue")
     _field(m, "values", 1, F.TYPE_MESSAGE, "AnyValue", repeated=True)
@@ -58,6 +60,7 @@ def _build() -> dict[str, Any]:
     m = fd.message_type.add(name="Span")
     _field(m, "trace_id", 1, F.TYPE_BYTES)
     _field(m, "span_id", 2, F.TYPE_BYTES)
+    _field(m, "trace_state", 3, F.TYPE_BYTES)  # a string in trace.proto; bytes: junk is counted, not fatal
     _field(m, "parent_span_id", 4, F.TYPE_BYTES)
     _field(m, "kind", 6, F.TYPE_INT32)
     _field(m, "start_time_unix_nano", 7, F.TYPE_FIXED64)
@@ -107,6 +110,7 @@ BlobTraceRequest: Any = _CLASSES["BlobExportTraceServiceRequest"]
 #: Frames span bytes (``spans`` as bytes) the way :data:`ScopeSpans` parses them as spans.
 BlobScopeSpans: Any = _CLASSES["BlobScopeSpans"]
 ScopeSpans: Any = _CLASSES["ScopeSpans"]
+AnyValue: Any = _CLASSES["AnyValue"]
 
 
 def varint(n: int) -> bytes:

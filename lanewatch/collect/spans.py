@@ -42,6 +42,9 @@ class Keys:
     request_lane: Sequence[str] = (L.REQUEST_LANE_ATTR,)
     instance_lane: Sequence[str] = (L.INSTANCE_LANE_ATTR,)
     extra: Sequence[str] = ()
+    #: the sampling weight attribute ('' = none); it is one of ``extra`` too (read raw there),
+    #: and the JSON decoder keeps its numbers as well as its strings
+    weight: str = ""
 
 
 @lru_cache(maxsize=16)
@@ -120,6 +123,9 @@ class SpanColumns:
     resources: list[Resource]
     rejected: int = 0  # spans of the request(s) dropped as invalid
     why: str = ""  # the message for the rejected ones
+    #: spans that carry a ``trace_state`` (indices), and each one's raw tracestate
+    state_at: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    trace_state: list[bytes | str] = field(default_factory=list)
     #: attributes not read yet (``decode_traces(defer_attributes=True)``): per request, the
     #: index of its first span and what :func:`.wire.read_deferred` needs
     deferred: list[tuple[int, Deferred]] = field(default_factory=list)
@@ -141,6 +147,8 @@ class SpanColumns:
                    resource=np.concatenate([c.resource + o for c, o in zip(parts, offsets)]),
                    resources=[r for c in parts for r in c.resources],
                    rejected=sum(c.rejected for c in parts),
+                   state_at=np.concatenate([c.state_at + s for c, s in zip(parts, starts)]),
+                   trace_state=[v for c in parts for v in c.trace_state],
                    deferred=[(i + s, d) for c, s in zip(parts, starts) for i, d in c.deferred])
 
 

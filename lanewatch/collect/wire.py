@@ -91,7 +91,7 @@ def fast_traces(body: bytes, keys: Keys) -> SpanColumns | None:
     statuses: list[bytes] = []
     scope_resource: list[int] = []
     scope_size: list[int] = []
-    n_parents = n_attributes = 0
+    n_parents = n_attributes = n_states = 0
     for rs, mrs in zip(req.resource_spans, merged.resource_spans):
         resources.append(resource_pb(rs.resource.attributes, keys))
         if len(rs.scope_spans) != len(mrs.scope_spans):
@@ -105,6 +105,7 @@ def fast_traces(body: bytes, keys: Keys) -> SpanColumns | None:
             if not len(m.trace_id) == len(m.span_id) == n:
                 return None
             n_parents += len(m.parent_span_id)
+            n_states += len(m.trace_state)
             n_attributes += len(m.attributes)
             statuses += m.status
             got = _packed_columns(m, n)
@@ -119,7 +120,7 @@ def fast_traces(body: bytes, keys: Keys) -> SpanColumns | None:
     if not blobs:
         return None
     return _columns(blobs, np.concatenate(kinds), np.concatenate(starts), np.concatenate(ends),
-                    statuses, n_parents, n_attributes,
+                    statuses, n_parents, n_attributes, n_states,
                     np.repeat(np.asarray(scope_resource, dtype=np.int64), scope_size), resources, keys)
 
 
@@ -159,11 +160,11 @@ def _packed_columns(m: Any, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 _PAD = bytes(16)
-_NOT_PACKED = ("trace_id", "span_id", "parent_span_id", "status", "attributes")
+_NOT_PACKED = ("trace_id", "span_id", "parent_span_id", "status", "attributes", "trace_state")
 
 
 def _columns(blobs: list[bytes], kind: np.ndarray, start: np.ndarray, end_ns: np.ndarray,
-             statuses: list[bytes], n_parents: int, n_attributes: int, resource: np.ndarray,
+             statuses: list[bytes], n_parents: int, n_attributes: int, n_states: int, resource: np.ndarray,
              resources: list[Resource], keys: Keys) -> SpanColumns | None:
     n = len(blobs)
     if (start.min() == 0 or start.max() > _INT64_MAX or end_ns.max() > _INT64_MAX):
@@ -180,17 +181,18 @@ def _columns(blobs: list[bytes], kind: np.ndarray, start: np.ndarray, end_ns: np
     trace_hi, trace_lo = words.u64(off + 2), words.u64(off + 10)
     if ((trace_hi == 0) & (trace_lo == 0)).any():
         return None  # all-zero trace id: invalid
-    got = _parents(buf, words, off, stop, n_parents)
+    got = _parents(buf, words, off, stop, n_parents, n_states)
     err = _errors(buf, off, stop, size, statuses)
     if got is None or err is None:
         return None
-    parent, after_parent = got
+    parent, after_parent, (state_at, state_from, state_to) = got
     cols = SpanColumns(
         trace_hi=trace_hi, trace_lo=trace_lo, span_id=words.u64(off + 20),
         parent_id=parent, kind=np.where(kind <= 5, kind, 0).astype(np.int8),
         start_ns=start.astype(np.int64), end_ns=end_ns.astype(np.int64), err=err,
         dyed=np.zeros(n, dtype=bool), attr_at=np.zeros(0, dtype=np.int64), request_lane=[],
-        extra={k: [] for k in keys.extra}, resource=resource, resources=resources)
+        extra={k: [] for k in keys.extra}, resource=resource, resources=resources, state_at=state_at,
+        trace_state=list(map(raw.__getitem__, map(slice, state_from.tolist(), state_to.tolist()))))
     if any_wanted_key(raw, keys):  # else no span has attributes to read
         cols.deferred.append((0, Deferred(padded, off, after_parent, stop, n_attributes)))
     return cols
@@ -250,20 +252,29 @@ def _walk_parts(parts: list[tuple[int, Deferred]], keys: Keys) -> _Read | None:
     return index[at], lanes, index[np.flatnonzero(dyed)], extra
 
 
-def _parents(buf: np.ndarray, words: _Words, off: np.ndarray, stop: np.ndarray,
-             expected: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _parents(buf: np.ndarray, words: _Words, off: np.ndarray, stop: np.ndarray, expected: int,
+             states: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
     """Parent span ids (0: none), found right after the ids and an optional trace_state,
-    and where each span's next field starts; None unless exactly ``expected`` parent
-    fields are found there."""
+    and where each span's next field starts; and the spans with a trace_state, where it
+    starts and ends. None unless exactly ``expected`` parent fields and ``states``
+    trace_states are found there."""
     n = len(off)
     pos = off + 28
     tag = buf[pos]  # every span is at least 30 bytes
     with_state = tag == _TRACE_STATE
-    if with_state.any():
+    state_at = np.flatnonzero(with_state)
+    if len(state_at) != states:
+        return None  # a trace_state elsewhere in a span: read per span
+    state_from = state_to = np.zeros(0, dtype=np.int64)
+    if len(state_at):
         got = _varints(buf, pos[with_state] + 1)
         if got is None:
             return None  # a trace_state of 16 KiB or more: read per span
-        pos[with_state] += 1 + got[1] + got[0]
+        state_from = pos[with_state] + 1 + got[1]
+        state_to = state_from + got[0]
+        if (state_to > stop[with_state]).any():
+            return None
+        pos[with_state] = state_to
         inside = pos + 1 < stop
         tag = np.where(inside, buf[np.minimum(pos, len(buf) - 1)], 0)
     has = (tag == _PARENT) & (pos + 1 < stop)
@@ -280,7 +291,7 @@ def _parents(buf: np.ndarray, words: _Words, off: np.ndarray, stop: np.ndarray,
             return None
         parent[full] = words.u64(at)
     pos[has] += 2 + length
-    return parent, pos
+    return parent, pos, (state_at, state_from, state_to)
 
 
 def _varints(buf: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -184,6 +184,11 @@ class Settings:
         [L.INSTANCE_LANE_ATTR], "Resource attribute keys read for the instance lane, first non-empty "
         "wins.", check=not_empty)
 
+    sampling_weight_attribute: str = setting(
+        "", "Span attribute holding how many spans a span stands for (a positive number, e.g. set by "
+        "a sampler; like Tempo's span_multiplier_key, but the weight itself, not a ratio). Empty: "
+        "off (only the OpenTelemetry sampling threshold ot=th in tracestate weighs spans).")
+
     liveness_ttl_s: float = setting(10.0, "An instance is live this long after its last telemetry.",
                                     check=positive)
     liveness_wait_s: float = setting(

@@ -89,6 +89,11 @@ CARD_STATES: dict[str, tuple[str, str]] = {
     "none": ("no finished traces", "var(--lw-border)")}
 
 
+#: How a count extrapolated from sampled spans is marked, and what hovering it says.
+ESTIMATED_MARK = "≈"
+ESTIMATED_TITLE = "estimated from sampled spans"
+
+
 def headline_card(lane: str, stats: Mapping[str, Any], colours: Mapping[str, str], window: str, *,
                   verdict: Mapping[str, Any] | None = None, dead: list[Mapping[str, Any]] | None = None,
                   window_s: int | None = None, live_idle: int = 0) -> html.Div:
@@ -113,10 +118,15 @@ def headline_card(lane: str, stats: Mapping[str, Any], colours: Mapping[str, str
                         style={"color": CARD_STATES[k][1]}) for k in states] or [
         html.Span(CARD_STATES[state][0] if traces else f"no finished {lane} traces",
                   className=f"lw-note lw-{state}")]
+    estimated = bool(stats.get("estimated"))
+    approx = ESTIMATED_MARK if estimated else ""
+    if estimated:  # the counts stand for more spans than were received: say so, on hover
+        badges.append(html.Span(f"{ESTIMATED_MARK} estimated", className="lw-note lw-estimated",
+                                title=ESTIMATED_TITLE, **_data(estimated="true")))
     rows: list[Any] = [
         html.Div([lane_chip(lane, colours), html.Span(badges, className="lw-row")], className="lw-card-head"),
-        html.Div(share_text(stayed, traces), className="lw-big"),
-        html.Div(f"of {traces:,} {lane} traces stayed in lane, {span}"
+        html.Div(approx + share_text(stayed, traces), className="lw-big", title=ESTIMATED_TITLE if estimated else None),
+        html.Div(f"of {approx}{traces:,} {lane} traces stayed in lane, {span}"
                  + (f"; {violated:,} violated" if violated else ""), className="lw-sub")]
     if traces or stats.get("requests"):
         if stats.get("entry_rate") is not None:
@@ -126,7 +136,8 @@ def headline_card(lane: str, stats: Mapping[str, Any], colours: Mapping[str, str
         rows.append(html.Div([html.Span(entry, className="lw-rate"), " · ",
                               pct_text(stats.get("error_rate")), " of hops failed"], className="lw-card-line"))
         rows.append(html.Div(f"{rate_text(stats.get('hop_rate', stats.get('qps')), ' hops/s')} over all "
-                             f"services · {int(stats.get('requests') or 0):,} hops, {span}", className="lw-sub"))
+                             f"services · {approx}{int(stats.get('requests') or 0):,} hops, {span}",
+                             className="lw-sub"))
     if dead or (live_idle and traces == 0):
         idle = max((float(d.get("idle_s") or 0) for d in dead or []), default=0.0)
         n = sum(int(d.get("live_instances") or 0) for d in dead or []) or live_idle

@@ -48,6 +48,9 @@ FAMILIES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "lanewatch_api_requests_refused": (("API and dashboard requests answered 503 by the API pool "
                                        "(backlog, wait, connections) or dropped because their client had "
                                        "gone (client_gone)."), ("reason",)),
+    "lanewatch_spans_invalid_sampling_weight": (("Spans whose sampling weight did not read (a junk ot=th "
+                                                 "threshold in tracestate, or a junk sampling_weight_attribute "
+                                                 "value); they count as 1."), ("source",)),
     "lanewatch_collector_events": ("Other collector counters, by engine name.", ("event",)),
 }
 
@@ -65,6 +68,8 @@ KNOWN: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "unpaired_server_spans": ("lanewatch_spans_unpaired", ("server",)),
     "unpaired_client_spans": ("lanewatch_spans_unpaired", ("client",)),
     "spans_with_unreadable_attributes": ("lanewatch_spans_unreadable_attributes", ()),
+    "spans_with_invalid_sampling_threshold": ("lanewatch_spans_invalid_sampling_weight", ("threshold",)),
+    "spans_with_invalid_sampling_weight": ("lanewatch_spans_invalid_sampling_weight", ("attribute",)),
     "invalid_lane_values": ("lanewatch_names_replaced", ("lane", "invalid")),
     "lanes_over_limit": ("lanewatch_names_replaced", ("lane", "over_limit")),
     "services_over_limit": ("lanewatch_names_replaced", ("service", "over_limit")),

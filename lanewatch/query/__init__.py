@@ -117,7 +117,7 @@ class Query:
                                                       [d["lane"]], out["covered_s"] or None, None)[d["lane"]]
         out["lanes"] = {k: out["lanes"][k] for k in lane_order(out["lanes"])}
         out.update(dead_lanes=dead, dead_after_s=self.dead_after_s,
-                   seen=S.seen(self.store, t0, t1, instances, self.settings.topology), counters=self._counters(), estimated=False)
+                   seen=S.seen(self.store, t0, t1, instances, self.settings.topology), counters=self._counters())
         return out
 
     @property

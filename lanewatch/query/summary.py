@@ -23,6 +23,7 @@ import pandas as pd
 
 from lanewatch import lane as L
 from lanewatch.query.parts import HOP_LABELS, lane_order
+from lanewatch.rollups import WEIGHTED
 from lanewatch.store.base import StoreReader as Store
 
 #: The coverage start is found on a grid of at most this many buckets per window.
@@ -68,11 +69,12 @@ def lane_rows(traffic: pd.DataFrame, traces: pd.DataFrame, names: list[str], hop
         req = int(traffic.requests.get(name, 0))
         err = int(traffic.errors.get(name, 0))
         hop_rate = _rate(req, hop_s)
+        weighted = sum(int(f[WEIGHTED].get(name, 0)) for f in (traces, traffic) if WEIGHTED in f)
         out[name] = {"traces": n_tr, "stayed": stayed, "violated": n_tr - stayed,
                      "stayed_share": round(stayed / n_tr, 6) if n_tr > 0 else None,
                      "requests": req, "errors": err, "error_rate": round(err / req, 6) if req > 0 else None,
                      "entry_rate": _rate(n_tr, trace_s), "hop_rate": hop_rate,
-                     "qps": hop_rate or 0.0, "covered_s": hop_s or 0}
+                     "qps": hop_rate or 0.0, "covered_s": hop_s or 0, "estimated": weighted > 0}
     return out
 
 
@@ -151,7 +153,7 @@ def summarize(store: Store, t0: int, t1: int, window_s: int, service: str | None
     if lane:
         edges = edges[edges_of_lane(edges, lane)]
     served = hops if lane is None else hops[hops.instance_lane == lane]
-    traffic = served.groupby("instance_lane")[["requests", "errors"]].sum()
+    traffic = served.groupby("instance_lane")[["requests", "errors", WEIGHTED]].sum()
     if service:
         traces = store.rollup("trace_services", t0, t1, ["entry_lane"],
                               where={"service": service, "entry_lane": lane})
@@ -170,11 +172,13 @@ def summarize(store: Store, t0: int, t1: int, window_s: int, service: str | None
         tag_lost -= int(edges.tag_lost_inside[(edges.callee == service) & (edges.caller != service)].sum())
     n_traces = int(traces.traces.sum())
     violated = n_traces - int(traces.stayed.sum())
+    # some count stands for more spans than were seen (sampling weights, collect/weights.py)
+    estimated = any(int(f[WEIGHTED].sum()) > 0 for f in (involved, edges, traces))
     return {"window_s": int(window_s), "from": t0, "to": t1, "covered_s": hop_s or 0,
             "hops": hop_counts, "edges": {"tag_lost": tag_lost, "calls": int(edges.calls.sum()),
                                           "tag_lost_inside": int(edges.tag_lost_inside.sum())},
             "lanes": lanes, "traces": n_traces, "traces_violated": violated,
-            "violations": sum(hop_counts[v] for v in L.HOP_VIOLATION_NAMES) + tag_lost}
+            "violations": sum(hop_counts[v] for v in L.HOP_VIOLATION_NAMES) + tag_lost, "estimated": estimated}
 
 
 def seen(store: Store, t0: int, t1: int, instances: list[dict[str, Any]],

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from lanewatch.lane import Verdict
-from lanewatch.rollups import ROLLUPS
+from lanewatch.rollups import ROLLUPS, WEIGHTED
 from lanewatch.store.base import INSTANCE_COLUMNS, TRACE_COLUMNS, VIOLATION_COLUMNS
 from lanewatch.store.duck_schema import column_type, metric_type
 
@@ -40,7 +40,8 @@ def _strings(values: Sequence[Any], col: str) -> pd.Series:
 def rollup_frame(table: str, columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
     """Columns of one rollup table as a frame typed like its DuckDB table.
 
-    A missing ``res`` means 1 (fresh rows); any other missing column is an error.
+    A missing ``res`` means 1 (fresh rows), a missing ``weighted`` 0 (no sampled span); any
+    other missing column is an error.
     """
     keys, metrics = ROLLUPS[table]
     n = len(next(iter(columns.values()), ()))
@@ -49,6 +50,9 @@ def rollup_frame(table: str, columns: Mapping[str, Sequence[Any]]) -> pd.DataFra
         if col not in columns:
             if col == "res":
                 data[col] = np.ones(n, dtype=np.int32)
+                continue
+            if col == WEIGHTED:  # a writer that weighs no span (rollups.WEIGHTED)
+                data[col] = np.zeros(n, dtype=np.int64)
                 continue
             raise ValueError(f"rollup {table}: missing column {col!r}")
         values = columns[col]

@@ -21,7 +21,7 @@ from lanewatch.store.base import OpenSpans, Resumed
 COLUMNS: dict[str, str] = {
     "thi": "UBIGINT", "tlo": "UBIGINT", "sid": "UBIGINT", "pid": "UBIGINT", "kind": "TINYINT",
     "svc": "INTEGER", "inst": "INTEGER", "req": "INTEGER", "recv": "INTEGER", "exp": "INTEGER",
-    "verdict": "TINYINT", "start": "BIGINT", "err": "BOOLEAN",
+    "verdict": "TINYINT", "start": "BIGINT", "err": "BOOLEAN", "w": "DOUBLE",
 }
 DDL = (
     "CREATE TABLE IF NOT EXISTS open_spans (seq BIGINT, "

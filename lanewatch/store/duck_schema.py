@@ -30,7 +30,7 @@ from lanewatch.rollups import ROLLUPS
 from lanewatch.store.duck_alerts import DDL as ALERT_EVENTS_DDL
 from lanewatch.store.duck_journal import DDL as JOURNAL_DDL
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MINUTE = 60
 #: Keys dropped by the lane-level projection.
 SERVICE_KEYS = frozenset(("service", "caller", "callee"))
@@ -123,6 +123,11 @@ MIGRATIONS: dict[int, list[str]] = {
     2: [],
     # 3 -> 4: the open spans a restart resumes (open_spans, open_names, created by ddl())
     3: [],
+    # 4 -> 5: sampling weights: rollups count how many of a row's spans or traces were weighted
+    # (rollups.WEIGHTED), open spans keep their weight
+    4: [f"ALTER TABLE {p.name} ADD COLUMN weighted BIGINT NOT NULL DEFAULT 0"
+        for t in ("hops", "edges", "traces", "trace_services") for p in physical_tables(t)]
+       + ["ALTER TABLE open_spans ADD COLUMN w DOUBLE DEFAULT 1"],
 }
 
 

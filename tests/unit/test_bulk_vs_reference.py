@@ -24,13 +24,17 @@ def random_trace(rng: random.Random) -> dict[bytes, Row]:
     """A random call tree with internal spans, lost tags, odd lanes and missing spans."""
     spans: dict[bytes, Row] = {}
     t = [1_800_000_000 * 10**9 + rng.randrange(10**10)]
+    # sampled traces: one weight for the whole trace (consistent sampling), sometimes per span
+    weight = 1.0 if rng.random() < 0.6 else rng.choice([2.0, 4.0, 1 / 0.3, 1.5, 1000.25, 0.5])
+    per_span = rng.random() < 0.1
 
     def add(kind: int, parent: bytes, service: str, inst: str, lane: str, recv: str | None = None,
             verdict: int = -1) -> bytes:
         sid = os.urandom(8)
         t[0] += rng.randrange(1, 3 * 10**9)
         spans[sid] = Row(sid, parent, kind, service, inst, lane, lane if recv is None else recv,
-                         lane, verdict, t[0], rng.random() < 0.1)
+                         lane, verdict, t[0], rng.random() < 0.1,
+                         rng.choice([1.0, 3.0, 2.5]) if per_span else weight)
         return sid
 
     def hop(parent: bytes, lane: str, depth: int) -> None:
@@ -74,6 +78,7 @@ def to_chunk(traces: list[tuple[bytes, dict[bytes, Row]]], s: Strings) -> bulk.C
             cols["verdict"].append(r.verdict)
             cols["start"].append(r.start_ns)
             cols["err"].append(r.error)
+            cols["w"].append(r.weight)
     chunk = {k: np.asarray(cols[k], dtype=dt) for k, dt in bulk.COLUMNS.items() if k != "tkey"}
     chunk["tkey"] = bulk.trace_key(chunk["thi"], chunk["tlo"])
     return chunk
@@ -83,22 +88,28 @@ def bulk_contributions(j: bulk.Judged, s: Strings) -> dict[tuple[Any, ...], list
     acc: dict[tuple[Any, ...], list[float]] = {}
     sec, caller, callee, lane, entry_lane = j.edge_keys
     n_metrics = j.edge_values.shape[1]
+    assert j.edge_weighted is not None and j.trace_weight is not None and j.trace_weighted is not None
+    assert j.trace_service_weight is not None and j.trace_service_weighted is not None
     for i in range(len(sec)):
         key = ("edges", int(sec[i]), s.name(int(caller[i])), s.name(int(callee[i])), s.name(int(lane[i])),
                s.name(int(entry_lane[i])))
-        a = acc.setdefault(key, [0.0] * n_metrics)
+        a = acc.setdefault(key, [0.0] * (n_metrics + 1))
         for k in range(n_metrics):
             a[k] += float(j.edge_values[i, k])
+        a[-1] += float(j.edge_weighted[i])
     ts, entry = j.trace_keys
     for i in range(len(ts)):
-        a = acc.setdefault(("traces", int(ts[i]), s.name(int(entry[i]))), [0.0, 0.0])
-        a[0] += 1
-        a[1] += float(j.trace_stayed[i])
+        a = acc.setdefault(("traces", int(ts[i]), s.name(int(entry[i]))), [0.0, 0.0, 0.0])
+        a[0] += float(j.trace_weight[i])
+        a[1] += float(j.trace_stayed[i]) * float(j.trace_weight[i])
+        a[2] += float(j.trace_weighted[i])
     ts, svc, entry = j.trace_service_keys
     for i in range(len(ts)):
-        a = acc.setdefault(("trace_services", int(ts[i]), s.name(int(svc[i])), s.name(int(entry[i]))), [0.0, 0.0])
-        a[0] += 1
-        a[1] += float(j.trace_service_stayed[i])
+        a = acc.setdefault(("trace_services", int(ts[i]), s.name(int(svc[i])), s.name(int(entry[i]))),
+                           [0.0, 0.0, 0.0])
+        a[0] += float(j.trace_service_weight[i])
+        a[1] += float(j.trace_service_stayed[i]) * float(j.trace_service_weight[i])
+        a[2] += float(j.trace_service_weighted[i])
     for name, n in j.counters.items():
         if n:
             acc[("counter", name)] = [float(n)]
@@ -126,6 +137,8 @@ def test_bulk_judge_matches_reference(seed: int) -> None:
     assert any(k[0] == "edges" and v[R.EDGE_TAG_LOST] for k, v in want.items())  # so was tag_lost
     assert any(k[0] == "edges" and k[4] != k[5] for k in want)  # edges whose sent and entry lanes differ
     assert any(k[0] == "edges" and v[R.EDGE_TAG_LOST_INSIDE] for k, v in want.items())  # lost inside a service
+    assert any(k[0] == "traces" and v[2] for k, v in want.items())  # weighted traces were counted
+    assert any(k[0] == "traces" and v[0] not in (0, 1) for k, v in want.items())  # ... by their weight
 
 
 @pytest.mark.parametrize("span_ns", [10**9, 2**41])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dash import dcc
+from dash import dcc, html
 from dash_tree import find, text
 
 from lanewatch.dashboard import components as C
@@ -93,3 +93,15 @@ def test_cards_render_with_almost_nothing() -> None:
     cards = C.headline_cards({"lanes": {"gray": {}}}, COLOURS, "last 5 min")
     assert "no finished gray traces" in text(cards[0]) and "—" in text(cards[0])
     assert C.headline_cards({}, COLOURS, "last 5 min") == []
+
+
+def test_estimated_lanes_mark_their_counts_and_say_why_on_hover() -> None:
+    sampled = {**NEW, "estimated": True,
+               "lanes": {**NEW["lanes"], "gray": {**NEW["lanes"]["gray"], "estimated": True}}}
+    cards = C.headline_cards(sampled, COLOURS, "last 5 min", window_s=300)
+    gray, base = card(cards, "gray"), card(cards, "base")
+    assert "≈99.2%" in text(gray) and "of ≈12,408 gray traces" in text(gray) and "≈37,000 hops" in text(gray)
+    marks = [c for c in find(gray, html.Span) + find(gray, html.Div) if getattr(c, "title", None) == C.ESTIMATED_TITLE]
+    assert len(marks) == 2 and C.ESTIMATED_TITLE == "estimated from sampled spans"  # the badge and the share
+    assert "≈" not in text(base)  # the exact lane keeps plain numbers
+    assert "estimates from sampled traces" in text(C.counters_line(sampled))

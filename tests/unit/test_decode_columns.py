@@ -28,7 +28,7 @@ def wire_for_every_size(monkeypatch: pytest.MonkeyPatch) -> None:
     """decode_traces sends small requests span by span; here every size takes the fast path."""
     monkeypatch.setattr(decode, "FAST_MIN_BYTES", 0)
 _ALL = attrgetter("trace_id", "span_id", "parent_span_id", "kind", "start_time_unix_nano",
-                  "end_time_unix_nano", "status", "attributes")
+                  "end_time_unix_nano", "status", "attributes", "trace_state")
 
 
 def reference(body: bytes, keys: Keys) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def reference(body: bytes, keys: Keys) -> dict[str, Any]:
     for r, rs in enumerate(req.resource_spans):
         for ss in rs.scope_spans:
             for sp in ss.spans:
-                tid, sid, pid, kind, st, en, status, attrs = _ALL(sp)
+                tid, sid, pid, kind, st, en, status, attrs, state = _ALL(sp)
                 if (len(tid) != 16 or not any(tid) or len(sid) != 8 or len(pid) not in (0, 8)
                         or not 0 < st < 2**63 or en >= 2**63):
                     rejected += 1
@@ -50,9 +50,9 @@ def reference(body: bytes, keys: Keys) -> dict[str, Any]:
                 rows.append((int.from_bytes(tid[:8], "big"), int.from_bytes(tid[8:], "big"),
                              int.from_bytes(sid, "big"), int.from_bytes(pid or bytes(8), "big"),
                              kind if 0 <= kind <= 5 else 0, st, en, schema.StatusCodes()[status] == 2,
-                             lane, L.DYED_ATTR in attrs, r, tuple(attrs.get(k, b"") for k in keys.extra)))
+                             lane, L.DYED_ATTR in attrs, r, tuple(attrs.get(k, b"") for k in keys.extra), state))
     names = ("trace_hi", "trace_lo", "span_id", "parent_id", "kind", "start_ns", "end_ns", "err",
-             "request_lane", "dyed", "resource", "extra")
+             "request_lane", "dyed", "resource", "extra", "trace_state")
     out = {k: list(v) for k, v in zip(names, zip(*rows))} if rows else {k: [] for k in names}
     return {**out, "rejected": rejected}
 
@@ -60,6 +60,11 @@ def reference(body: bytes, keys: Keys) -> dict[str, Any]:
 def dense(c: decode.SpanColumns, keys: Keys) -> dict[str, Any]:
     """SpanColumns in the reference's shape (attributes spread over every span)."""
     lanes: list[Any] = [b""] * c.n
+    states: list[Any] = [b""] * c.n
+    assert len(c.state_at) == len(c.trace_state)
+    for i, v in zip(c.state_at.tolist(), c.trace_state):
+        assert v  # only spans with a tracestate are listed
+        states[i] = v
     extra: list[list[Any]] = [[b""] * c.n for _ in keys.extra]
     for j, i in enumerate(c.attr_at.tolist()):
         lanes[i] = c.request_lane[j]
@@ -68,7 +73,8 @@ def dense(c: decode.SpanColumns, keys: Keys) -> dict[str, Any]:
     out: dict[str, Any] = {k: getattr(c, k).tolist() for k in (
         "trace_hi", "trace_lo", "span_id", "parent_id", "kind", "start_ns", "end_ns", "err")}
     out.update(request_lane=[v or b"" for v in lanes], dyed=c.dyed.tolist(), resource=c.resource.tolist(),
-               extra=list(zip(*extra)) if keys.extra else [()] * c.n, rejected=c.rejected)
+               extra=list(zip(*extra)) if keys.extra else [()] * c.n, rejected=c.rejected,
+               trace_state=states)
     return out
 
 
@@ -116,6 +122,8 @@ def random_request(rng: random.Random, p_missing: float) -> bytes:
                     sp.end_time_unix_nano = rng.randint(1, 2**63)
                 if maybe(0.4):
                     sp.status.CopyFrom(Status(code=rng.choice((0, 1, 2, 2))))
+                if maybe(0.7):
+                    sp.trace_state = rng.choice(("ot=th:8", "ot=th:c;rv:abcdef01234567", "k=v,ot=th:zz"))
                 attrs = [_kv("http.route", "/x")]
                 if maybe(0.7):
                     attrs.append(_kv(rng.choice((L.REQUEST_LANE_ATTR, "x-lane")), rng.choice(("gray", "", "b"))))
@@ -144,7 +152,7 @@ def realistic_span(rng: random.Random, t: int) -> Span:
     if rng.random() < 0.7:
         sp.parent_span_id = rng.randbytes(8)
     if rng.random() < 0.2:
-        sp.trace_state = rng.choice(("k=v", "vendor=" + "x" * 150))
+        sp.trace_state = rng.choice(("k=v", "vendor=" + "x" * 150, "ot=th:8", "ot=th:fd70a4", "ot=th:"))
     if rng.random() < 0.5:
         sp.flags = 0x301
     attrs = [_kv("http.route", "/api"), KeyValue(key="http.status_code", value=AnyValue(int_value=2))]
@@ -297,7 +305,7 @@ def test_aligned_misaligned_and_absent_columns() -> None:
     cols, attrs = columns.scope_columns(merged.resource_spans[0].scope_spans[0].spans, plain, False)
     assert attrs is None
     assert cols == [[b"a" * 16, b"b" * 16], [b"1" * 8, b"2" * 8], [b"", b"1" * 8], [2, 3], [5, 6], [0, 0],
-                    [b"", b""]]
+                    [b"", b""], [b"", b""]]
     assert columns.scope_columns(None, plain, True)[0] == cols  # no merged view: all per span
 
 

@@ -102,7 +102,8 @@ def test_summary_counts_hops_edges_lanes_and_violations(q: Query) -> None:
     assert s["covered_s"] == 11 and s["traces"] == 27 and s["traces_violated"] == 1
     assert s["lanes"]["gray"] == {"traces": 7, "stayed": 6, "violated": 1, "stayed_share": round(6 / 7, 6),
                                   "requests": 11, "errors": 2, "error_rate": round(2 / 11, 6),
-                                  "entry_rate": round(7 / 5, 3), "hop_rate": 1.0, "qps": 1.0, "covered_s": 11}
+                                  "entry_rate": round(7 / 5, 3), "hop_rate": 1.0, "qps": 1.0, "covered_s": 11,
+                                  "estimated": False}
     assert s["lanes"]["base"]["requests"] == 26 and s["lanes"]["base"]["stayed_share"] == 1.0
 
 
@@ -114,7 +115,7 @@ def test_summary_lane_filter_keeps_hops_involving_the_lane(q: Query) -> None:
     empty = q.summary(300, lane="nope")
     assert empty["lanes"] == {"nope": {"traces": 0, "stayed": 0, "violated": 0, "stayed_share": None,
                                        "requests": 0, "errors": 0, "error_rate": None, "entry_rate": 0.0,
-                                       "hop_rate": 0.0, "qps": 0.0, "covered_s": 11}}
+                                       "hop_rate": 0.0, "qps": 0.0, "covered_s": 11, "estimated": False}}
     assert "nope" not in empty["seen"]["lanes"] and empty["seen"]["lanes"] == ["base", "gray"]
     assert empty["violations"] == 0
 
@@ -204,7 +205,7 @@ def test_edges_and_flows(q: Query) -> None:
     # calls/s over the 11 s the edge data covers (from T - 10)
     assert e[1] == {"caller": "B", "callee": "C", "lane": "gray", "sent_lane": "gray", "entry_lane": "gray",
                     "calls": 3, "rate": round(3 / 11, 3), "errors": 0, "in_lane": 2, "fallback": 0, "leak": 0,
-                    "intrusion": 0, "tag_lost": 1, "tag_lost_inside": 0}
+                    "intrusion": 0, "tag_lost": 1, "tag_lost_inside": 0, "weighted": 0}
     assert len(q.edges(300, lane="base")) == 1
     f = plain(q.flows(300, service="C"))
     assert f == [{"service": "C", "expected_lane": "base", "instance_lane": "gray", "verdict": "intrusion", "requests": 1},

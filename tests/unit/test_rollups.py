@@ -17,4 +17,4 @@ def test_edge_columns_follow_the_hop_verdicts() -> None:
     for v in L.HOP_VERDICTS:
         assert R.EDGE_METRICS[R.EDGE_VERDICT[v]] == v.label
     assert R.EDGE_VERDICT[L.Verdict.TAG_LOST] == -1
-    assert R.ROLLUPS["edges"][1] == R.EDGE_METRICS
+    assert R.ROLLUPS["edges"][1] == (*R.EDGE_METRICS, R.WEIGHTED)

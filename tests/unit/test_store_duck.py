@@ -98,7 +98,7 @@ def test_rows_written_in_pieces_are_summed_and_corrections_subtract(store: DuckS
     store.write(Batch(rollups={"hops": hops([T0], ["A"], ["gray"], [-1])}))
     df = store.rollup("hops", T0, T0 + 1, ["service", "instance_lane"])
     assert df.to_dict("records") == [{"service": "A", "instance_lane": "gray", "requests": 4, "errors": 1,
-                                      "latency_sum_ms": 4.0}]
+                                      "latency_sum_ms": 4.0, "weighted": 0}]
     assert df.requests.dtype.kind == "i"
 
 
@@ -112,7 +112,7 @@ def test_rollup_filters_ignore_none_floor_ts_and_reject_unknown_columns(store: D
     total = store.rollup("hops", T0, T0 + 60, [])
     assert total.requests.tolist() == [7]
     empty = store.rollup("hops", T0 + 100, T0 + 200, ["service"])
-    assert empty.empty and list(empty.columns) == ["service", "requests", "errors", "latency_sum_ms"]
+    assert empty.empty and list(empty.columns) == ["service", "requests", "errors", "latency_sum_ms", "weighted"]
     with pytest.raises(ValueError):
         store.rollup("hops", T0, T0 + 1, ["service; DROP TABLE x"])
     with pytest.raises(ValueError):
@@ -353,6 +353,10 @@ def test_a_version_1_store_is_migrated_and_keeps_its_rows(tmp_path: Path) -> Non
     for col in ("hops", "errors", "last_hop"):
         con.execute(f"ALTER TABLE instances DROP COLUMN {col}")
     con.execute("ALTER TABLE violations DROP COLUMN expected_lane")
+    for t in ("hops", "edges", "traces", "trace_services"):  # and the columns 4 -> 5 added
+        for p in physical_tables(t):
+            con.execute(f"ALTER TABLE {p.name} DROP COLUMN weighted")
+    con.execute("ALTER TABLE open_spans DROP COLUMN w")
     con.execute("INSERT INTO r_edges_s VALUES (?, 1, 'A', 'B', 'gray', 3, 0, 3, 0, 0, 0, 0)", [T0])
     con.execute("INSERT INTO instances VALUES ('B', 'gray', 'b-1', ?, ?, 'up')", [T0, T0 + 1])
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
