@@ -104,8 +104,9 @@ class ClickHouseStore:
         self.unclean = bool(state and state.running)
         self._journal = state or J.State()
         self._wrote = False  # this process has written a batch (its counters, its journal)
-        self._instances: W.Instances | None = None
-        self._totals: dict[str, int] = {}
+        #: per collector written by this process: its running instances and counters
+        self._instances: dict[str, W.Instances] = {}
+        self._totals: dict[str, dict[str, int]] = {}
 
     # ---- schema ---------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -185,20 +186,21 @@ class ClickHouseStore:
             self._meta_put(cuts)
         who = batch.collector or self.collector
         if batch.instances:
-            if self._instances is None:
-                self._instances = W.Instances(self._load_instances(who))
-            keys = self._instances.add(batch.instances, self._int_meta("keep_from"))
-            con.insert("instances", *self._instances.block(keys, who, self._stamp()))
-        if not self._wrote:
-            self._totals = self._load_counters(who)
+            if who not in self._instances:
+                self._instances[who] = W.Instances(self._load_instances(who))
+            mine = self._instances[who]
+            keys = mine.add(batch.instances, self._int_meta("keep_from"))
+            con.insert("instances", *mine.block(keys, who, self._stamp()))
+        first = who not in self._totals
+        totals = self._totals[who] = self._totals[who] if not first else self._load_counters(who)
         changed = [n for n, v in batch.counters.items() if v]
         for name in changed:
-            self._totals[name] = self._totals.get(name, 0) + int(batch.counters[name])
-        if batch.seq or not self._wrote:
-            self._totals[_BATCH_SEQ] = int(batch.seq)
+            totals[name] = totals.get(name, 0) + int(batch.counters[name])
+        if batch.seq or first:  # a new process numbers its batches anew
+            totals[_BATCH_SEQ] = int(batch.seq)
             changed.append(_BATCH_SEQ)
         if changed:
-            con.insert("counters", *W.counter_block(self._totals, changed, who, self._stamp()))
+            con.insert("counters", *W.counter_block(totals, changed, who, self._stamp()))
         if low is not None:
             con.insert("writes", ["collector", "seq", "min_ts", "at_ns"],
                        [[who], [int(batch.seq)], [low], [self._stamp()]])

@@ -47,7 +47,7 @@ def lit(value: Any) -> str:
         return "NULL" if math.isnan(value) else repr(value)
     if hasattr(value, "item"):  # numpy scalars
         return lit(value.item())
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'").replace("\x00", "\\0")
     return f"'{text}'"
 
 
