@@ -32,6 +32,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from lanewatch.config.store_url import StoreURL
+from lanewatch.rollups import ROLLUPS
 from lanewatch.store import clickhouse_journal as J
 from lanewatch.store import clickhouse_read as R
 from lanewatch.store import clickhouse_write as W
@@ -300,8 +301,8 @@ class ClickHouseStore:
                                   self._int_meta("keep_from"))
         frame = self._frame(sql, names)
         for k in names:
-            if frame[k].dtype == object:
-                frame[k] = frame[k].where(frame[k] != NULL_KEY, None)
+            if k in ROLLUPS[table][0] and k not in ("ts", "res", "bucket"):
+                frame[k] = pd.Series([None if v == NULL_KEY else v for v in frame[k].tolist()], dtype=object)
         return frame
 
     def _records(self, table: str, t0: int, t1: int, where: Mapping[str, str | None] | None,
@@ -358,7 +359,7 @@ class ClickHouseStore:
     def instances(self) -> pd.DataFrame:
         frame = self._frame(R.instances_sql(self._int_meta("keep_from")), INSTANCE_COLUMNS)
         for k in ("service", "lane", "instance"):
-            frame[k] = frame[k].where(frame[k] != NULL_KEY, None)
+            frame[k] = pd.Series([None if v == NULL_KEY else v for v in frame[k].tolist()], dtype=object)
         for c in ("first_seen", "last_seen", "last_hop"):
             frame[c] = frame[c].astype(np.float64)
         for c in ("hops", "errors"):

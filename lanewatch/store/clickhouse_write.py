@@ -48,7 +48,9 @@ def rollup_blocks(table: str, columns: Mapping[str, Sequence[Any]]) -> list[tupl
         f = f[keys + list(p.metrics)].copy()
         for k in keys:
             if f[k].dtype == object:
-                f[k] = f[k].where(f[k].notna(), NULL_KEY)
+                # (Series.where turns a "\0" filler into "")
+                f[k] = pd.Series([NULL_KEY if v is None or pd.isna(v) else v for v in f[k].tolist()],
+                                 index=f.index, dtype=object)
         g = f.groupby(keys, sort=False, dropna=False)[list(p.metrics)].sum().reset_index()
         g = g[(g[list(p.metrics)] != 0).any(axis=1)]
         if len(g):
