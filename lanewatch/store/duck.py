@@ -135,6 +135,7 @@ class DuckStore:
             W.upsert_instances(con, F.instance_frame(batch.instances))
         if batch.counters:
             W.add_counters(con, F.counter_frame(batch.counters))
+        W.write_per_collector(con, batch)
         if batch.seq:
             con.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
                         "value = excluded.value", [_BATCH_SEQ, batch.seq])
@@ -306,6 +307,16 @@ class DuckStore:
             rows = cur.execute("SELECT name, value FROM counters").fetchall()
         out = {str(k): int(v) for k, v in rows}
         return out, out.pop(_BATCH_SEQ, 0)
+
+    def collectors(self) -> list[dict[str, Any]]:
+        """One row per collector that wrote: its newest ``as_of`` and its counters."""
+        with self._cursor() as cur:
+            return W.read_collectors(cur)
+
+    def peer_liveness(self, collector: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
+        """Every other collector's liveness rows, and each one's ``as_of``."""
+        with self._cursor() as cur:
+            return W.read_peer_liveness(cur, collector)
 
     # ---- the open spans (TraceJournal) ----------------------------------------------------
     def open_spans(self) -> Resumed:

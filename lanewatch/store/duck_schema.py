@@ -30,7 +30,15 @@ from lanewatch.rollups import ROLLUPS
 from lanewatch.store.duck_alerts import DDL as ALERT_EVENTS_DDL
 from lanewatch.store.duck_journal import DDL as JOURNAL_DDL
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+#: What each collector wrote (PerCollector) and the liveness it shares (SharedLiveness).
+PER_COLLECTOR_DDL = (
+    ("CREATE TABLE IF NOT EXISTS collector_counters (collector VARCHAR, name VARCHAR, value BIGINT,"
+    " PRIMARY KEY (collector, name))"),
+    "CREATE TABLE IF NOT EXISTS collectors (collector VARCHAR PRIMARY KEY, as_of DOUBLE)",
+    ("CREATE TABLE IF NOT EXISTS liveness (collector VARCHAR, service VARCHAR, lane VARCHAR,"
+    " instance VARCHAR, intervals VARCHAR, \"left\" BOOLEAN, PRIMARY KEY (collector, service, lane, instance))"),
+)
 MINUTE = 60
 #: Keys dropped by the lane-level projection.
 SERVICE_KEYS = frozenset(("service", "caller", "callee"))
@@ -105,6 +113,7 @@ def ddl() -> list[str]:
         "CREATE TABLE IF NOT EXISTS lane_ids (id SMALLINT PRIMARY KEY, name VARCHAR UNIQUE)",
         ALERT_EVENTS_DDL,
         *JOURNAL_DDL,
+        *PER_COLLECTOR_DDL,
     ]
     return out
 
@@ -128,6 +137,8 @@ MIGRATIONS: dict[int, list[str]] = {
     4: [f"ALTER TABLE {p.name} ADD COLUMN weighted BIGINT NOT NULL DEFAULT 0"
         for t in ("hops", "edges", "traces", "trace_services") for p in physical_tables(t)]
        + ["ALTER TABLE open_spans ADD COLUMN w DOUBLE DEFAULT 1"],
+    # 5 -> 6: per collector: counters, as_of, shared liveness (created by ddl())
+    5: [],
 }
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from typing import Any
 
 import duckdb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from lanewatch.store.base import LIVENESS_COLUMNS, Batch
 from lanewatch.store.duck_schema import MINUTE, Physical, aggregate_sql, physical_tables
 
 
@@ -134,3 +136,51 @@ class ChangeLog:
             if not self._changes or self._changes[0][0] > version + 1:
                 return 0
             return min(ts for v, ts in self._changes if v > version)
+
+
+def write_per_collector(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
+    """The batch's counters under its collector, its ``as_of``, its liveness rows (each
+    replaces what that collector said of that instance)."""
+    who = batch.collector
+    if batch.counters:
+        frame = pd.DataFrame({"name": list(batch.counters), "value": [int(v) for v in batch.counters.values()]})
+        con.register("_cc", frame)
+        try:
+            con.execute("INSERT INTO collector_counters SELECT ?, name, SUM(value) FROM _cc GROUP BY name "
+                        "ON CONFLICT (collector, name) DO UPDATE SET value = collector_counters.value"
+                        " + excluded.value", [who])
+        finally:
+            con.unregister("_cc")
+    if batch.as_of:
+        con.execute("INSERT INTO collectors VALUES (?, ?) ON CONFLICT (collector) DO UPDATE SET "
+                    "as_of = GREATEST(collectors.as_of, excluded.as_of)", [who, float(batch.as_of)])
+    if batch.liveness:
+        rows = pd.DataFrame({c: [r.get(c) for r in batch.liveness] for c in LIVENESS_COLUMNS})
+        rows["collector"] = [str(c or who) for c in rows["collector"]]
+        rows["left"] = rows["left"].astype(bool)
+        rows = rows.drop_duplicates(["collector", "service", "lane", "instance"], keep="last")
+        con.register("_lv", rows)
+        try:
+            con.execute("INSERT OR REPLACE INTO liveness SELECT collector, service, lane, instance, intervals,"
+                        " \"left\" FROM _lv")
+        finally:
+            con.unregister("_lv")
+
+
+def read_collectors(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    per: dict[str, dict[str, int]] = {}
+    for c, n, v in con.execute("SELECT collector, name, value FROM collector_counters").fetchall():
+        if v:
+            per.setdefault(str(c), {})[str(n)] = int(v)
+    stamps = {str(c): float(a) for c, a in con.execute("SELECT collector, as_of FROM collectors").fetchall()}
+    return [{"collector": c, "as_of": stamps.get(c, 0.0), "counters": per.get(c, {})}
+            for c in sorted(set(per) | set(stamps))]
+
+
+def read_peer_liveness(con: duckdb.DuckDBPyConnection,
+                       collector: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    rows = con.execute("SELECT collector, service, lane, instance, intervals, \"left\" FROM liveness "
+                       "WHERE collector <> ?", [collector]).fetchall()
+    as_of = con.execute("SELECT collector, as_of FROM collectors WHERE collector <> ?", [collector]).fetchall()
+    return ([{**dict(zip(LIVENESS_COLUMNS, r)), "left": bool(r[5])} for r in rows],
+            {str(c): float(a) for c, a in as_of})

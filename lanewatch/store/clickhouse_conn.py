@@ -1,0 +1,93 @@
+"""How :class:`~lanewatch.store.clickhouse.ClickHouseStore` talks to ClickHouse: a tiny
+connection interface (statements as finished SQL text, results as columns, inserts from
+columns), and its implementation on ``clickhouse-driver`` (the native protocol).
+
+Every statement the store runs is complete SQL text built by :func:`lit` (no driver-side
+parameter substitution), so another engine behind the same interface (chDB in the contract
+tests) runs exactly the same SQL.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from lanewatch.config.store_url import StoreURL
+
+
+class Connection(Protocol):
+    """One ClickHouse session bound to the store's database; safe to call from any thread."""
+
+    def command(self, sql: str) -> None:
+        """Run a statement with no result (DDL, ALTER, INSERT ... SELECT)."""
+        ...
+
+    def query(self, sql: str) -> list[list[Any]]:
+        """Run a SELECT; its result as one list per selected column (empty lists when no row)."""
+        ...
+
+    def insert(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None:
+        """Insert rows given as columns (``data[i]`` holds column ``columns[i]``), in one block."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def lit(value: Any) -> str:
+    """``value`` as a ClickHouse literal: NULL, integers, floats (no NaN: NULL), quoted strings."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return "NULL" if math.isnan(value) else repr(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return lit(value.item())
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'").replace("\x00", "\\0")
+    return f"'{text}'"
+
+
+class DriverConnection:
+    """:class:`Connection` on ``clickhouse_driver.Client`` (one client, used under a lock: the
+    client is not thread-safe). The database is created if missing."""
+
+    def __init__(self, url: StoreURL, *, connect_timeout: float = 10.0) -> None:
+        from clickhouse_driver import Client
+
+        def client(database: str) -> Client:
+            return Client(url.host, port=url.port, user=url.user, password=url.password,
+                          database=database, secure=url.secure, connect_timeout=connect_timeout)
+
+        boot = client("default")
+        try:
+            boot.execute(f"CREATE DATABASE IF NOT EXISTS {url.database}")
+        finally:
+            boot.disconnect()
+        self._client = client(url.database)
+        self._lock = threading.Lock()
+
+    def command(self, sql: str) -> None:
+        with self._lock:
+            self._client.execute(sql)
+
+    def query(self, sql: str) -> list[list[Any]]:
+        with self._lock:
+            data, types = self._client.execute(sql, columnar=True, with_column_types=True)
+        if not data:
+            return [[] for _ in types]
+        return [list(c) for c in data]
+
+    def insert(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None:
+        if not data or not len(data[0]):
+            return
+        with self._lock:
+            self._client.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES",
+                                 [list(c) for c in data], columnar=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.disconnect()

@@ -1,0 +1,112 @@
+"""The open spans in ClickHouse (:class:`~lanewatch.store.base.TraceJournal`), per collector.
+
+ClickHouse has no transactions and no cheap deletes, so the journal is versioned instead of
+edited: a collector's rows live under an *epoch* (a new one on every reset: a new process),
+each chunk under its number ``seq``, each carry under a fresh generation ``gen`` (``seq = -1``).
+One ``journal`` row per collector (newest by ``ver`` wins) names what is live: the epoch, the
+lowest live chunk ``live_from`` and the live carry's generation. It is written last in each
+flush, so a reader sees either the previous flush's open spans or this one's, never a mix.
+Dead rows are dropped by whole partitions in :meth:`ClickHouseStore.maintain`.
+
+Crash window: the journal is written after the batch's rollups. A process killed between the
+two resumes the previous flush's open spans: traces judged in the lost flush are judged again
+(their rollups counted twice), never lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lanewatch.collect.bulk import COLUMNS as SPAN_DTYPES
+from lanewatch.store.base import OpenSpans, Resumed
+from lanewatch.store.clickhouse_conn import Connection, lit
+from lanewatch.store.clickhouse_read import newest_sql
+from lanewatch.store.clickhouse_schema import JOURNAL_TYPES
+
+_CARRY = -1
+_STATE = ("epoch", "live_from", "carry_gen", "running")
+
+
+@dataclass
+class State:
+    epoch: int = 0
+    live_from: int = 0
+    carry_gen: int = 0
+    running: bool = False
+
+
+def states(con: Connection, collector: str | None = None) -> dict[str, State]:
+    """The newest journal row of every collector (or of one)."""
+    where = f"collector = {lit(collector)}" if collector is not None else ""
+    cols = con.query(newest_sql("journal", ["collector"], _STATE, where))
+    return {str(c): State(int(e), int(lf), int(g), bool(r)) for c, e, lf, g, r in zip(*cols)}
+
+
+def live_cond(collector: str, s: State) -> str:
+    return (f"(collector = {lit(collector)} AND epoch = {s.epoch} AND "
+            f"(seq >= {s.live_from} OR (seq = {_CARRY} AND gen = {s.carry_gen} AND gen > 0)))")
+
+
+def write(con: Connection, collector: str, state: State, change: OpenSpans, stamp: int, at: int) -> State:
+    """Insert one change's rows, then the journal row that makes them live; the new state.
+    ``stamp`` is a fresh unique number (epoch, carry generation and ``ver``)."""
+    new = State(state.epoch, state.live_from, state.carry_gen, True)
+    if change.reset or not new.epoch:
+        new = State(stamp, int(change.live_from), 0, True)
+    else:
+        new.live_from = max(new.live_from, int(change.live_from))
+    if new.live_from > _CARRY and change.carry is None:
+        new.carry_gen = 0  # the carry goes with the chunks below live_from, as in DuckDB
+    parts: list[tuple[int, int, dict[str, Any]]] = [(seq, 0, rows) for seq, rows in change.added]
+    if change.carry is not None:
+        new.carry_gen = stamp
+        parts.append((_CARRY, stamp, change.carry))
+    parts = [p for p in parts if len(p[2]["sid"])]
+    if parts:
+        lens = [len(rows["sid"]) for _, _, rows in parts]
+        n = sum(lens)
+        data: list[list[Any]] = [[collector] * n, [new.epoch] * n,
+                                 np.repeat([s for s, _, _ in parts], lens).tolist(),
+                                 np.repeat([g for _, g, _ in parts], lens).tolist(), [at] * n]
+        for c, t in JOURNAL_TYPES.items():
+            arr = np.concatenate([np.asarray(rows[c]) for _, _, rows in parts])
+            data.append(arr.astype(np.uint64 if t == "UInt64" else np.int64).tolist())
+        con.insert("open_spans", ["collector", "epoch", "seq", "gen", "at", *JOURNAL_TYPES], data)
+    if change.names:
+        k = len(change.names)
+        con.insert("open_names", ["collector", "epoch", "code", "name"],
+                   [[collector] * k, [new.epoch] * k,
+                    list(range(change.names_from, change.names_from + k)), list(change.names)])
+    mark(con, collector, new, stamp)
+    return new
+
+
+def mark(con: Connection, collector: str, s: State, ver: int) -> None:
+    con.insert("journal", ["collector", *_STATE, "ver"],
+               [[collector], [s.epoch], [s.live_from], [s.carry_gen], [int(s.running)], [ver]])
+
+
+def read(con: Connection, collector: str, s: State | None, clean: bool) -> Resumed:
+    """The live open spans of ``collector``, with the names of their codes."""
+    if s is None or not s.epoch:
+        return Resumed(rows=None, names=[], clean=clean)
+    codes, texts = con.query(f"SELECT code, name FROM open_names WHERE collector = {lit(collector)} "
+                             f"AND epoch = {s.epoch} ORDER BY code LIMIT 1 BY code")
+    names: list[str] = []
+    for code, name in zip(codes, texts):
+        if code != len(names):
+            raise ValueError(f"open_names: code {code} where {len(names)} was expected")
+        names.append(str(name))
+    cols = con.query(f"SELECT {', '.join(JOURNAL_TYPES)} FROM open_spans WHERE {live_cond(collector, s)}")
+    rows: dict[str, Any] | None = None
+    if cols and len(cols[0]):
+        rows = {}
+        for c, values in zip(JOURNAL_TYPES, cols):
+            rows[c] = np.asarray(values, dtype=SPAN_DTYPES[c])
+        if int(max(rows[k].max() for k in ("svc", "inst", "req", "recv", "exp"))) >= len(names):
+            raise ValueError("open_spans: a name code without its name in open_names")
+    return Resumed(rows=rows, names=names, clean=clean)
+

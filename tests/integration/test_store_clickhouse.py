@@ -1,0 +1,109 @@
+"""ClickHouseStore on the real 18.16 server: schema versions, restarts, NULL keys, another
+process's writes seen within 2 s, bounded records, partitions dropped by maintain."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from clickhouse_driver import Client
+
+from lanewatch import config
+from lanewatch.config.store_url import parse
+from lanewatch.store import open_store
+from lanewatch.store.base import Batch
+from lanewatch.store.clickhouse import ClickHouseStore
+from lanewatch.store.clickhouse_local import LocalServer
+from tests.clickhouse_support import fresh_database
+
+T0 = 1_800_000_000
+
+
+def store(server: LocalServer, database: str, **kw: object) -> ClickHouseStore:
+    return ClickHouseStore(parse(server.url(database)), **kw)  # type: ignore[arg-type]
+
+
+def edges(ts: list[int], entry: list[str | None], calls: list[int]) -> dict[str, list[object]]:
+    n = len(ts)
+    cols: dict[str, list[object]] = {"ts": list(ts), "caller": ["A"] * n, "callee": ["B"] * n,
+                                     "lane": ["gray"] * n, "entry_lane": list(entry), "calls": list(calls)}
+    from lanewatch.rollups import ROLLUPS
+    for m in ROLLUPS["edges"][1]:
+        cols.setdefault(m, [0] * n)
+    return cols
+
+
+def test_start_is_idempotent_and_a_newer_schema_is_refused(clickhouse_server: LocalServer) -> None:
+    db = fresh_database()
+    store(clickhouse_server, db).close()
+    store(clickhouse_server, db).close()  # tables exist: nothing breaks, nothing doubles
+    client = Client(clickhouse_server.host, port=clickhouse_server.tcp_port, database=db)
+    assert client.execute("SELECT count(), max(version) FROM schema_version") == [(1, 1)]
+    client.execute("INSERT INTO schema_version (version, at_ns) VALUES", [(99, 0)])
+    with pytest.raises(RuntimeError, match="schema version 99"):
+        store(clickhouse_server, db)
+
+
+def test_null_keys_read_back_as_null(clickhouse_server: LocalServer) -> None:
+    s = store(clickhouse_server, fresh_database())
+    s.write(Batch(rollups={"edges": edges([T0, T0, T0 + 1], [None, "gray", None], [1, 2, 4])}))
+    f = s.rollup("edges", T0, T0 + 10, ["entry_lane"])
+    got = {(None if v is None else v): int(c) for v, c in zip(f["entry_lane"], f["calls"])}
+    assert got == {None: 5, "gray": 2}
+    assert int(s.rollup("edges", T0, T0 + 10, [], where={"entry_lane": "gray"})["calls"].iloc[0]) == 2
+    s.close()
+
+
+def test_another_process_write_is_seen_within_2s(clickhouse_server: LocalServer) -> None:
+    db = fresh_database()
+    reader = store(clickhouse_server, db, collector="serve")
+    v0 = reader.version()
+    code = ("import sys; from lanewatch.config.store_url import parse; from lanewatch.store.base import Batch;"
+            "from lanewatch.store.clickhouse import ClickHouseStore;"
+            f"from tests.integration.test_store_clickhouse import edges;"
+            f"s = ClickHouseStore(parse({clickhouse_server.url(db)!r}), collector='other');"
+            f"s.write(Batch(rollups={{'edges': edges([{T0}], ['gray'], [7])}}, counters={{'x': 2}}, seq=1,"
+            " collector='other', as_of=5.0)); s.close()")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    written = time.monotonic()
+    while reader.changed_since(v0) is None:
+        assert time.monotonic() - written < 2.0, "the other process's write was not seen within 2 s"
+        time.sleep(0.05)
+    assert reader.changed_since(v0) == T0
+    assert int(reader.rollup("edges", T0, T0 + 1, [])["calls"].iloc[0]) == 7
+    assert reader.counters() == {"x": 2}
+    assert reader.counters_at() == ({"x": 2}, 0)  # batch numbers are per process
+    assert reader.collectors() == [{"collector": "other", "as_of": 5.0, "counters": {"x": 2}}]
+    reader.close()
+
+
+def test_records_bounded_and_maintain_drops_partitions(clickhouse_server: LocalServer) -> None:
+    db = fresh_database()
+    s = store(clickhouse_server, db, max_violations=5, retention_s=86400, downsample_after_s=600)
+    for day in range(3):
+        s.write(Batch(violations=[{"ts": T0 + day * 86400 + i, "kind": "leak", "service": "A"} for i in range(4)],
+                      rollups={"edges": edges([T0 + day * 86400 + i for i in range(3)], ["gray"] * 3, [1, 1, 1])}))
+    got = s.violations(0, T0 + 10 * 86400, limit=100)
+    assert list(got["ts"]) == sorted([T0 + 2 * 86400 + i for i in range(4)] + [T0 + 86400 + 3], reverse=True)
+    client = Client(clickhouse_server.host, port=clickhouse_server.tcp_port, database=db)
+
+    def parts(table: str) -> int:
+        return int(client.execute("SELECT count(DISTINCT partition) FROM system.parts WHERE active AND "
+                                  f"database = '{db}' AND table = '{table}'")[0][0])
+
+    assert parts("r_edges_s") == 3 and parts("r_edges_m") >= 2
+    s.maintain(T0 + 2 * 86400 + 100)  # keep_from = T0 + 86400 + 100: day 0 goes
+    assert parts("r_edges_s") == 1  # per-second hours an hour behind the downsampling cut go
+    assert int(s.rollup("edges", 0, T0 + 10 * 86400, [])["calls"].iloc[0]) == 3
+    assert np.all(s.violations(0, T0 + 10 * 86400)["ts"] >= T0 + 86400 + 100)
+    s.close()
+
+
+def test_open_store_makes_a_clickhouse_store(clickhouse_server: LocalServer) -> None:
+    settings = config.load(environ={}, flags={"store": clickhouse_server.url(fresh_database())})
+    s = open_store(settings)
+    assert isinstance(s, ClickHouseStore) and s.collector == settings.collector_name
+    s.close()
