@@ -118,6 +118,8 @@ class Collector:
         """Bind everything; on failure, release what was already bound and re-raise."""
         try:
             self._resume()
+            if self.engine.sharing:  # before the first span: the other collectors' liveness
+                self.pipeline.merge_peers()
             if self._alerting:
                 self.alerts.prime(self.store, self.alerts.clock())
             self.pipeline.start()

@@ -63,14 +63,21 @@ class Pipeline:
                             self.engine.rejournal()
         if self.store is not None and stored:
             self.engine.stored(taken)
-        if self.engine.sharing and isinstance(self.store, SharedLiveness):
-            try:  # the other collectors' liveness, for the spans judged from now on
-                rows, as_of = self.store.peer_liveness(self.engine.collector)
-                self.engine.merge_peer_liveness(rows, as_of)
-            except Exception:
-                log.exception("reading the other collectors' liveness failed")
-                self.failures["peer_liveness"] += 1
+        if self.engine.sharing:
+            self.merge_peers()
         return batch
+
+    def merge_peers(self) -> None:
+        """Read the other collectors' liveness from the store into the engine (a failure is
+        logged and counted; the spans then wait at most ``liveness_wait_s``)."""
+        if not isinstance(self.store, SharedLiveness):
+            return
+        try:
+            rows, as_of = self.store.peer_liveness(self.engine.collector)
+            self.engine.merge_peer_liveness(rows, as_of)
+        except Exception:
+            log.exception("reading the other collectors' liveness failed")
+            self.failures["peer_liveness"] += 1
 
     def upkeep(self, now: float) -> None:
         """Run every job now."""
