@@ -196,6 +196,10 @@ def register_api(server: flask.Flask, query: Query) -> None:
     def lanes(p: _Params) -> Any:
         return query.lanes(p.window())
 
+    @route("/collectors", ())
+    def collectors(p: _Params) -> Any:
+        return query.collectors()
+
     @route("/health/live", ())
     def health_live(p: _Params) -> Any:
         """Liveness: the process answers (a Kubernetes livenessProbe); says nothing of the store."""

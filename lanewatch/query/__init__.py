@@ -45,7 +45,7 @@ from lanewatch.query.parts import (
 )
 from lanewatch.query.series import SeriesReader, histograms
 from lanewatch.stats import Thresholds
-from lanewatch.store.base import NumberedCounters
+from lanewatch.store.base import NumberedCounters, PerCollector
 from lanewatch.store.base import StoreReader as Store
 
 
@@ -309,6 +309,18 @@ class Query:
         traces = self.store.rollup("traces", t0, t1, ["entry_lane"])
         return lane_order(set(hops.instance_lane) | set(hops.expected_lane)
                           | set(traces.entry_lane[traces.traces != 0]))
+
+    def collectors(self) -> list[dict[str, Any]]:
+        """Every collector that wrote the store: ``collector``, ``as_of`` (its clock at its newest
+        batch), ``age_s`` (how long ago), ``counters`` (its own; the summary sums them). One row
+        for an embedded store that does not keep them per collector."""
+        now = self.clock()
+        if isinstance(self.store, PerCollector):
+            rows = self.store.collectors()
+        else:
+            rows = [{"collector": self.settings.collector_name, "as_of": now, "counters": self.store.counters()}]
+        return [{**r, "age_s": round(max(0.0, now - float(r["as_of"])), 3) if r["as_of"] else None}
+                for r in rows]
 
     def _counters(self) -> dict[str, int]:
         """Stored plus live counts, each counted once (also while a batch is being written)."""

@@ -126,6 +126,15 @@ def test_golden_trace_over_two_collectors_reads_as_one(path: Path, tmp_path: Pat
             assert answers(api, trace_ids) == want  # shows the difference
         counters = [c.engine.pending_counters() for c in collectors]
         assert not any(c.get("spans_judged_before_peer_liveness") for c in counters)
+        # counters: per collector, and summed in the summary as one collector counts them
+        per = {r["collector"]: r for r in get(f"{api}/api/v1/collectors")}
+        assert sorted(per) == ["c0", "c1"] and all(r["age_s"] < 10 for r in per.values())
+        sent = len(tbs[0].spans)
+        assert [per[f"c{i}"]["counters"].get("spans_received") for i in range(2)] == [sent, sent]
+        ref_counts = get(f"{ref_api}/api/v1/summary?window=300")["counters"]
+        summed = get(f"{api}/api/v1/summary?window=300")["counters"]
+        for name in ("spans_received", "hops", "metric_points_received"):
+            assert summed.get(name) == ref_counts.get(name), name
     finally:
         server.stop()
         reference.stop()
