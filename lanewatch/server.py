@@ -120,6 +120,7 @@ class Collector:
             self._resume()
             if self.engine.sharing:  # before the first span: the other collectors' liveness
                 self.pipeline.merge_peers()
+                self.pipeline.adopt_names(self.alerts.clock())
             if self._alerting:
                 self.alerts.prime(self.store, self.alerts.clock())
             self.pipeline.start()

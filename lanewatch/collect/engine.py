@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -272,6 +272,13 @@ class Engine:
             for who, t in as_of.items():
                 if who != self.collector:
                     self._peer_as_of[who] = max(float(t), self._peer_as_of.get(who, 0.0))
+
+    def adopt_names(self, services: Iterable[str], lanes: Iterable[str]) -> None:
+        """Admit the service and lane names other collectors admitted (``max_services``,
+        ``max_lanes``: every collector maps a name to itself or to ``_other`` alike)."""
+        with self._lock:
+            self.services.adopt(services)
+            self.lanes.adopt(lanes)
 
     def peers(self) -> dict[str, float]:
         """Other collectors heard of through the store, and their ``as_of``."""

@@ -18,7 +18,7 @@ junk values cannot make the cache hold more than ``CACHE_LIMIT`` short keys.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -66,6 +66,20 @@ class Names(dict[str | bytes, str]):
             self._flagged[raw] = flag
         self[raw] = name
         return name
+
+    def adopt(self, names: Iterable[str]) -> int:
+        """Admit names other collectors admitted (so every collector maps a name alike), while
+        there is room under ``limit``; returns how many were new. Cached lookups are dropped,
+        since a raw value cached as the overflow name may now have its own name."""
+        added = 0
+        for name in names:
+            if name and name not in self.known and name != self.overflow and len(self.known) < self.limit:
+                self.known.add(name)
+                added += 1
+        if added:
+            self.clear()
+            self._flagged.clear()
+        return added
 
     def map(self, raws: Sequence[str | bytes]) -> list[str]:
         """Names for a column of raw values; counts junk and overflow occurrences."""

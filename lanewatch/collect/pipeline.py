@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from lanewatch.collect.engine import Engine
 from lanewatch.collect.sink import BatchSink
@@ -22,6 +23,8 @@ from lanewatch.store.base import Batch, SharedLiveness
 
 log = logging.getLogger(__name__)
 
+#: With several collectors, the names they admitted are read from the store this often.
+NAMES_EVERY_S = 5.0
 #: A periodic upkeep job: called with the clock's time.
 Job = Callable[[float], None]
 
@@ -43,6 +46,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_upkeep = clock()
+        self._names_at = float("-inf")
 
     def flush(self, final: bool = False) -> Batch:
         """One flush: the engine's batch to every sink (a failing sink does not stop the others).
@@ -65,7 +69,29 @@ class Pipeline:
             self.engine.stored(taken)
         if self.engine.sharing:
             self.merge_peers()
+            now = self.clock()
+            if now - self._names_at >= NAMES_EVERY_S:
+                self._names_at = now
+                try:
+                    self.adopt_names(now)
+                except Exception:
+                    log.exception("reading the names other collectors admitted failed")
+                    self.failures["peer_names"] += 1
         return batch
+
+    def adopt_names(self, now: float) -> None:
+        """With several collectors (every :data:`NAMES_EVERY_S`, and at start): the names of services and lanes in the shared
+        store's last hour are admitted here too (see ``Engine.adopt_names``)."""
+        if not self.engine.sharing or self.store is None:
+            return
+        reader: Any = self.store
+        t0, t1 = int(now) - 3600, int(now) + 1
+        services = reader.rollup("hops", t0, t1, ["service"])
+        lanes = reader.rollup("hops", t0, t1, ["instance_lane", "request_lane", "expected_lane"])
+        names = set()
+        for col in ("instance_lane", "request_lane", "expected_lane"):
+            names |= {str(x) for x in lanes[col] if isinstance(x, str)}
+        self.engine.adopt_names(sorted(str(x) for x in services["service"] if isinstance(x, str)), sorted(names))
 
     def merge_peers(self) -> None:
         """Read the other collectors' liveness from the store into the engine (a failure is

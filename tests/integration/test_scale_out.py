@@ -126,6 +126,7 @@ def test_golden_trace_over_two_collectors_reads_as_one(path: Path, tmp_path: Pat
             assert answers(api, trace_ids) == want  # shows the difference
         counters = [c.engine.pending_counters() for c in collectors]
         assert not any(c.get("spans_judged_before_peer_liveness") for c in counters)
+        assert not any(c.pipeline.failures for c in collectors), [c.pipeline.failures for c in collectors]
         # counters: per collector, and summed in the summary as one collector counts them
         per = {r["collector"]: r for r in get(f"{api}/api/v1/collectors")}
         assert sorted(per) == ["c0", "c1"] and all(r["age_s"] < 10 for r in per.values())

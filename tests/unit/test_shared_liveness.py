@@ -159,3 +159,26 @@ def test_unreadable_peer_rows_are_counted_not_fatal() -> None:
                             "intervals": f"[[{clock() - 1}, {clock()}]]", "left": False}], {"c1": clock()})
     assert e.liveness.is_live("B", "gray", clock() - 0.5)
     assert e.flush().counters["peer_liveness_unreadable"] == 1
+
+
+def test_names_other_collectors_admitted_are_admitted_here_so_caps_agree() -> None:
+    """max_services 2: another collector admitted X and Y first. A collector that adopts them
+    maps a new Z to '_other' as that one does (alone it would have admitted Z)."""
+    clock = FakeClock()
+    here = engine({}, clock, "c0", sharing=True)
+    other = engine({}, clock, "c1", sharing=True)
+    for e in (here, other):
+        e.services.limit = 2
+    assert other.services.map(["X", "Y", "Z"]) == ["X", "Y", "_other"]
+    assert here.services.map(["Z"]) == ["Z"]  # alone, this collector would admit Z
+    here2 = engine({}, clock, "c2", sharing=True)
+    here2.services.limit = 2
+    here2.services.map(["X"])  # cached
+    here2.adopt_names(["X", "Y"], [])
+    assert here2.services.map(["Z", "X", "Y"]) == other.services.map(["Z", "X", "Y"]) == ["_other", "X", "Y"]
+    # adopting never goes past the limit, and drops cached overflow lookups
+    full = engine({}, clock, "c3", sharing=True)
+    full.services.limit = 1
+    assert full.services.map(["A", "X"]) == ["A", "_other"]
+    full.adopt_names(["X"], [])
+    assert full.services.map(["X"]) == ["_other"] and full.services.known == {"A"}
