@@ -25,9 +25,14 @@ from google.rpc.status_pb2 import Status
 from lanewatch.collect.schema import varint
 from lanewatch.testing import TraceBuilder, start_up
 
-#: Peak RSS allowed for the process after all the vectors below (an idle ``lanewatch up``
-#: peaks near 150 MB; 8M spans took 2.4 GB, four at once 6.8 GB).
-RSS_BOUND_MB = 400
+#: Peak RSS growth allowed for the process over its peak after start-up, after all the
+#: refused vectors below (an idle ``lanewatch up`` peaks near 235 MB here, the vectors add
+#: 130-160 MB; before the limits 8M spans took 2.4 GB, four at once 6.8 GB). Relative: the
+#: start-up peak itself varies by 20-30 MB between machines.
+RSS_GROWTH_MB = 250
+
+#: Peak RSS of each module's collector right after start-up, by pid.
+_START_PEAK: dict[int, float] = {}
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -58,6 +63,7 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, d
         proc, ep = start_up(tmp / "data", "--otlp-grpc-port", "0")
     except RuntimeError as e:
         pytest.fail(str(e))
+    _START_PEAK[proc.pid] = peak_rss_mb(proc.pid)
     yield proc, ep
     proc.terminate()
     out, _ = proc.communicate(timeout=20)
@@ -113,7 +119,7 @@ def test_8m_empty_spans_in_15kb_are_refused_and_memory_stays_bounded(collector: 
     assert results == [413] * 4
     assert counters(ep, "requests_refused_too_many_spans", 5)["requests_refused_too_many_spans"] == 5
     assert 'lanewatch_requests_refused_total{reason="too_many_spans"} 5.0' in metrics_text(ep)
-    assert peak_rss_mb(proc.pid) < RSS_BOUND_MB
+    assert peak_rss_mb(proc.pid) - _START_PEAK[proc.pid] < RSS_GROWTH_MB
 
 
 def test_json_empty_objects_are_refused_before_parsing(collector: Any) -> None:
@@ -129,7 +135,7 @@ def test_json_empty_objects_are_refused_before_parsing(collector: Any) -> None:
     tb.hop("A", attributes={"db.statement": "{" * 2_000_000})
     status, _ = post(ep, "/v1/traces", tb.body(fmt="json"), "application/json")
     assert status == 200
-    assert peak_rss_mb(proc.pid) < RSS_BOUND_MB
+    assert peak_rss_mb(proc.pid) - _START_PEAK[proc.pid] < RSS_GROWTH_MB
 
 
 def test_metric_points_flood_is_refused(collector: Any) -> None:
@@ -138,7 +144,7 @@ def test_metric_points_flood_is_refused(collector: Any) -> None:
     assert status == 413
     assert "max_points_per_request" in Status.FromString(answer).message
     assert counters(ep, "requests_refused_too_many_points", 1)["requests_refused_too_many_points"] == 1
-    assert peak_rss_mb(proc.pid) < RSS_BOUND_MB
+    assert peak_rss_mb(proc.pid) - _START_PEAK[proc.pid] < RSS_GROWTH_MB
 
 
 def test_grpc_answers_resource_exhausted(collector: Any) -> None:
@@ -150,17 +156,7 @@ def test_grpc_answers_resource_exhausted(collector: Any) -> None:
             export(empty_spans(8_000_000), timeout=30, compression=grpc.Compression.Gzip)
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "max_spans_per_request" in (e.value.details() or "")
-    assert peak_rss_mb(proc.pid) < RSS_BOUND_MB
-
-
-def test_a_collector_sized_batch_is_taken(collector: Any) -> None:
-    """The Collector's batch processor sends up to 8192 spans; people configure more."""
-    _, ep = collector
-    tb = TraceBuilder()
-    for _ in range(50_000):
-        tb.hop("A", lane="gray", request_lane="gray")
-    status, _ = post(ep, "/v1/traces", tb.body())
-    assert status == 200
+    assert peak_rss_mb(proc.pid) - _START_PEAK[proc.pid] < RSS_GROWTH_MB
 
 
 def test_attribute_floods_are_refused(collector: Any) -> None:
@@ -175,4 +171,17 @@ def test_attribute_floods_are_refused(collector: Any) -> None:
     assert status == 413 and "max_spans_per_request" in Status.FromString(answer).message
     c = counters(ep, "requests_refused_too_many_attributes", 1)
     assert c["requests_refused_too_many_attributes"] == 1 and c["requests_refused_too_many_spans"] >= 1
-    assert peak_rss_mb(proc.pid) < RSS_BOUND_MB
+    assert peak_rss_mb(proc.pid) - _START_PEAK[proc.pid] < RSS_GROWTH_MB
+
+
+def test_a_collector_sized_batch_is_taken(collector: Any) -> None:
+    """The Collector's batch processor sends up to 8192 spans; people configure more.
+
+    Last in the module: a batch that is taken legitimately grows the process, and the RSS
+    bounds above are about refused requests."""
+    _, ep = collector
+    tb = TraceBuilder()
+    for _ in range(50_000):
+        tb.hop("A", lane="gray", request_lane="gray")
+    status, _ = post(ep, "/v1/traces", tb.body())
+    assert status == 200
