@@ -15,13 +15,14 @@ import numpy.typing as npt
 
 from lanewatch import lane as L
 from lanewatch.config import Rule
+from lanewatch.rules.match import AttrValue
 
 IsLive = Callable[[Any, Any, float], bool]
 NOT_A_HOP = -1
 
 
 def expected_lanes(service: npt.NDArray[Any], request_lane: npt.NDArray[Any],
-                   is_hop: npt.NDArray[np.bool_], extra: Mapping[str, Sequence[str]],
+                   is_hop: npt.NDArray[np.bool_], extra: Mapping[str, Sequence[AttrValue]],
                    rules: Mapping[Any, Sequence[tuple[Rule, Any]]]) -> npt.NDArray[Any]:
     """The expected lane per span: the first matching rule of the span's service
     (hops only), else the request lane. ``rules`` maps a service (name or code, as

@@ -258,7 +258,7 @@ class Settings:
 
     routing_rules: list[Rule] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
         [], "Per-service routing rules (YAML only; formerly `rules`).", env=False,
-        parse=routing.parse_rules, check=routing.check_rules, old_names=("rules",))
+        parse=routing.parse_config_rules, check=routing.check_rules, old_names=("rules",))
     topology: dict[str, list[str]] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
         {}, "Declared services -> lanes, always live (YAML only).", env=False,
         parse=routing.parse_topology, check=routing.check_topology)
