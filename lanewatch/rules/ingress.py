@@ -180,7 +180,10 @@ def from_ingresses(docs: list[tuple[Mapping[str, Any], str]], services: Mapping[
             seen.add(backend)
             service, lane_name, how = service_and_lane(doc, backend, primary.get((host, path)),
                                                        services, lane)
-            got, more = canary_rules(doc, service, lane_name, origin)
+            try:
+                got, more = canary_rules(doc, service, lane_name, origin)
+            except ValueError as e:
+                raise ValueError(f"{origin}: {e}") from None
             notes += more
             notes.append(f"{origin}: backend {backend} is service {service} [{lane_name}] ({how})")
             rules += [r for r in got if r[0] not in [x for x, _ in rules]]

@@ -132,13 +132,15 @@ def from_traffic_router(doc: Mapping[str, Any], origin: str, services: Mapping[s
             continue
         if len(subset) != 1:
             notes.append(f"{origin}: {where} splits over subsets {subset} by weight, at random per "
-                         "request: no rule can say which request goes where")
+                         "request: no rule can say which request goes where (a later entry's rule "
+                         "may then claim requests this one took)")
             continue
         lane = "base" if subset[0] in (default, "base", "") else subset[0]
         try:
             blocks = [http_match(m, f"{where}.match[{j}]") for j, m in enumerate(entry["match"])]
         except Unsupported as e:
-            notes.append(f"{origin}: {where} dropped: lanewatch cannot check {e} on spans")
+            notes.append(f"{origin}: {where} dropped: lanewatch cannot check {e} on spans (a later "
+                         "entry's rule may then claim requests this one took)")
             continue
         cond = blocks[0] if len(blocks) == 1 else AnyOf(tuple(blocks))
         rules.append((Rule(service=service, match={}, lane=lane, when=cond), f"{origin}: {where}"))
