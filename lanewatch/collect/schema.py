@@ -148,8 +148,10 @@ def any_value(raw: bytes | str | tuple[str, ...]) -> str | tuple[str, ...]:
     """What routing rules read from an encoded AnyValue: its string, or a string array as a
     tuple (an element of another type reads as ''); other types read as ''. str and tuple
     (the JSON decoder's forms) pass through."""
-    if not isinstance(raw, bytes) or not raw:
-        return raw if raw else ""
+    if not isinstance(raw, bytes):
+        return raw
+    if not raw:
+        return ""
     m = _CLASSES["AnyValue"]()
     try:
         m.ParseFromString(raw)
