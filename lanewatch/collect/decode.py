@@ -216,6 +216,17 @@ class AttributeStrings(Sequence[AttrValue]):
     def __len__(self) -> int:
         return self.n
 
+    def take(self, rows: np.ndarray) -> list[AttrValue]:
+        """The values of spans ``rows`` (what ``[self[i] for i in rows]`` gives, in bulk)."""
+        at = self.at
+        if not len(at) or not len(rows):
+            return [""] * len(rows)
+        if len(at) > 1 and not bool((at[1:] > at[:-1]).all()):
+            return [self[i] for i in rows.tolist()]
+        pos = np.minimum(np.searchsorted(at, rows), len(at) - 1)
+        raw = self.raw
+        return [any_value(raw[p]) if h else "" for p, h in zip(pos.tolist(), (at[pos] == rows).tolist())]
+
 
 # --- OTLP/JSON ------------------------------------------------------------------------------
 

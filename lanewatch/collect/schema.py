@@ -152,6 +152,20 @@ def any_value(raw: bytes | str | tuple[str, ...]) -> str | tuple[str, ...]:
         return raw
     if not raw:
         return ""
+    got = _VALUES.get(raw)
+    if got is None:
+        got = _any_value(raw)
+        if len(_VALUES) < MAX_CACHED_VALUES and len(raw) <= MAX_CACHED_STATUS_BYTES:
+            _VALUES[raw] = got
+    return got
+
+
+#: Distinct encoded values :func:`any_value` keeps decoded (user ids, header values repeat).
+MAX_CACHED_VALUES = 10_000
+_VALUES: dict[bytes, str | tuple[str, ...]] = {}
+
+
+def _any_value(raw: bytes) -> str | tuple[str, ...]:
     m = _CLASSES["AnyValue"]()
     try:
         m.ParseFromString(raw)

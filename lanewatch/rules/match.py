@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from urllib.parse import parse_qsl
 
 #: A span attribute value as rules see it: a string, or a string array.
@@ -67,6 +68,10 @@ class Source:
 
     def keys(self) -> tuple[str, ...]:
         """The span attribute keys this source reads."""
+        return self._keys
+
+    @cached_property
+    def _keys(self) -> tuple[str, ...]:
         if self.kind == "attribute":
             return (self.name,)
         if self.kind == "header":
@@ -87,7 +92,7 @@ class Source:
         if kind == "attribute":
             return values(attrs.get(self.name))
         if kind == "header":
-            return _first(attrs, header_keys(self.name))
+            return _first(attrs, self._keys)
         if kind == "cookie":
             return cookie_values(values(attrs.get(COOKIE_KEY)), self.name)
         if kind == "query":
@@ -138,6 +143,7 @@ def query_values(attrs: Attrs, name: str) -> tuple[str, ...]:
     return ()
 
 
+@lru_cache(maxsize=1 << 16)
 def bucket(value: str, salt: str = "") -> int:
     """The stable bucket of a key value, in ``[0, BUCKETS)``: the first 8 bytes of the SHA-256
     of the UTF-8 bytes of ``salt + value``, read as a big-endian unsigned integer, modulo
