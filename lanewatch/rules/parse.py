@@ -64,13 +64,13 @@ def parse_condition(raw: Any, path: str = "when") -> Condition:
             return All(items) if combinator == "all" else AnyOf(items)
     if "percent" in raw:
         return _percent(raw, path)
-    source = _source(raw, path)
-    tests = [k for k in keys if k in OPS]
     unknown = [k for k in keys if k not in OPS and k not in SOURCES]
     if unknown:
         raise RuleSyntaxError(f"{path}.{unknown[0]}: unknown key (a condition has one source of "
                               f"{', '.join(SOURCES)} and one test of {', '.join(OPS)}; or percent, "
                               "all, any, not)")
+    source = _source(raw, path)
+    tests = [k for k in keys if k in OPS]
     if len(tests) != 1:
         raise RuleSyntaxError(f"{path}: needs exactly one test of {', '.join(OPS)}, got {tests or 'none'}")
     op = tests[0]

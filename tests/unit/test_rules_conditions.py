@@ -140,6 +140,8 @@ def test_percent_buckets_are_the_documented_hash_in_every_process() -> None:
 
 @pytest.mark.parametrize(("raw", "message"), [
     ({"service": "B", "lane": "gray", "when": {"heder": "x", "equals": "1"}},
+     r"\[0\] \(service B\)\.when\.heder: unknown key"),
+    ({"service": "B", "lane": "gray", "when": {"header": "x", "cookie": "y", "equals": "1"}},
      r"\[0\] \(service B\)\.when: needs exactly one source"),
     ({"service": "B", "lane": "gray", "when": {"header": "x", "equals": "1", "flavour": 2}},
      r"\[0\] \(service B\)\.when\.flavour: unknown key"),
