@@ -136,3 +136,30 @@ def test_json_arrays_and_request_lanes() -> None:
     assert seen_by_rules(c)[0]["http.request.header.x-user-id"] == ("100", "")
     assert c.request_lane == ["gray"]  # an array lane reads as its first element, as in protobuf
     assert lanes(seen_by_rules(c)) == ["gray"]
+
+
+@pytest.mark.parametrize(("size", "walked"), [(100, True), (300, True), (9000, True), (20_000, False)])
+def test_long_values_are_walked_up_to_16_kib(size: int, walked: bool) -> None:
+    """A captured Cookie header is often longer than 127 bytes: two-byte lengths are walked in
+    bulk; longer ones are read by parsing the spans that hold a wanted key. Same values either way."""
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    want = []
+    for i in range(50):
+        cookie = f"session={'s' * size}; canary={'always' if i % 3 else 'never'}"
+        ss.spans.append(Span(trace_id=bytes(15) + b"\x01", span_id=i.to_bytes(8, "big"), name="GET",
+                             kind=Span.SPAN_KIND_SERVER, start_time_unix_nano=1_800_000_000_000_000_000,
+                             end_time_unix_nano=1_800_000_000_100_000_000, attributes=[
+                                 KeyValue(key="http.url", value=AnyValue(string_value="https://x/" + "p" * size)),
+                                 KeyValue(key="http.request.header.cookie",
+                                          value=AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=cookie)])))]))
+        want.append("gray" if i % 3 else "base")
+    body = req.SerializeToString()
+    fast = wire.fast_traces(body, KEYS)
+    assert fast is not None
+    assert (wire._walk_parts(list(fast.deferred), KEYS) is not None) == walked
+    wire.read_deferred(fast, KEYS)
+    rows = seen_by_rules(fast)
+    assert rows == seen_by_rules(decode._traces_pb(body, KEYS).columns())
+    assert [r["http.request.header.cookie"][0].endswith("always") for r in rows] == [w == "gray" for w in want]
+    assert lanes(rows) == want
