@@ -406,6 +406,8 @@ def _attribute_columns(raw: bytes, value_at: dict[str, np.ndarray], value_end: d
 
     def values(k: str) -> list[bytes | str]:
         lo, hi = value_at[k][at], value_end[k][at]
+        if not len(lo) or lo.max() < 0:  # no span has it (the other spelling of a header)
+            return [b""] * len(at)
         hi = np.where(lo >= 0, hi, 0)
         lo = np.maximum(lo, 0)
         return list(map(raw.__getitem__, map(slice, lo.tolist(), hi.tolist())))
