@@ -15,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="rules_command", required=True)
     imp = sub.add_parser("import", help="Print the rules derived from Ingress (ingress-nginx canary) "
                          "and OpenSergo TrafficLane/TrafficRouter YAML files.")
-    imp.add_argument("files", nargs="+", metavar="FILE", help="YAML files, one or more documents each")
+    imp.add_argument("files", nargs="+", metavar="FILE",
+                     help="YAML files, one or more documents each ('-': standard input)")
     imp.add_argument("--service", action="append", default=[], metavar="K8S_SERVICE=NAME",
                      help="the service.name of a canary backend Service (repeatable)")
     imp.add_argument("--lane", default=None, help="the lane of canary backends (default: gray)")

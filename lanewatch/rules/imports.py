@@ -12,6 +12,7 @@ lanewatch does not read, or files that hold no routing document at all.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,9 +37,9 @@ class Imported:
 
 
 def documents(path: str) -> Iterator[tuple[Mapping[str, Any], str]]:
-    """(document, origin) for every non-empty document of the file."""
+    """(document, origin) for every non-empty document of the file (``-``: standard input)."""
     try:
-        text = Path(path).read_text()
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise RuleImportError(f"{path}: cannot read: {e}") from None
     try:

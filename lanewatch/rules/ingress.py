@@ -189,4 +189,7 @@ def from_ingresses(docs: list[tuple[Mapping[str, Any], str]], services: Mapping[
             rules += [r for r in got if r[0] not in [x for x, _ in rules]]
         if not seen:
             raise ValueError(f"{origin}: a canary Ingress without a backend")
+    if not any(is_canary(doc) for doc, _, _ in found):
+        notes.append(f"{docs[0][1]}: no canary Ingress (nginx.ingress.kubernetes.io/canary: \"true\") "
+                     "among the Ingresses: nothing to derive")
     return rules, notes

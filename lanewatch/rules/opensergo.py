@@ -136,8 +136,9 @@ def from_traffic_router(doc: Mapping[str, Any], origin: str, services: Mapping[s
                          "may then claim requests this one took)")
             continue
         lane = "base" if subset[0] in (default, "base", "") else subset[0]
+        matches = entry["match"] if isinstance(entry["match"], list) else [entry["match"]]
         try:
-            blocks = [http_match(m, f"{where}.match[{j}]") for j, m in enumerate(entry["match"])]
+            blocks = [http_match(m, f"{where}.match[{j}]") for j, m in enumerate(matches)]
         except Unsupported as e:
             notes.append(f"{origin}: {where} dropped: lanewatch cannot check {e} on spans (a later "
                          "entry's rule may then claim requests this one took)")

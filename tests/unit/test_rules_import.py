@@ -159,6 +159,23 @@ def test_cli_prints_valid_routing_rules(tmp_path: Path) -> None:
     assert yaml.safe_load(out.stdout)["routing_rules"][0]["service"] == "spring-cloud-a"
 
 
+def test_cli_reads_standard_input() -> None:
+    """``kubectl get ingress -A -o yaml | lanewatch rules import -``"""
+    out = subprocess.run([sys.executable, "-m", "lanewatch.cli", "rules", "import", "-"], check=False,
+                         input=(DATA / "ingress-v1-canaries.yaml").read_text(), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "# Ingress shop/cart-canary (-, document 1, items[1]): canary-by-cookie" in out.stdout
+
+
+def test_ingresses_without_a_canary_say_so(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: a}\n"
+                     "spec: {defaultBackend: {service: {name: a}}}\n")
+    got = import_files([str(plain)])
+    assert not got.rules and any("no canary Ingress" in n for n in got.notes)
+
+
 def test_cli_exit_2_names_the_problem(tmp_path: Path) -> None:
     out = run_cli(str(tmp_path / "nope.yaml"))
     assert out.returncode == 2 and "nope.yaml: cannot read" in out.stderr and not out.stdout
