@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lanewatch.rules.match import Attrs, Source, in_share, values
@@ -54,14 +54,16 @@ class Compare(Condition):
     source: Source
     op: str
     args: tuple[str, ...]
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.op == "regex" and self._regex is None:
+        # compiled once; not a field, so equality, repr and dataclasses.asdict leave it out
+        regex: re.Pattern[str] | None = None
+        if self.op == "regex":
             try:
-                object.__setattr__(self, "_regex", re.compile(self.args[0]))
+                regex = re.compile(self.args[0])
             except (re.error, IndexError):
                 pass  # reported by problems()
+        object.__setattr__(self, "_regex", regex)
 
     def test(self, attrs: Attrs) -> bool:
         got = self.source.read(attrs)
@@ -72,7 +74,8 @@ class Compare(Condition):
             return any(v in self.args for v in got)
         if op == "prefix":
             return any(v.startswith(self.args[0]) for v in got)
-        return self._regex is not None and any(self._regex.search(v) for v in got)
+        regex: re.Pattern[str] | None = self.__dict__["_regex"]
+        return regex is not None and any(regex.search(v) for v in got)
 
     def keys(self) -> Iterator[str]:
         yield from self.source.keys()
@@ -87,7 +90,7 @@ class Compare(Condition):
             yield f"{path}.{self.op}", f"unknown test (one of {', '.join(OPS)})"
         elif not self.args or (self.op != "in" and len(self.args) != 1):
             yield f"{path}.{self.op}", "needs a value" if self.op != "in" else "needs a non-empty list"
-        elif self.op == "regex" and self._regex is None:
+        elif self.op == "regex" and self.__dict__["_regex"] is None:
             try:
                 re.compile(self.args[0])
             except re.error as e:
