@@ -32,8 +32,9 @@ _RULE_KEYS = ("service", "lane", "match", "when")
 _NAMELESS = ("path", "method")
 
 
-class RuleSyntaxError(ValueError):
-    """A rule that cannot be read; the message says where (``when.all[1].header``)."""
+class RuleSyntaxError(TypeError, ValueError):
+    """A rule that cannot be read; the message says where (``when.all[1].header``). A
+    TypeError, as ``parse_rules`` has always raised, and a ValueError."""
 
 
 def _text(v: Any, where: str) -> str:
