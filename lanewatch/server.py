@@ -28,6 +28,7 @@ from lanewatch.collect.receivers.http import OtlpHttpReceiver
 from lanewatch.collect.sink import BatchSink
 from lanewatch.config import Settings
 from lanewatch.metrics import MetricsCollector, MetricsSink
+from lanewatch.rules.reload import Reloader
 from lanewatch.store.base import AlertHistory, SharedLiveness, TraceJournal
 
 log = logging.getLogger("lanewatch")
@@ -81,7 +82,10 @@ class Collector:
                                  interval_s=settings.flush_interval_s,
                                  jobs=[self.store.maintain, self.engine.forget_instances], clock=clock,
                                  store=self.store)
-        self.query = Query(self.store, settings, clock, live=_LiveView(self.engine), alerts=self.alerts)
+        #: routing rules reloaded live (the config file watched, SIGHUP, PUT /api/v1/rules)
+        self.rules = Reloader(self.engine.rulebook, settings.config)
+        self.query = Query(self.store, settings, clock, live=_LiveView(self.engine), alerts=self.alerts,
+                           rules=self.rules)
         #: ``GET /metrics``
         self.metrics = MetricsCollector(self.metrics_sink, instances=self.query.instances,
                                         pending_counters=self.engine.pending_counters,
@@ -124,6 +128,7 @@ class Collector:
             if self._alerting:
                 self.alerts.prime(self.store, self.alerts.clock())
             self.pipeline.start()
+            self.rules.start()
             if self._alerting:
                 self.alerts.start()
             self.http.start()
@@ -173,6 +178,7 @@ class Collector:
         return out
 
     def stop(self) -> None:
+        self.rules.stop()
         self.http.stop()
         if self.grpc is not None:
             self.grpc.stop()
@@ -293,11 +299,13 @@ def start_or_explain(settings: Settings, build: Callable[[], Any]) -> Any:
     return None
 
 
-def wait_for_signal() -> None:
-    """Until SIGINT or SIGTERM."""
+def wait_for_signal(reload: Callable[[str], None] | None = None) -> None:
+    """Until SIGINT or SIGTERM; ``SIGHUP`` calls ``reload("SIGHUP")`` (the routing rules)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if reload is not None:
+        signal.signal(signal.SIGHUP, lambda *_: reload("SIGHUP"))
     stop.wait()
 
 
@@ -315,7 +323,7 @@ def run_up(args: argparse.Namespace) -> int:
     print(f"lanewatch up: OTLP/HTTP {ep['otlp_http']}  OTLP/gRPC {ep.get('otlp_grpc', 'off')}  "
           f"dashboard and API {ep.get('url')}", flush=True)
     print_alerts("up", collector.alerts, collector.notifiers)
-    wait_for_signal()
+    wait_for_signal(collector.rules.trigger)
     collector.stop()
     return 0
 

@@ -58,7 +58,7 @@ def test_a_rule_switched_off_changes_verdicts_from_that_moment_only() -> None:
 
 
 def test_a_new_rule_reading_a_new_attribute_is_read_by_the_decoders() -> None:
-    eng, clock = _engine(routing_rules=[RULE], topology={"B": ["base", "gray"]})
+    eng, _ = _engine(routing_rules=[RULE], topology={"B": ["base", "gray"]})
     assert eng.keys.extra == ("x-user-id",)
     eng.rulebook.apply(config.parse_rules([{"service": "B", "match": {"tenant": "t1"}, "lane": "gray"}]),
                        {"B": ["base", "gray"]}, "test")
@@ -73,7 +73,7 @@ def test_a_new_rule_reading_a_new_attribute_is_read_by_the_decoders() -> None:
 def test_topology_in_time_declares_liveness_for_its_version_only() -> None:
     """Gray expected (sent), served by base: a leak while gray is declared live, a fallback
     after the declaration is removed."""
-    eng, clock = _engine(topology={"B": ["gray"]})
+    eng, _ = _engine(topology={"B": ["gray"]})
 
     def gray_request_served_by_base(start_s: float) -> None:
         tb = TraceBuilder(t0=start_s)
