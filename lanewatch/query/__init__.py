@@ -130,12 +130,12 @@ class Query:
         """The declared topology in force (reloaded live)."""
         return self.rules.book.current.topology if self.rules is not None else self.settings.topology
 
-    def rule_changes(self, window_s: int) -> list[dict[str, Any]]:
-        """Rule versions that took effect in the window (the dashboard's annotations)."""
+    def rule_changes(self, t0: float, t1: float) -> list[dict[str, Any]]:
+        """Rule versions that took effect in [t0, t1) (``rule_changes`` of series and compare:
+        the dashboard's annotations)."""
         if self.rules is None:
             return []
-        t0, t1 = self._window(window_s)
-        return [{"version": v.version, "since": v.since, "source": v.source, "rules": len(v.rules)}
+        return [{"version": v.version, "since": v.since, "source": v.source, "routing_rules": len(v.rules)}
                 for v in self.rules.book.versions()[1:] if t0 <= v.since < t1]
 
     @property
@@ -154,7 +154,8 @@ class Query:
         t0, t1 = self._window(window_s, step_s)
         lanes = self._series(t0, t1, step_s, {"service": service, "instance_lane": lane},
                              [lane] if lane else [])
-        return {"step_s": int(step_s), "from": t0, "to": t1, "lanes": lanes}
+        return {"step_s": int(step_s), "from": t0, "to": t1, "lanes": lanes,
+                "rule_changes": self.rule_changes(t0, t1)}
 
     def _series(self, t0: int, t1: int, step_s: int, where: dict[str, str | None],
                 always: list[str]) -> dict[str, dict[str, list[Any]]]:
@@ -282,7 +283,7 @@ class Query:
         verdict = compare_verdict(totals[lane], totals[base], dense[lane], dense[base], lane, base,
                                   self.thresholds)
         return {"service": service, "lane": lane, "base": base, "window_s": int(window_s),
-                "series": series, "totals": totals, "verdict": verdict}
+                "series": series, "totals": totals, "verdict": verdict, "rule_changes": self.rule_changes(s0, t1)}
 
     def compare_all(self, lane: str | None, window_s: int, base: str = L.BASE) -> list[dict[str, Any]]:
         """``lane`` (None: every lane but ``base``) vs ``base`` on each service, worst first.
