@@ -136,6 +136,10 @@ def test_golden_trace_over_two_collectors_reads_as_one(path: Path, tmp_path: Pat
         summed = get(f"{api}/api/v1/summary?window=300")["counters"]
         for name in ("spans_received", "hops", "metric_points_received"):
             assert summed.get(name) == ref_counts.get(name), name
+        # and on the Lanes page: one row per collector with its own spans received
+        from lanewatch.dashboard.pages.lanes import collectors_card
+        card = str(collectors_card(server.query.collectors()))
+        assert card.count("'c0'") == 1 and card.count("'c1'") == 1 and card.count(f"'{sent:,}'") == 2
     finally:
         server.stop()
         reference.stop()
