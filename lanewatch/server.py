@@ -21,7 +21,7 @@ from typing import Any, Self
 
 from lanewatch import access, config
 from lanewatch.alerts.engine import AlertEngine
-from lanewatch.collect.engine import Engine
+from lanewatch.collect.engine import PEER_GONE_S, Engine
 from lanewatch.collect.pipeline import Pipeline, tune_gc
 from lanewatch.collect.receivers.grpc import OtlpGrpcReceiver
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
@@ -29,7 +29,7 @@ from lanewatch.collect.sink import BatchSink
 from lanewatch.config import Settings
 from lanewatch.metrics import MetricsCollector, MetricsSink
 from lanewatch.rules.reload import Reloader
-from lanewatch.store.base import AlertHistory, SharedLiveness, TraceJournal
+from lanewatch.store.base import AlertHistory, PerCollector, SharedLiveness, TraceJournal
 
 log = logging.getLogger("lanewatch")
 
@@ -123,6 +123,7 @@ class Collector:
         try:
             self._resume()
             if self.engine.sharing:  # before the first span: the other collectors' liveness
+                refuse_a_live_namesake(self.store, self.settings.collector_name, self.settings.flush_interval_s)
                 self.pipeline.merge_peers()
                 self.pipeline.adopt_names(self.alerts.clock())
             if self._alerting:
@@ -194,6 +195,28 @@ class Collector:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def refuse_a_live_namesake(store: Any, name: str, flush_interval_s: float) -> None:
+    """ConfigError when another running collector writes the shared store as ``name``: its
+    newest batch is recent and keeps advancing while we watch (a stopped or crashed
+    predecessor of the same name does not advance: then we take over)."""
+    if not isinstance(store, PerCollector):
+        return
+
+    def stamp() -> float | None:
+        return next((float(r["as_of"]) for r in store.collectors() if r["collector"] == name), None)
+
+    first = stamp()
+    if first is None or time.time() - first > PEER_GONE_S:
+        return
+    deadline = time.monotonic() + max(2.0, 4 * flush_interval_s)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if stamp() != first:
+            raise config.ConfigError(
+                f"collector id {name!r} is in use: another lanewatch collect writes the store under "
+                "that name; give each collector its own --collector-id (LANEWATCH_COLLECTOR_ID)")
 
 
 def add_store_arguments(p: argparse.ArgumentParser, collector: bool = True) -> None:
