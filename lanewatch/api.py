@@ -228,10 +228,14 @@ def register_api(server: flask.Flask, query: Query) -> None:
         overload = getattr(query.live, "overload", None)
         if overload is not None:  # decode slots and the memory ceiling: shedding is not unreadiness
             out["ingest"] = overload()
+        if query.rules is not None:  # a refused reload is not unreadiness: the rules in force stay
+            out["rules"] = query.rules.health()
         return out
 
     from lanewatch.web.gate import register_gate  # here: it imports this module's helpers
+    from lanewatch.web.rules import register_rules
     register_gate(bp, query)
+    register_rules(bp, query)
 
     def unknown(rest: str = "") -> flask.Response:
         return _json({"error": f"unknown endpoint {flask.request.path}; see docs/api.md"}, 404)

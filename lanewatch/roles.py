@@ -24,6 +24,8 @@ from lanewatch.alerts.engine import AlertEngine
 from lanewatch.config import ConfigError, Settings
 from lanewatch.metrics import MetricsCollector
 from lanewatch.metrics.from_store import StoreTotals
+from lanewatch.rules.reload import Reloader
+from lanewatch.rules.versions import RuleBook
 from lanewatch.store.base import AlertHistory
 
 log = logging.getLogger("lanewatch")
@@ -71,7 +73,12 @@ class Server:
                                   history=self.store if isinstance(self.store, AlertHistory) else None,
                                   notifiers=self.notifiers, clock=clock)
         self.alerts.follow(self.store)
-        self.query = Query(self.store, settings, clock, live=self.counts, alerts=self.alerts)
+        #: the routing rules and topology as this process reads them (the config file watched):
+        #: the collectors judge with their own copy; these are shown (/api/v1/rules, annotations)
+        self.rules = Reloader(RuleBook(settings.routing_rules, settings.topology, clock), settings.config,
+                              applies=False)
+        self.query = Query(self.store, settings, clock, live=self.counts, alerts=self.alerts,
+                           rules=self.rules)
         self.metrics = MetricsCollector(StoreTotals(self.store, clock(), settings.metrics.max_series),
                                         instances=self.query.instances,
                                         alert_states=lambda: [a.to_dict() for a in self.alerts.current()],
@@ -90,6 +97,7 @@ class Server:
         from lanewatch.web.build import build_web
 
         try:
+            self.rules.start()
             self.alerts.start()
             self._web = build_web(self.settings, self.query, self.metrics, token=self.token, tls=self.tls,
                                   count_drop=self.counts.count_drop, count_event=self.counts.count_event,
@@ -108,6 +116,7 @@ class Server:
         return {"url": f"{scheme}://{self.settings.host}:{self._web.server_port}", "port": self._web.server_port}
 
     def stop(self) -> None:
+        self.rules.stop()
         if self._web is not None:
             self._web.shutdown()
             self._web.server_close()
@@ -151,7 +160,7 @@ def run_serve(args: argparse.Namespace) -> int:
         Path(args.ready_file).write_text(json.dumps(ep))
     print(f"lanewatch serve: dashboard and API {ep['url']}  store {settings.store_url.display()}", flush=True)
     print_alerts("serve", server.alerts, server.notifiers)
-    wait_for_signal()
+    wait_for_signal(server.rules.trigger)
     server.stop()
     return 0
 
@@ -183,6 +192,6 @@ def run_collect(args: argparse.Namespace) -> int:
         Path(args.ready_file).write_text(json.dumps(ep))
     print(f"lanewatch collect {settings.collector_name}: OTLP/HTTP {ep['otlp_http']}  OTLP/gRPC "
           f"{ep.get('otlp_grpc', 'off')}  store {settings.store_url.display()}", flush=True)
-    wait_for_signal()
+    wait_for_signal(collector.rules.trigger)
     collector.stop()
     return 0

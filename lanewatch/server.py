@@ -21,14 +21,15 @@ from typing import Any, Self
 
 from lanewatch import access, config
 from lanewatch.alerts.engine import AlertEngine
-from lanewatch.collect.engine import Engine
+from lanewatch.collect.engine import PEER_GONE_S, Engine
 from lanewatch.collect.pipeline import Pipeline, tune_gc
 from lanewatch.collect.receivers.grpc import OtlpGrpcReceiver
 from lanewatch.collect.receivers.http import OtlpHttpReceiver
 from lanewatch.collect.sink import BatchSink
 from lanewatch.config import Settings
 from lanewatch.metrics import MetricsCollector, MetricsSink
-from lanewatch.store.base import AlertHistory, SharedLiveness, TraceJournal
+from lanewatch.rules.reload import Reloader
+from lanewatch.store.base import AlertHistory, PerCollector, SharedLiveness, TraceJournal
 
 log = logging.getLogger("lanewatch")
 
@@ -81,7 +82,10 @@ class Collector:
                                  interval_s=settings.flush_interval_s,
                                  jobs=[self.store.maintain, self.engine.forget_instances], clock=clock,
                                  store=self.store)
-        self.query = Query(self.store, settings, clock, live=_LiveView(self.engine), alerts=self.alerts)
+        #: routing rules reloaded live (the config file watched, SIGHUP, PUT /api/v1/rules)
+        self.rules = Reloader(self.engine.rulebook, settings.config)
+        self.query = Query(self.store, settings, clock, live=_LiveView(self.engine), alerts=self.alerts,
+                           rules=self.rules)
         #: ``GET /metrics``
         self.metrics = MetricsCollector(self.metrics_sink, instances=self.query.instances,
                                         pending_counters=self.engine.pending_counters,
@@ -119,11 +123,13 @@ class Collector:
         try:
             self._resume()
             if self.engine.sharing:  # before the first span: the other collectors' liveness
+                refuse_a_live_namesake(self.store, self.settings.collector_name, self.settings.flush_interval_s)
                 self.pipeline.merge_peers()
                 self.pipeline.adopt_names(self.alerts.clock())
             if self._alerting:
                 self.alerts.prime(self.store, self.alerts.clock())
             self.pipeline.start()
+            self.rules.start()
             if self._alerting:
                 self.alerts.start()
             self.http.start()
@@ -173,6 +179,7 @@ class Collector:
         return out
 
     def stop(self) -> None:
+        self.rules.stop()
         self.http.stop()
         if self.grpc is not None:
             self.grpc.stop()
@@ -188,6 +195,28 @@ class Collector:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def refuse_a_live_namesake(store: Any, name: str, flush_interval_s: float) -> None:
+    """ConfigError when another running collector writes the shared store as ``name``: its
+    newest batch is recent and keeps advancing while we watch (a stopped or crashed
+    predecessor of the same name does not advance: then we take over)."""
+    if not isinstance(store, PerCollector):
+        return
+
+    def stamp() -> float | None:
+        return next((float(r["as_of"]) for r in store.collectors() if r["collector"] == name), None)
+
+    first = stamp()
+    if first is None or time.time() - first > PEER_GONE_S:
+        return
+    deadline = time.monotonic() + max(2.0, 4 * flush_interval_s)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if stamp() != first:
+            raise config.ConfigError(
+                f"collector id {name!r} is in use: another lanewatch collect writes the store under "
+                "that name; give each collector its own --collector-id (LANEWATCH_COLLECTOR_ID)")
 
 
 def add_store_arguments(p: argparse.ArgumentParser, collector: bool = True) -> None:
@@ -293,11 +322,13 @@ def start_or_explain(settings: Settings, build: Callable[[], Any]) -> Any:
     return None
 
 
-def wait_for_signal() -> None:
-    """Until SIGINT or SIGTERM."""
+def wait_for_signal(reload: Callable[[str], None] | None = None) -> None:
+    """Until SIGINT or SIGTERM; ``SIGHUP`` calls ``reload("SIGHUP")`` (the routing rules)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if reload is not None:
+        signal.signal(signal.SIGHUP, lambda *_: reload("SIGHUP"))
     stop.wait()
 
 
@@ -315,7 +346,7 @@ def run_up(args: argparse.Namespace) -> int:
     print(f"lanewatch up: OTLP/HTTP {ep['otlp_http']}  OTLP/gRPC {ep.get('otlp_grpc', 'off')}  "
           f"dashboard and API {ep.get('url')}", flush=True)
     print_alerts("up", collector.alerts, collector.notifiers)
-    wait_for_signal()
+    wait_for_signal(collector.rules.trigger)
     collector.stop()
     return 0
 

@@ -48,6 +48,7 @@ from lanewatch.collect.weights import SpanWeights, integer_weights
 from lanewatch.config import Rule, Settings
 from lanewatch.histogram import N_BUCKETS, bucket_of
 from lanewatch.rollups import ROLLUPS
+from lanewatch.rules.versions import RuleBook, RuleVersion
 from lanewatch.store.base import Batch, OpenSpans, Resumed
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,12 @@ class Engine:
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings, self.clock = settings, clock
-        weight = settings.sampling_weight_attribute
-        extra = tuple(settings.rule_attributes)
-        self.keys = Keys(tuple(settings.request_lane_attributes), tuple(settings.instance_lane_attributes),
-                         extra + ((weight,) if weight and weight not in extra else ()), weight=weight)
+        #: routing rules and topology in time: each hop is judged by the version in force at its
+        #: span's start (lanewatch/rules/reload.py applies new ones)
+        self.rulebook = RuleBook(settings.routing_rules, settings.topology, clock)
+        self.keys = self._keys()
         #: sampling weights of spans (collect/weights.py)
-        self.weights = SpanWeights(weight)
+        self.weights = SpanWeights(settings.sampling_weight_attribute)
         self.counters: Counter[str] = Counter()
         #: this collector's name in a shared store (``Batch.collector``)
         self.collector = settings.collector_name
@@ -87,16 +88,16 @@ class Engine:
         self.lanes = Names(settings.max_lanes, L.normalize_lane, L.OVERFLOW_LANE, "lane", self.counters)
         self.services = Names(settings.max_services, _service_namer(settings.max_name_chars), "_other",
                               "service", self.counters)
-        self.liveness = Liveness(settings.liveness_ttl_s, settings.topology, clock,
+        self.liveness = Liveness(settings.liveness_ttl_s, None, clock,  # topology: by version, _is_live
                                  max_per_lane=settings.max_instances_per_lane,
                                  max_total=settings.max_instances, max_id_chars=settings.max_name_chars,
                                  counters=self.counters)
         self.assembly = Assembly(settings.trace_wait_s, settings.closed_trace_keep_s,
                                  settings.max_pending_spans, clock)
         self.strings = Strings()
-        self._rules: dict[int, list[tuple[Rule, int]]] = {self.strings[r.service]: [] for r in settings.routing_rules}
-        for r in settings.routing_rules:
-            self._rules[self.strings[r.service]].append((r, self.strings[r.lane]))
+        #: each version's rules by service code, with the lane code (see :meth:`_compiled`)
+        self._compiled_rules: dict[int, dict[int, list[tuple[Rule, int]]]] = {}
+        self.rulebook.listeners.append(self._on_rules)
         self._sample_cut = np.uint64(min(int(settings.sample_ok_traces * 2.0**64), 2**64 - 1))
         self.rollups = {t: Rollup(t) for t in ROLLUPS}
         self._pending: list[tuple[SpanColumns, float]] = []  # decoded, not yet through the span path, with arrival
@@ -324,7 +325,7 @@ class Engine:
             self.counters["spans_with_invalid_sampling_threshold"] += bad_th
         if bad_attr:
             self.counters["spans_with_invalid_sampling_weight"] += bad_attr
-        exp = classify.expected_lanes(svc, req, is_hop, extra, self._rules)
+        exp = self._expected(svc, req, is_hop, extra, start / _NS)
         verdict = classify.hop_verdicts(svc, inst, exp, is_hop, start / _NS, self._is_live, base=0)
         recv = req
         if c.dyed.any():  # dyed hops received no lane
@@ -376,7 +377,48 @@ class Engine:
                                  int(errors[i]), float(newest[i]) / _NS)
 
     def _is_live(self, svc: int, lane: int, t: float) -> bool:
-        return self.liveness.is_live(self.strings.name(svc), self.strings.name(lane), t)
+        service, name = self.strings.name(svc), self.strings.name(lane)
+        return (service, name) in self.rulebook.at(t).declared or self.liveness.is_live(service, name, t)
+
+    # --- routing rules in time ---------------------------------------------------------------
+    def _keys(self) -> Keys:
+        """The attribute keys decoders read: lanes, every kept rule version's keys, the weight."""
+        s = self.settings
+        weight = s.sampling_weight_attribute
+        extra = tuple(self.rulebook.attribute_keys())
+        return Keys(tuple(s.request_lane_attributes), tuple(s.instance_lane_attributes),
+                    extra + ((weight,) if weight and weight not in extra else ()), weight=weight)
+
+    def _on_rules(self, version: RuleVersion) -> None:
+        """A new rule version: decoders read its attribute keys from now on."""
+        self.keys = self._keys()
+        log.info("routing rules version %d in force from %.3f (%s): %d rules, %d declared services",
+                 version.version, version.since, version.source, len(version.rules), len(version.topology))
+
+    def _compiled(self, version: RuleVersion) -> dict[int, list[tuple[Rule, int]]]:
+        got = self._compiled_rules.get(version.version)
+        if got is None:
+            got = {}
+            for r in version.rules:
+                got.setdefault(self.strings[r.service], []).append((r, self.strings[r.lane]))
+            self._compiled_rules = {v: c for v, c in self._compiled_rules.items()
+                                    if v > version.version - 64} | {version.version: got}
+        return got
+
+    def _expected(self, svc: np.ndarray, req: np.ndarray, is_hop: np.ndarray,
+                  extra: Mapping[str, Any], start_s: np.ndarray) -> np.ndarray:
+        """Expected lane per span, each by the rules in force at its start."""
+        groups = self.rulebook.split(start_s)
+        if len(groups) == 1:
+            return classify.expected_lanes(svc, req, is_hop, extra, self._compiled(groups[0][0]))
+        exp = np.array(req, copy=True)
+        for version, rows in groups:
+            assert rows is not None
+            mask = np.zeros(len(is_hop), dtype=bool)
+            mask[rows] = True
+            got = classify.expected_lanes(svc, req, is_hop & mask, extra, self._compiled(version))
+            exp[rows] = got[rows]
+        return exp
 
     def _judge(self, rows: bulk.Chunk, sign: float,
                groups: tuple[np.ndarray, np.ndarray] | None = None) -> bulk.Judged:

@@ -65,6 +65,15 @@ class Pipeline:
                         stored = False
                         if batch.open_spans is not None:  # the journal may have missed this change
                             self.engine.rejournal()
+        elif self.engine.sharing and self.store is not None:
+            # nothing new, but the other collectors learn that our liveness is current up to
+            # now (the batch's as_of): their spans need not wait for us
+            try:
+                self.store.write(batch)
+            except Exception:
+                log.exception("batch sink %s failed", type(self.store).__name__)
+                self.failures[type(self.store).__name__] += 1
+                stored = False
         if self.store is not None and stored:
             self.engine.stored(taken)
         if self.engine.sharing:

@@ -95,6 +95,7 @@ def shell() -> html.Div:
         dcc.Interval(id="shell-tick", interval=1000),
         dcc.Interval(id="shell-slow", interval=5000),
         _exposed_banner(),
+        html.Div(id="shell-rules-banner", className="lw-banner-rules", role="alert", hidden=True),
         html.Header([html.Div([html.Span("lanewatch", className="lw-brand"),
                                html.Nav(nav, className="lw-nav")], className="lw-top"),
                      _controls()], className="lw-header"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,13 +75,32 @@ def _hover(label: str, fmt: str) -> str:
 
 
 def _time_layout(theme: str, tz: str | None, to: float | None, metric: str, title: str,
-                 uirevision: str) -> dict[str, Any]:
+                 uirevision: str, rule_changes: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     axis_title, _, tickformat = METRICS[metric]
     layout = T.base_layout(theme, title={"text": title, "x": 0, "font": {"size": 14}},
                            uirevision=uirevision, hovermode="x unified")
     layout["xaxis"].update(title={"text": f"local time, {zone_label(tz, to)}"}, type="date")
     layout["yaxis"].update(title={"text": axis_title}, tickformat=tickformat, rangemode="tozero")
+    if rule_changes:
+        layout["shapes"], layout["annotations"] = rule_change_marks(rule_changes, tz)
     return layout
+
+
+def rule_change_marks(changes: Sequence[Mapping[str, Any]], tz: str | None
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A dotted vertical line and a label ``rules v3 (file)`` at each routing rule change
+    (``rule_changes`` of ``Query.series`` / ``Query.compare``)."""
+    x, _ = local_axis([float(c["since"]) for c in changes], tz)
+    shapes, notes = [], []
+    for when, c in zip(np.datetime_as_string(x, unit="ms").tolist(), changes):
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": when, "x1": when, "y0": 0, "y1": 1,
+                       "line": {"color": T.RULE_CHANGE_COLOUR, "width": 1, "dash": "dot"}})
+        notes.append({"x": when, "xref": "x", "y": 1, "yref": "paper", "yanchor": "top", "xanchor": "left",
+                      "showarrow": False,
+                      "text": f"rules v{c['version']} ({c['source']})", "font": {"size": 10},
+                      "hovertext": f"routing rules version {c['version']} in force from here "
+                                   f"({c['routing_rules']} rules, applied by {c['source']})"})
+    return shapes, notes
 
 
 def lane_series_figure(series: Mapping[str, Any], metric: str, *, colours: Mapping[str, str],
@@ -104,7 +123,7 @@ def lane_series_figure(series: Mapping[str, Any], metric: str, *, colours: Mappi
         tr.update(hovertemplate=_hover(lane, METRICS[label][1]))
         traces.append(tr)
     return go.Figure(data=traces, layout=_time_layout(theme, tz, series.get("to"), label,
-                                                      title, uirevision))
+                                                      title, uirevision, series.get("rule_changes") or ()))
 
 
 def lane_trace(lane: str, data: Mapping[str, Any], metric: str, colours: Mapping[str, str],
@@ -163,7 +182,7 @@ def compare_figure(compare: Mapping[str, Any], metric: str, *, colours: Mapping[
             traces.append(tr)
     title = {"qps": "Requests per second", "error_rate": "Error rate",
              "latency": "Latency p50 / p95 / p99"}[metric]
-    layout = _time_layout(theme, tz, None, metrics[0], title, uirevision)
+    layout = _time_layout(theme, tz, None, metrics[0], title, uirevision, compare.get("rule_changes") or ())
     if metric == "latency":
         layout["yaxis"]["title"] = {"text": "latency (ms)"}
     return go.Figure(data=traces, layout=layout)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Input, Output, State, ctx, no_update
+from dash import Input, Output, State, ctx, html, no_update
 
 from lanewatch.dashboard import context as A
 from lanewatch.dashboard import state as S
@@ -102,6 +102,24 @@ function(_) {
 """
 
 
+def rules_banner(_: int | None = None) -> tuple[Any, bool]:
+    """The banner over every page while the last reload of the routing rules was refused (the
+    rules in force stayed), or while settings changed in the file wait for a restart."""
+    rules = A.get_query().rules
+    if rules is None:
+        return [], True
+    health = rules.health()
+    failure, waiting = health["last_reload_error"], health["needs_restart"]
+    if failure:
+        return [html.B("Routing rules not reloaded: "), html.Code(failure["error"][:400]),
+                f" ({failure['source']}). Version {health['version']} stays in force; fix it and save again."
+                ], False
+    if waiting:
+        return [f"Changed in {health['watched_file']}, applied at the next restart: ",
+                html.Code(", ".join(waiting)), " (routing_rules and topology apply live)."], False
+    return [], True
+
+
 def register(app: dash.Dash) -> None:
     """Attach the shell callbacks to ``app``."""
 
@@ -123,6 +141,11 @@ def register(app: dash.Dash) -> None:
                   prevent_initial_call=True)
     def _options(_: int | None, state: dict[str, Any] | None) -> tuple[Any, Any]:
         return options(state)
+
+    @app.callback(Output("shell-rules-banner", "children"), Output("shell-rules-banner", "hidden"),
+                  Input("shell-slow", "n_intervals"))
+    def _rules_banner(n: int | None) -> tuple[Any, bool]:
+        return rules_banner(n)
 
     @app.callback([Output(i, "href") for i in _NAV_IDS] + [Output(i, "className") for i in _NAV_IDS],
                   Input("shell-url", "search"), Input("shell-url", "pathname"))

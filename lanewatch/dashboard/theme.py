@@ -16,6 +16,8 @@ from lanewatch import lane as L
 
 BASE_COLOUR: Final = "#64748b"  # slate
 FIRST_LANE_COLOUR: Final = "#f59e0b"  # amber
+#: The dotted line marking a routing rule change on time series.
+RULE_CHANGE_COLOUR: Final = "#94a3b8"
 #: Further lanes, in order. Chosen to stay clear of the verdict colours below.
 LANE_PALETTE: Final = ("#0d9488", "#db2777", "#0891b2", "#65a30d", "#a16207", "#4f46e5",
                        "#be123c", "#0f766e", "#c026d3", "#57534e")

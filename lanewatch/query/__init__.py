@@ -24,8 +24,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,9 @@ from lanewatch.query.series import SeriesReader, histograms
 from lanewatch.stats import Thresholds
 from lanewatch.store.base import NumberedCounters, PerCollector
 from lanewatch.store.base import StoreReader as Store
+
+if TYPE_CHECKING:
+    from lanewatch.rules.reload import Reloader
 
 
 class LiveView(Protocol):
@@ -91,9 +94,12 @@ class Query:
     """Read-side queries (see ``docs/design.md``) over ``store``; ``clock`` gives now."""
 
     def __init__(self, store: Store, settings: Settings, clock: Callable[[], float] = time.time,
-                 live: LiveView | None = None, alerts: AlertSource | None = None) -> None:
+                 live: LiveView | None = None, alerts: AlertSource | None = None,
+                 rules: Reloader | None = None) -> None:
         self.store, self.settings, self.clock, self.live = store, settings, clock, live
         self.alert_source = alerts
+        #: the routing rules in force and their reload (``/api/v1/rules``); None: the settings'
+        self.rules = rules
         self._steps = SeriesReader(store)
         self._instances_memo: tuple[float, list[dict[str, Any]]] | None = None
 
@@ -117,8 +123,20 @@ class Query:
                                                       [d["lane"]], out["covered_s"] or None, None)[d["lane"]]
         out["lanes"] = {k: out["lanes"][k] for k in lane_order(out["lanes"])}
         out.update(dead_lanes=dead, dead_after_s=self.dead_after_s,
-                   seen=S.seen(self.store, t0, t1, instances, self.settings.topology), counters=self._counters())
+                   seen=S.seen(self.store, t0, t1, instances, self.topology()), counters=self._counters())
         return out
+
+    def topology(self) -> Mapping[str, Sequence[str]]:
+        """The declared topology in force (reloaded live)."""
+        return self.rules.book.current.topology if self.rules is not None else self.settings.topology
+
+    def rule_changes(self, t0: float, t1: float) -> list[dict[str, Any]]:
+        """Rule versions that took effect in [t0, t1) (``rule_changes`` of series and compare:
+        the dashboard's annotations)."""
+        if self.rules is None:
+            return []
+        return [{"version": v.version, "since": v.since, "source": v.source, "routing_rules": len(v.rules)}
+                for v in self.rules.book.versions()[1:] if t0 <= v.since < t1]
 
     @property
     def thresholds(self) -> Thresholds:
@@ -136,7 +154,8 @@ class Query:
         t0, t1 = self._window(window_s, step_s)
         lanes = self._series(t0, t1, step_s, {"service": service, "instance_lane": lane},
                              [lane] if lane else [])
-        return {"step_s": int(step_s), "from": t0, "to": t1, "lanes": lanes}
+        return {"step_s": int(step_s), "from": t0, "to": t1, "lanes": lanes,
+                "rule_changes": self.rule_changes(t0, t1)}
 
     def _series(self, t0: int, t1: int, step_s: int, where: dict[str, str | None],
                 always: list[str]) -> dict[str, dict[str, list[Any]]]:
@@ -264,7 +283,7 @@ class Query:
         verdict = compare_verdict(totals[lane], totals[base], dense[lane], dense[base], lane, base,
                                   self.thresholds)
         return {"service": service, "lane": lane, "base": base, "window_s": int(window_s),
-                "series": series, "totals": totals, "verdict": verdict}
+                "series": series, "totals": totals, "verdict": verdict, "rule_changes": self.rule_changes(s0, t1)}
 
     def compare_all(self, lane: str | None, window_s: int, base: str = L.BASE) -> list[dict[str, Any]]:
         """``lane`` (None: every lane but ``base``) vs ``base`` on each service, worst first.

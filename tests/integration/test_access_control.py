@@ -102,6 +102,15 @@ def test_api_and_metrics_answer_401_without_the_token(ep: dict[str, Any], path: 
     assert requests.get(ep["url"] + path, timeout=30, headers=AUTH).status_code in (200, 404)
 
 
+def test_replacing_the_routing_rules_needs_the_token(ep: dict[str, Any]) -> None:
+    body = {"routing_rules": [{"service": "B", "match": {"x-user-id": "100"}, "lane": "gray"}]}
+    r = requests.put(ep["url"] + "/api/v1/rules", json=body, timeout=30)
+    assert r.status_code == 401 and "bearer token" in r.json()["error"]
+    assert requests.get(ep["url"] + "/api/v1/rules", headers=AUTH, timeout=30).json()["version"] == 1
+    r = requests.put(ep["url"] + "/api/v1/rules", json=body, headers=AUTH, timeout=30)
+    assert r.status_code == 200 and r.json()["version"] == 2
+
+
 def test_refusals_reach_metrics_and_summary(ep: dict[str, Any]) -> None:
     before = settled_counters(ep)
     for _ in range(3):

@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
@@ -143,16 +144,23 @@ def test_a_flood_is_answered_503_with_retry_after_within_seconds_and_counted(tig
     answers = flood.answers
     refused = [a for a in answers if a[0] == 503]
     assert {a[0] for a in answers} <= {200, 503}, sorted({a[0] for a in answers})
+    reasons: Counter[str] = Counter()
     for status, headers, body, _ in refused:
         assert headers.get("retry-after") == "1", headers
         s = Status.FromString(body)
-        assert s.code == 14 and "admission_wait_s" in s.message, s
+        # busy decoders, mostly; on a loaded machine the store may fall behind the flood too
+        # (max_unflushed_s): both are retryable UNAVAILABLE answers that name their setting
+        assert s.code == 14 and ("admission_wait_s" in s.message or "max_unflushed_s" in s.message), s
+        reasons["busy" if "admission_wait_s" in s.message else "store_behind"] += 1
+    assert reasons["busy"] >= 10, reasons
     slowest = max(a[3] for a in answers)
     assert slowest < ANSWER_BOUND_S, f"an answer took {slowest:.1f} s"
-    # every refusal is counted, on /metrics and in the summary's counters
-    wait_for(lambda: metric(ep, "lanewatch_requests_refused_total", 'reason="busy"') == len(refused))
-    # (the summary may lag a flush behind /metrics: a batch between the engine and the store)
-    wait_for(lambda: get(ep, "/api/v1/summary?window=300")["counters"].get("requests_refused_busy") == len(refused))
+    # every refusal is counted by its reason, on /metrics and in the summary's counters
+    for reason, n in reasons.items():
+        wait_for(lambda r=reason, n=n: metric(ep, "lanewatch_requests_refused_total", f'reason="{r}"') == n)
+        # (the summary may lag a flush behind /metrics: a batch between the engine and the store)
+        wait_for(lambda r=reason, n=n: get(ep, "/api/v1/summary?window=300")["counters"]
+                 .get(f"requests_refused_{r}") == n)
 
 
 class _Keep(SpanExporter):

@@ -136,8 +136,32 @@ def test_golden_trace_over_two_collectors_reads_as_one(path: Path, tmp_path: Pat
         summed = get(f"{api}/api/v1/summary?window=300")["counters"]
         for name in ("spans_received", "hops", "metric_points_received"):
             assert summed.get(name) == ref_counts.get(name), name
+        # and on the Lanes page: one row per collector with its own spans received
+        from lanewatch.dashboard.pages.lanes import collectors_card
+        card = str(collectors_card(server.query.collectors()))
+        assert card.count("'c0'") == 1 and card.count("'c1'") == 1 and card.count(f"'{sent:,}'") == 2
     finally:
         server.stop()
         reference.stop()
         for c in collectors:
             c.stop()
+
+
+def test_a_second_collector_under_a_running_ones_id_is_refused(tmp_path: Path,
+                                                                clickhouse_server: LocalServer) -> None:
+    """Two collectors under one id would mix their counters and liveness rows: the second is
+    refused while the first writes; once the first is stopped, its successor takes over."""
+    store = clickhouse_server.url(fresh_database("ids"))
+    first = Collector(settings({}, tmp_path / "a", store=store, collector_id="c0"), web=False, alerts=False).start()
+    try:
+        wait_until(lambda: any(r["collector"] == "c0" for r in first.query.collectors()), 10, "c0 wrote")
+        twin = Collector(settings({}, tmp_path / "b", store=store, collector_id="c0"), web=False, alerts=False)
+        with pytest.raises(config.ConfigError, match="collector id 'c0' is in use"):
+            twin.start()
+    finally:
+        first.stop()
+    t = time.monotonic()
+    successor = Collector(settings({}, tmp_path / "c", store=store, collector_id="c0"), web=False,
+                          alerts=False).start()
+    successor.stop()
+    assert time.monotonic() - t < 10

@@ -301,14 +301,32 @@ def test_compare_advice_comes_from_the_live_instances(app_context: dict[str, Any
 def test_lanes_matrix_shows_b_has_no_gray(app_context: dict[str, Any]) -> None:
     from lanewatch.dashboard.pages import lanes
 
-    dead, matrix, instances = lanes.refresh(1, STATE, "light", "UTC")
+    dead, matrix, instances, collectors = lanes.refresh(1, STATE, "light", "UTC")
     rows = {text(find(r, html.Td)[0]): text(r) for r in find(matrix, html.Tr)[1:]}
     assert rows["B"].endswith("— none")
     assert "● live" in rows["C"] and HOSTILE in rows
     assert len(find(instances, html.Tr)) == 7 and "6 instances" in text(instances)
     assert dead is None  # no dead lane in this store
-    _, empty, _ = lanes.refresh(1, {**STATE, "service": "nope"}, "light", "UTC")
+    assert collectors is None  # one collector: no table
+    _, empty, _, _ = lanes.refresh(1, {**STATE, "service": "nope"}, "light", "UTC")
     assert "clear them" in text(empty)
+
+
+def test_collectors_card_shows_each_collector_and_its_own_counters() -> None:
+    from lanewatch.dashboard.pages import lanes
+
+    rows = [{"collector": "c0", "as_of": 1_800_000_000.0, "age_s": 0.4,
+             "counters": {"spans_received": 1200, "duplicate_spans": 3, "unpaired_client_spans": 2,
+                          "unpaired_server_spans": 1, "requests_refused_oversize": 4,
+                          "spans_rejected_invalid": 1}},
+            {"collector": "c1", "as_of": 1_799_999_900.0, "age_s": 100.0, "counters": {"spans_received": 7}}]
+    card = lanes.collectors_card(rows)
+    trs = [text(tr) for tr in find(card, html.Tr)[1:]]
+    assert trs[0].startswith("c0") and "1,200" in trs[0] and trs[0].endswith("5")
+    cells = [text(td) for td in find(find(card, html.Tr)[1], html.Td)]
+    assert cells[2:] == ["1,200", "3", "3", "0", "0", "5"]
+    assert "stopped?" in trs[1] and "stopped?" not in trs[0]
+    assert lanes.collectors_card(rows[:1]) is None
 
 
 def test_instance_rows_show_traffic_mark_dead_lanes_and_cap_the_rows(app_context: dict[str, Any]) -> None:

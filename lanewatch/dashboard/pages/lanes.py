@@ -44,7 +44,50 @@ def layout(**kwargs: Any) -> html.Div:
         html.Div([html.H3("Live lanes per service"), html.Div(id="lanes-matrix")],
                  className="lw-card"),
         html.Div([html.H3("Instances"), html.Div(id="lanes-instances")], className="lw-card"),
+        html.Div(id="lanes-collectors"),
     ], className="lw-page")
+
+
+#: A collector whose newest batch is older than this is shown as stopped (engine.PEER_GONE_S).
+STOPPED_AFTER_S = 10.0
+#: The per-collector columns: (heading, counters summed, what they count).
+COLLECTOR_COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("spans received", ("spans_received",), "spans taken from OTLP requests"),
+    ("duplicates", ("duplicate_spans",), "spans received twice (exporter retries), counted once"),
+    ("unpaired", ("unpaired_client_spans", "unpaired_server_spans"),
+     "client spans without their server span, server spans without their client span"),
+    ("late", ("late_spans",), "spans that arrived after their trace was judged"),
+    ("before peers' liveness", ("spans_judged_before_peer_liveness",),
+     "spans judged before every other collector's liveness covered them (liveness_wait_s)"),
+)
+
+
+def collectors_card(rows: Sequence[Mapping[str, Any]]) -> html.Div | None:
+    """Several collectors on a shared store (docs/scale-out.md): one row each, with its own
+    counters (the summary and /metrics sum them); None with one collector."""
+    if len(rows) < 2:
+        return None
+    body = []
+    for r in rows:
+        c, age = r.get("counters") or {}, r.get("age_s")
+        stopped = age is None or float(age) > STOPPED_AFTER_S
+        refused = sum(int(v) for k, v in c.items() if k.startswith(("requests_refused_", "spans_rejected_",
+                                                                      "spans_lost_")))
+        cells = [html.Td(html.Code(str(r["collector"]))),
+                 html.Td("no batch yet" if age is None else f"{'stopped? ' if stopped else ''}{ago(float(age))}",
+                         className="lw-gone" if stopped else "lw-live",
+                         title="" if r.get("as_of") is None else utc_time(float(r["as_of"])))]
+        cells += [html.Td(f"{sum(int(c.get(k, 0)) for k in keys):,}") for _, keys, _ in COLLECTOR_COLUMNS]
+        cells.append(html.Td(f"{refused:,}"))
+        body.append(html.Tr(cells))
+    head = html.Thead(html.Tr([html.Th("collector"), html.Th("newest batch")]
+                              + [html.Th(h, title=t) for h, _, t in COLLECTOR_COLUMNS]
+                              + [html.Th("refused or lost", title="requests refused, spans rejected or lost")]))
+    return html.Div([html.H3("Collectors"),
+                     html.Table([head, html.Tbody(body)], className="lw-table", id="lanes-collector-table"),
+                     html.Div("Each collector's own counts since it first wrote the store; the Overview, "
+                              "the API summary and /metrics show their sums.", className="lw-sub")],
+                    className="lw-card")
 
 
 def dead_card(dead: Sequence[Mapping[str, Any]], colours: Mapping[str, str]) -> html.Div | None:
@@ -127,9 +170,15 @@ def instance_rows(instances: Sequence[Mapping[str, Any]], *, now: float, tz: str
                      html.Div(note, className="lw-sub", id="lanes-instances-note")])
 
 
-def refresh(_tick: int | None, state: dict[str, Any] | None, _theme: str | None, tz: str | None,
-            now: float | None = None) -> tuple[Any, Any, Any]:
-    """(dead lanes, matrix, instance table), filtered by service and lane."""
+def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, tz: str | None,
+            now: float | None = None) -> tuple[Any, Any, Any, Any]:
+    """(dead lanes, matrix, instance table, collectors), filtered by service and lane."""
+    q = get_query()
+    return (*_lanes(_tick, state, theme, tz, now), collectors_card(q.collectors()))
+
+
+def _lanes(_tick: int | None, state: dict[str, Any] | None, _theme: str | None, tz: str | None,
+           now: float | None = None) -> tuple[Any, Any, Any]:
     q, vs = get_query(), ViewState.from_dict(state)
     rows = [r for r in q.instances()
             if (not vs.service or r["service"] == vs.service) and (not vs.lane or r["lane"] == vs.lane)]
@@ -151,4 +200,5 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, _theme: str | None,
 
 
 dash.callback(Output("lanes-dead", "children"), Output("lanes-matrix", "children"),
-              Output("lanes-instances", "children"), *live_inputs("shell-slow"))(refresh)
+              Output("lanes-instances", "children"), Output("lanes-collectors", "children"),
+              *live_inputs("shell-slow"))(refresh)
