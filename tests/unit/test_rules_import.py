@@ -213,3 +213,26 @@ def test_api_bodies_cannot_import_files() -> None:
     """``parse_rules`` without ``allow_import`` (PUT /api/v1/rules) reads no server file."""
     with pytest.raises(ValueError, match=r"\[0\]: expected"):
         config.parse_rules([{"import": str(DATA / "ingress-gray.yaml")}])
+
+
+def test_a_reload_reads_imported_files_again(tmp_path: Path) -> None:
+    """SIGHUP (or any reload) re-derives imported rules; a file given as --config is watched itself."""
+    from lanewatch.rules.reload import Reloader
+    from lanewatch.rules.versions import RuleBook
+
+    ingress = tmp_path / "ingress.yaml"
+    ingress.write_text((DATA / "ingress-gray.yaml").read_text())
+    cfg = tmp_path / "lanewatch.yaml"
+    cfg.write_text(f"routing_rules:\n  - import: {ingress}\n")
+    s = config.load(environ={}, config_file=str(cfg))
+    book = RuleBook(s.routing_rules, s.topology)
+    assert book.current.rules[0].when == config.parse_rules(
+        [{"service": "x", "lane": "gray", "when": {"header": "x-user-id", "equals": "100"}}])[0].when
+    ingress.write_text(ingress.read_text().replace("canary-by-header-value: '100'", "canary-by-header-value: '7'"))
+    reloader = Reloader(book, str(cfg))
+    new = reloader.reload("SIGHUP")
+    assert new is not None and new.rules[0].matches({"http.request.header.x-user-id": ("7",)})
+    ingress.write_text("not: [yaml")
+    assert reloader.reload("SIGHUP") is None  # refused: the rules in force stay
+    assert book.current.version == new.version and book.failure is not None
+    assert "ingress.yaml: not YAML" in book.failure.error
