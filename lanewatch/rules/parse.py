@@ -138,7 +138,7 @@ def parse_rule(raw: Any, where: str) -> Rule:
     match = raw.get("match") or {}
     if not isinstance(match, Mapping):
         raise RuleSyntaxError(f"{who}.match: expected {{attribute: value}}, got {match!r}")
-    when = parse_condition(raw["when"], f"{who}.when") if "when" in raw else None
+    when = parse_condition(raw["when"], f"{who}.when") if raw.get("when") is not None else None
     return Rule(service=str(raw.get("service", "")), lane=str(raw.get("lane", "")),
                 match={str(k): _text(v, f"{who}.match.{k}") for k, v in match.items()}, when=when)
 

@@ -37,6 +37,7 @@ def test_the_original_form_is_unchanged() -> None:
     assert r.matches({"x-user-id": ("101", "100")})  # an array: any element
     assert r.to_dict() == {"service": "B", "match": {"x-user-id": "100"}, "lane": "gray"}
     assert rule_attributes([r]) == ["x-user-id"]
+    assert parse_rules([{**r.to_dict(), "when": None}]) == [r]  # dataclasses.asdict's form
 
 
 def test_a_captured_header_is_a_string_array_under_either_spelling() -> None:
