@@ -1,6 +1,6 @@
 """Collector throughput, side by side with the raw protobuf parse of the same payloads.
 
-    python bench/bench_collector.py [--spans 300000] [--rounds 3] [--default-gc] [--shapes proto:1000,json:1000]
+    python bench/bench_collector.py [--spans 300000] [--rounds 3] [--default-gc] [--shapes proto:1000,json:1000] [--rules]
 
 For each payload shape it measures, in one run and on one core (the server
 side pinned to CPU 0, the replay client to CPU 1):
@@ -15,7 +15,10 @@ side pinned to CPU 0, the replay client to CPU 1):
   last span and a flush every 0.1 s, so verdicts, edges and lane paths are
   computed during the load, in many small flushes, as in a long run.
 
-Prints medians of ``--rounds`` and the ratios to the raw parse.
+Prints medians of ``--rounds`` and the ratios to the raw parse. With ``--rules`` every SERVER
+span carries a captured header (``http.request.header.x-user-id``, a string array) and the
+collector has routing rules for one of the services (:data:`RULES`: a header list and a
+percentage split), so the rules' cost on the span path shows.
 """
 
 from __future__ import annotations
@@ -60,9 +63,17 @@ def pin(cpu: int) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
+#: the routing rules of ``--rules``: svc1's hops are judged by them (svc1 is a fifth of the hops)
+RULES = [{"service": "svc1", "lane": "gray", "when": {"header": "x-user-id", "in": ["u1", "u2", "u3"]}},
+         {"service": "svc1", "lane": "gray", "when": {"percent": 30, "by": {"header": "x-user-id"}}}]
+WITH_RULES = False
+
+
 def make_pipeline(trace_wait_s: float = 2.0) -> tuple[Engine, JumpClock]:
     clock = JumpClock()
     settings = config.load(environ={}, flags={"trace_wait_s": trace_wait_s, "sample_ok_traces": 0.01})
+    if WITH_RULES:
+        settings = config.with_overrides(settings, routing_rules=config.parse_rules(RULES))
     return Engine(settings, clock=clock), clock
 
 
@@ -164,17 +175,24 @@ def main() -> None:
                     help="every span carries this tracestate (e.g. ot=th:c: sampled, each span weighs 4)")
     ap.add_argument("--alert-sinks", action="store_true",
                     help="also measure 'judged as it goes' with the alert engine and metrics sinks")
+    ap.add_argument("--rules", action="store_true",
+                    help="spans carry a captured header and svc1 has routing rules (RULES)")
     args = ap.parse_args()
+    global WITH_RULES
+    WITH_RULES = args.rules
     pin(0)
     gc_mode = "python default" if args.default_gc else "tuned as lanewatch up (tune_gc)"
     print(f"# lanewatch collector benchmark  {time.strftime('%Y-%m-%d %H:%M')}  cpus={os.cpu_count()}  "
-          f"gc: {gc_mode}" + (f"  tracestate: {args.trace_state}" if args.trace_state else ""))
+          f"gc: {gc_mode}" + (f"  tracestate: {args.trace_state}" if args.trace_state else "")
+          + ("  rules: svc1 (header list, 30% split)" if args.rules else ""))
     shapes = [(f, int(n)) for f, n in (s.split(":") for s in args.shapes.split(","))]
     for fmt, per in shapes:
         target = args.spans if fmt == "proto" else args.spans // 3
-        bodies_pb = payloads.build(target, per, "proto", t0_ns=0, trace_state=args.trace_state)
+        bodies_pb = payloads.build(target, per, "proto", t0_ns=0, trace_state=args.trace_state,
+                                   user_header=args.rules)
         bodies = bodies_pb if fmt == "proto" else payloads.build(target, per, "json", t0_ns=0,
-                                                                 trace_state=args.trace_state)
+                                                                 trace_state=args.trace_state,
+                                                                 user_header=args.rules)
         n_spans = payloads.count_spans(bodies_pb)
         if not args.default_gc:
             tune_gc()  # after building the payloads, as lanewatch up does after start-up

@@ -13,10 +13,11 @@ import os
 import random
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from lanewatch import lane as L
+from lanewatch.rules.match import in_share
 from lanewatch.testing import to_otlp_json
 
 CHAIN = 5  # services per trace
@@ -33,11 +34,18 @@ def _resource(rs: object, svc: int, lane: str, inst: int) -> None:
         + ([_kv(L.INSTANCE_LANE_ATTR, lane)] if lane else []))
 
 
-def build_round(traces: int, seed: int, t0_ns: int, trace_state: str = "") -> list[ExportTraceServiceRequest]:
+#: the captured header SERVER spans carry with ``user_header`` (a string array, as the Java agent records it)
+USER_HEADER = "http.request.header.x-user-id"
+
+
+def build_round(traces: int, seed: int, t0_ns: int, trace_state: str = "",
+                user_header: bool = False) -> list[ExportTraceServiceRequest]:
     """``traces`` traces through svc0 -> ... -> svc{CHAIN-1}; one request per (service, lane)
     instance, so the spans of one trace arrive in several requests, as from real services.
     Each hop is a SERVER span plus, except the last, a CLIENT span calling the next; every
-    span carries ``trace_state`` (e.g. ``ot=th:c``: sampled spans) when given."""
+    span carries ``trace_state`` (e.g. ``ot=th:c``: sampled spans) when given; with
+    ``user_header`` every SERVER span carries :data:`USER_HEADER` (users u0..u999) and a trace
+    is gray when its user is u1..u3 or in a 30% split (the routing ``--rules`` checks)."""
     rng = random.Random(seed)
     reqs: dict[tuple[int, str], ExportTraceServiceRequest] = {}
 
@@ -54,6 +62,11 @@ def build_round(traces: int, seed: int, t0_ns: int, trace_state: str = "") -> li
     for _ in range(traces):
         trace_id, parent = os.urandom(16), b""
         gray = rng.random() < 0.3
+        uid = f"u{rng.randrange(1000)}"
+        user = KeyValue(key=USER_HEADER, value=AnyValue(array_value=ArrayValue(
+            values=[AnyValue(string_value=uid)])))
+        if user_header:  # routed as bench_collector.RULES says: the rules agree with the routing
+            gray = uid in ("u1", "u2", "u3") or in_share(uid, 30)
         for svc in range(CHAIN):
             served = "gray" if gray and svc != 2 else ""  # svc2 has no gray copy: fallback
             attrs = [_kv("http.method", "GET"), _kv("http.route", "/api/items/{id}"),
@@ -68,7 +81,8 @@ def build_round(traces: int, seed: int, t0_ns: int, trace_state: str = "") -> li
             out.append(Span(  # type: ignore[attr-defined]
                 trace_id=trace_id, span_id=server_id, parent_span_id=parent, trace_state=trace_state,
                 name="GET /api/items/{id}", kind=Span.SPAN_KIND_SERVER, start_time_unix_nano=t,
-                end_time_unix_nano=t + rng.randint(200_000, 30_000_000), attributes=attrs,
+                end_time_unix_nano=t + rng.randint(200_000, 30_000_000),
+                attributes=attrs + [user] if user_header else attrs,
                 status=Status(code=Status.STATUS_CODE_ERROR if err else Status.STATUS_CODE_OK)))
             if svc < CHAIN - 1:
                 parent = os.urandom(8)
@@ -80,7 +94,7 @@ def build_round(traces: int, seed: int, t0_ns: int, trace_state: str = "") -> li
 
 
 def build(n_spans: int, spans_per_request: int, fmt: str = "proto",
-          t0_ns: int | None = None, trace_state: str = "") -> list[bytes]:
+          t0_ns: int | None = None, trace_state: str = "", user_header: bool = False) -> list[bytes]:
     """Bodies of exactly ``spans_per_request`` spans each (about ``n_spans`` in all): each
     instance's spans are cut into batches in time order, as a batch exporter does, and
     the batches of all instances interleave."""
@@ -88,7 +102,7 @@ def build(n_spans: int, spans_per_request: int, fmt: str = "proto",
 
     t0 = t0_ns if t0_ns is not None else time.time_ns()
     traces = max(1, n_spans // (2 * CHAIN - 1))
-    per_instance = build_round(traces, 0, t0, trace_state)
+    per_instance = build_round(traces, 0, t0, trace_state, user_header)
     batches: list[tuple[int, ExportTraceServiceRequest]] = []
     for req in per_instance:
         rs = req.resource_spans[0]

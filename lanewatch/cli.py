@@ -1,4 +1,4 @@
-"""``lanewatch up | collect | serve | check | demo | config``: the command line.
+"""``lanewatch up | collect | serve | check | demo | config | rules``: the command line.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)``
 and ``run(args) -> int`` (or ``add_NAME_arguments``/``run_NAME``); this file
@@ -21,6 +21,7 @@ COMMANDS = {
     "check": ("lanewatch.check", "Release gate: exit 0 pass, 1 violation, dead lane or (--compare) a lane worse than base, 2 error or unknown name, 3 too little traffic."),
     "demo": ("lanewatch.demo.cli", "Run the write-up's A -> B -> C mesh with base and gray copies, live."),
     "config": ("lanewatch.server", "List every setting with its env var and default."),
+    "rules": ("lanewatch.rules.cli", "Routing rules: 'rules import FILE...' prints the rules derived from Ingress (ingress-nginx canary) and OpenSergo files."),
 }
 
 

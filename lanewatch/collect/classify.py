@@ -15,13 +15,14 @@ import numpy.typing as npt
 
 from lanewatch import lane as L
 from lanewatch.config import Rule
+from lanewatch.rules.match import AttrValue
 
 IsLive = Callable[[Any, Any, float], bool]
 NOT_A_HOP = -1
 
 
 def expected_lanes(service: npt.NDArray[Any], request_lane: npt.NDArray[Any],
-                   is_hop: npt.NDArray[np.bool_], extra: Mapping[str, Sequence[str]],
+                   is_hop: npt.NDArray[np.bool_], extra: Mapping[str, Sequence[AttrValue]],
                    rules: Mapping[Any, Sequence[tuple[Rule, Any]]]) -> npt.NDArray[Any]:
     """The expected lane per span: the first matching rule of the span's service
     (hops only), else the request lane. ``rules`` maps a service (name or code, as
@@ -30,13 +31,37 @@ def expected_lanes(service: npt.NDArray[Any], request_lane: npt.NDArray[Any],
     if not rules:
         return expected
     ruled = np.flatnonzero(is_hop & np.isin(service, list(rules)))
-    for i in ruled.tolist():
-        attrs = {k: v[i] for k, v in extra.items()}
-        for rule, lane in rules[service[i]]:
-            if rule.matches(attrs):
-                expected[i] = lane
-                break
+    if not len(ruled):
+        return expected
+    services = service[ruled]
+    for svc in dict.fromkeys(services.tolist()):
+        rows = ruled[services == svc] if len(rules) > 1 else ruled
+        keys = tuple(dict.fromkeys(k for r, _ in rules[svc] for k in r.attribute_keys() if k in extra))
+        cols = [_take(extra[k], rows) for k in keys]
+        seen: dict[tuple[AttrValue, ...], Any] = {}
+        lanes = []
+        for values in zip(*cols) if cols else [()] * len(rows):
+            lane = seen.get(values, _UNSEEN)
+            if lane is _UNSEEN:  # rules are pure: one evaluation per distinct set of values
+                attrs = dict(zip(keys, values))
+                lane = next((to for rule, to in rules[svc] if rule.matches(attrs)), None)
+                if len(seen) < _MAX_SEEN:
+                    seen[values] = lane
+            lanes.append(lane)
+        hit = [j for j, lane in enumerate(lanes) if lane is not None]
+        if hit:
+            expected[rows[hit]] = [lanes[j] for j in hit]
     return expected
+
+
+def _take(column: Sequence[AttrValue], rows: npt.NDArray[np.int64]) -> list[AttrValue]:
+    take = getattr(column, "take", None)
+    return list(take(rows)) if take is not None else [column[i] for i in rows.tolist()]
+
+
+_UNSEEN = object()
+#: distinct attribute value sets remembered per service and batch (beyond: evaluated each time)
+_MAX_SEEN = 1 << 16
 
 
 def hop_verdicts(service: npt.NDArray[Any], instance_lane: npt.NDArray[Any],

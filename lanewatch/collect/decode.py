@@ -24,10 +24,11 @@ from google.protobuf.message import DecodeError as ProtoDecodeError
 from lanewatch import lane as L
 from lanewatch.collect import columns, schema, wire
 from lanewatch.collect.ingest import DecodeError, Format, TooLarge
-from lanewatch.collect.schema import any_string
+from lanewatch.collect.schema import any_value
 from lanewatch.collect.spans import (
     STATUS_CODES,
     Keys,
+    RawValue,
     Resource,
     SpanColumns,
     any_wanted_key,
@@ -36,6 +37,7 @@ from lanewatch.collect.spans import (
     resource_pb,
     wanted_keys,
 )
+from lanewatch.rules.match import AttrValue
 
 #: re-exported: the decoded form lives in :mod:`.spans`, decoders and the pipeline import it
 __all__ = ["FAST_MIN_BYTES", "STATUS_CODES", "AttributeStrings", "Heartbeat", "Keys", "RawSpans",
@@ -63,7 +65,7 @@ class RawSpans:
     trace_state: list[bytes | str] = field(default_factory=list)  # raw W3C tracestate ('' when none)
     request_lane: list[bytes | str] = field(default_factory=list)
     dyed: list[bool] = field(default_factory=list)
-    extra: dict[str, list[bytes | str]] = field(default_factory=dict)
+    extra: dict[str, list[RawValue]] = field(default_factory=dict)
     resource: list[int] = field(default_factory=list)
     resources: list[Resource] = field(default_factory=list)
 
@@ -196,22 +198,34 @@ def _traces_pb(body: bytes, keys: Keys) -> RawSpans:
     return cols
 
 
-class AttributeStrings(Sequence[str]):
-    """An attribute given for the spans ``at`` (raw values), read per span as a string
-    ('' for the other spans), decoded only where indexed."""
+class AttributeStrings(Sequence[AttrValue]):
+    """An attribute given for the spans ``at`` (raw values), read per span as a string, or a
+    tuple of strings for a string array (a captured HTTP header); '' for the other spans.
+    Decoded only where indexed (rules read only the hops of ruled services)."""
 
-    def __init__(self, at: np.ndarray, raw: Sequence[bytes | str], n: int) -> None:
+    def __init__(self, at: np.ndarray, raw: Sequence[RawValue], n: int) -> None:
         self.at, self.raw, self.n = at, raw, n
         self._where: dict[int, int] | None = None
 
-    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+    def __getitem__(self, i: int) -> AttrValue:  # type: ignore[override]
         if self._where is None:
             self._where = dict(zip(self.at.tolist(), range(len(self.raw))))
         j = self._where.get(i)
-        return "" if j is None else any_string(self.raw[j])
+        return "" if j is None else any_value(self.raw[j])
 
     def __len__(self) -> int:
         return self.n
+
+    def take(self, rows: np.ndarray) -> list[AttrValue]:
+        """The values of spans ``rows`` (what ``[self[i] for i in rows]`` gives, in bulk)."""
+        at = self.at
+        if not len(at) or not len(rows):
+            return [""] * len(rows)
+        if len(at) > 1 and not bool((at[1:] > at[:-1]).all()):
+            return [self[i] for i in rows.tolist()]
+        pos = np.minimum(np.searchsorted(at, rows), len(at) - 1)
+        raw = self.raw
+        return [any_value(raw[p]) if h else "" for p, h in zip(pos.tolist(), (at[pos] == rows).tolist())]
 
 
 # --- OTLP/JSON ------------------------------------------------------------------------------
@@ -294,13 +308,13 @@ def _json_ints(values: list[Any], what: str) -> list[int]:
         return [_json_int(v, what) for v in values]
 
 
-def _json_span_attrs(spans: Sequence[Any], keys: Keys) -> tuple[list[str], list[bool], dict[str, list[str]]]:
+def _json_span_attrs(spans: Sequence[Any], keys: Keys) -> tuple[list[str], list[bool], dict[str, list[RawValue]]]:
     """Only the attributes lanewatch reads: each span's key list is taken in C, and only
     wanted keys present in it are looked at."""
     lane_keys = tuple(keys.request_lane)
     lanes: list[str] = []
     dyed: list[bool] = []
-    extra: dict[str, list[str]] = {k: [] for k in keys.extra}
+    extra: dict[str, list[RawValue]] = {k: [] for k in keys.extra}
     get_key = methodcaller("get", "key")
     for sp in spans:
         attrs = sp.get("attributes") or ()
@@ -314,16 +328,37 @@ def _json_span_attrs(spans: Sequence[Any], keys: Keys) -> tuple[list[str], list[
         lanes.append(lane)
         dyed.append(L.DYED_ATTR in names)
         for k, col in extra.items():
-            col.append(_json_string(attrs, names, k, k == keys.weight) if k in names else "")
+            col.append("" if k not in names else _json_string(attrs, names, k, True) if k == keys.weight
+                        else _json_value(attrs, names, k))
     return lanes, dyed, extra
 
 
+def _json_value(attrs: Sequence[Any], names: list[Any], key: str) -> str | tuple[str, ...]:
+    """A rule attribute: the string value of the last attribute named ``key``, or its string
+    array as a tuple (elements of other types read as ''); other value types read as ''."""
+    i = len(names) - 1 - names[::-1].index(key)
+    v = attrs[i].get("value")
+    if type(v) is not dict:
+        return ""
+    if "arrayValue" in v:
+        arr = v["arrayValue"]
+        items = arr.get("values") if type(arr) is dict else None
+        return tuple(s if type(s := (e.get("stringValue") if type(e) is dict else None)) is str else ""
+                     for e in (items if type(items) is list else ()))
+    s = v.get("stringValue", "")
+    return s if type(s) is str else ""
+
+
 def _json_string(attrs: Sequence[Any], names: list[Any], key: str, number: bool = False) -> str:
-    """The string value of the last attribute named ``key`` ('' for other value types; with
+    """The string value of the last attribute named ``key`` (a string array's first element, as
+    :func:`~.schema.any_string` reads it; '' for other value types; with
     ``number``, an int or double value as its text, and any other value as :data:`_NOT_A_NUMBER`)."""
     i = len(names) - 1 - names[::-1].index(key)
     v = attrs[i].get("value")
     s = v.get("stringValue", "") if type(v) is dict else ""
+    if not number and type(v) is dict and "arrayValue" in v:
+        first = _json_value(attrs, names, key)
+        return first[0] if first else ""
     if number and type(v) is dict and "stringValue" not in v:
         n = v.get("intValue", v.get("doubleValue"))
         # intValue is a decimal string in OTLP/JSON (int64), doubleValue a number (or "NaN", ...)

@@ -144,6 +144,38 @@ def any_string(raw: bytes | str) -> str:
     return str(m.string_value)
 
 
+def any_value(raw: bytes | str | tuple[str, ...]) -> str | tuple[str, ...]:
+    """What routing rules read from an encoded AnyValue: its string, or a string array as a
+    tuple (an element of another type reads as ''); other types read as ''. str and tuple
+    (the JSON decoder's forms) pass through."""
+    if not isinstance(raw, bytes):
+        return raw
+    if not raw:
+        return ""
+    got = _VALUES.get(raw)
+    if got is None:
+        got = _any_value(raw)
+        if len(_VALUES) < MAX_CACHED_VALUES and len(raw) <= MAX_CACHED_STATUS_BYTES:
+            _VALUES[raw] = got
+    return got
+
+
+#: Distinct encoded values :func:`any_value` keeps decoded (user ids, header values repeat).
+MAX_CACHED_VALUES = 10_000
+_VALUES: dict[bytes, str | tuple[str, ...]] = {}
+
+
+def _any_value(raw: bytes) -> str | tuple[str, ...]:
+    m = _CLASSES["AnyValue"]()
+    try:
+        m.ParseFromString(raw)
+    except Exception:  # noqa: BLE001 -- junk: counted by the caller, never raised
+        return UNDECODABLE
+    if m.HasField("array_value"):
+        return tuple(str(v.string_value) for v in m.array_value.values)
+    return str(m.string_value)
+
+
 #: Encoded statuses longer than this (a long message) are not cached: the cache lives as long as
 #: the process, and its entry count alone would not bound its bytes.
 MAX_CACHED_STATUS_BYTES = 256

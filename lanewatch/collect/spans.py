@@ -23,6 +23,9 @@ from lanewatch import lane as L
 from lanewatch.collect import schema
 
 _EMPTY = schema._CLASSES["AnyValue"]()
+#: A raw attribute value as decoders keep it: encoded AnyValue bytes (protobuf), a str or a
+#: tuple of str for a string array (JSON); '' / b'' when unset.
+RawValue = bytes | str | tuple[str, ...]
 STATUS_CODES = schema.StatusCodes()
 
 
@@ -118,7 +121,7 @@ class SpanColumns:
     dyed: np.ndarray  # bool: lane.dyed set, the hop received no lane
     attr_at: np.ndarray  # int64: the spans whose attributes follow
     request_lane: list[bytes | str]
-    extra: dict[str, list[bytes | str]]  # attributes rules read, raw
+    extra: dict[str, list[RawValue]]  # attributes rules read, raw
     resource: np.ndarray  # int64 index into resources
     resources: list[Resource]
     rejected: int = 0  # spans of the request(s) dropped as invalid

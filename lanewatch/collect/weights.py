@@ -28,11 +28,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from lanewatch.collect import schema
+from lanewatch.collect.spans import RawValue
 
 #: The most spans one span may stand for (a sampling probability of 2^-20); beyond is junk.
 MAX_WEIGHT = float(1 << 20)
@@ -69,9 +71,9 @@ def _number(w: float) -> float:
     return w if 0.0 < w <= MAX_WEIGHT else JUNK  # NaN compares false: junk too
 
 
-def attribute_weight(raw: bytes | str) -> float:
+def attribute_weight(raw: RawValue) -> float:
     """The weight in one attribute value: an encoded AnyValue (protobuf) or the string the
-    JSON decoder keeps; :data:`ABSENT` for no value, :data:`JUNK` for anything else."""
+    JSON decoder keeps; :data:`ABSENT` for no value, :data:`JUNK` for anything else (an array)."""
     if not raw:
         return ABSENT
     if isinstance(raw, str):
@@ -79,6 +81,8 @@ def attribute_weight(raw: bytes | str) -> float:
             return _number(float(raw))
         except ValueError:
             return JUNK
+    if not isinstance(raw, bytes):
+        return JUNK
     m = schema.AnyValue()
     try:
         m.ParseFromString(raw)
@@ -91,24 +95,24 @@ def attribute_weight(raw: bytes | str) -> float:
     return _number(float(m.double_value))  # 0.0 also for a value of another type: junk
 
 
-class Parsed(dict[bytes | str, float]):
+class Parsed(dict[RawValue, float]):
     """Encoded value -> its weight, parsed once per distinct value (bounded: values beyond
     :data:`MAX_CACHED` entries or :data:`MAX_CACHED_BYTES` long are parsed each time)."""
 
     MAX_CACHED = 10_000
     MAX_CACHED_BYTES = 512
 
-    def __init__(self, parse: Callable[[bytes | str], float]) -> None:
+    def __init__(self, parse: Callable[[Any], float]) -> None:
         super().__init__()
         self.parse = parse
 
-    def __missing__(self, raw: bytes | str) -> float:
+    def __missing__(self, raw: RawValue) -> float:
         w = self.parse(raw)
         if len(self) < self.MAX_CACHED and len(raw) <= self.MAX_CACHED_BYTES:
             self[raw] = w
         return w
 
-    def column(self, values: Sequence[bytes | str]) -> npt.NDArray[np.float64]:
+    def column(self, values: Sequence[RawValue]) -> npt.NDArray[np.float64]:
         return np.fromiter(map(self.__getitem__, values), dtype=np.float64, count=len(values))
 
 
@@ -121,7 +125,7 @@ class SpanWeights:
         self.attributes = Parsed(attribute_weight)
 
     def of(self, n: int, state_at: npt.NDArray[np.int64], states: Sequence[bytes | str],
-           attr_at: npt.NDArray[np.int64], attr_values: Sequence[bytes | str] | None
+           attr_at: npt.NDArray[np.int64], attr_values: Sequence[RawValue] | None
            ) -> tuple[npt.NDArray[np.float64] | None, int, int]:
         """``(weights, junk thresholds, junk attributes)`` of ``n`` spans: the tracestates of
         spans ``state_at`` and the weight attribute's values of spans ``attr_at`` (raw).

@@ -313,7 +313,8 @@ def _walk_attributes(buf: np.ndarray, raw: bytes, pos: np.ndarray, stop: np.ndar
                                           dict[str, list[bytes | str]]] | None:
     """Read the wanted attributes of every span by walking its attribute list, all spans a
     step at a time: past ``flags`` (where ``trace.proto`` declares it), name, kind and the
-    two times, every KeyValue must be exactly ``key`` then ``value``. Its key is compared
+    two times, every KeyValue must be exactly ``key`` then ``value`` (lengths below 16 KiB,
+    keys below 128 bytes), inside its span. Its key is compared
     to the wanted ones and its encoded value kept, the last one of a key winning, as the
     map the per-span path parses does. None unless the walk is that regular and meets
     exactly the ``expected`` KeyValues the merged view counted (so none lies elsewhere)."""
@@ -338,26 +339,30 @@ def _walk_attributes(buf: np.ndarray, raw: bytes, pos: np.ndarray, stop: np.ndar
     active = np.flatnonzero((pos < stop) & (buf[pos] == 0x4A))
     walked = 0
     while len(active):
-        # one KeyValue per active span: 4a L 0a key_len key [12 value_len value], every
-        # length below 128 (anything else: read per span). buf is padded: no index overflows
+        # one KeyValue per active span: 4a L 0a key_len key [12 value_len value], L and
+        # value_len of one or two bytes (below 16 KiB: a captured Cookie header), key_len of
+        # one (anything else: read per span), inside its span. buf is padded: no index overflows
         p = pos[active]
-        length = buf[p + 1].astype(np.int64)
-        key_len = buf[p + 3].astype(np.int64)
-        end = p + 2 + length
-        value = p + 4 + key_len
+        length, l_size, bad = _lengths(buf, p + 1)
+        head = p + 1 + l_size  # the KeyValue's key tag
+        key_len = buf[head + 1].astype(np.int64)
+        end = head + length
+        value = head + 2 + key_len
         has_value = value < end
-        bad = (buf[p + 2] != 0x0A) | (length > 0x7F) | (key_len > 0x7F) | (value > end)
+        bad |= (end > stop[active]) | (buf[head] != 0x0A) | (key_len > 0x7F) | (value > end)
         v = np.minimum(value, last)  # a bogus key length must not read past the buffer
-        bad |= has_value & ((buf[v] != 0x12) | (value + 2 + buf[v + 1] != end))
+        v_len, v_size, v_bad = _lengths(buf, v + 1)
+        bad |= has_value & ((buf[v] != 0x12) | v_bad | (value + 1 + v_size + v_len != end))
         if bad.any():
             return None
-        start = value + 2 * has_value
+        start = value + (1 + v_size) * has_value
+        key_at = head + 2
         for k, (raw_key, k_len) in wanted.items():
             hit = np.flatnonzero(key_len == k_len)
             for i in range(k_len):
                 if not len(hit):
                     break
-                hit = hit[buf[p[hit] + (4 + i)] == raw_key[i]]
+                hit = hit[buf[key_at[hit] + i] == raw_key[i]]
             if len(hit):
                 spans = active[hit]
                 value_at[k][spans] = start[hit]
@@ -368,6 +373,17 @@ def _walk_attributes(buf: np.ndarray, raw: bytes, pos: np.ndarray, stop: np.ndar
     if walked != expected:
         return None
     return _attribute_columns(raw, value_at, value_end, keys)
+
+
+def _lengths(buf: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray | int, np.ndarray]:
+    """The varint lengths at ``at`` of one or two bytes: (lengths, their sizes, which are longer).
+    A second byte past the buffer reads as its last."""
+    low = buf[at].astype(np.int64)
+    two = low > 0x7F
+    if not two.any():
+        return low, 1, two
+    high = buf[np.minimum(at + 1, len(buf) - 1)].astype(np.int64)
+    return np.where(two, (low & 0x7F) | (high << 7), low), 1 + two, two & (high > 0x7F)
 
 
 @lru_cache(maxsize=16)
@@ -390,6 +406,8 @@ def _attribute_columns(raw: bytes, value_at: dict[str, np.ndarray], value_end: d
 
     def values(k: str) -> list[bytes | str]:
         lo, hi = value_at[k][at], value_end[k][at]
+        if not len(lo) or lo.max() < 0:  # no span has it (the other spelling of a header)
+            return [b""] * len(at)
         hi = np.where(lo >= 0, hi, 0)
         lo = np.maximum(lo, 0)
         return list(map(raw.__getitem__, map(slice, lo.tolist(), hi.tolist())))

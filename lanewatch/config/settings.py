@@ -135,7 +135,8 @@ class Settings:
                                 "and liveness are kept under it; a restart with the same id resumes "
                                 "them); default: the host name. Distinct per collector.",
                                 check=_check_collector_id)
-    config: str = setting("", "YAML file with settings, routing rules and topology.")
+    config: str = setting("", "YAML file with settings, routing rules and topology; or a file of "
+                          "Ingress / OpenSergo documents to derive the routing rules from.")
     auth_token: str = setting("", "Bearer token every listener asks for (OTLP, API, /metrics, dashboard; "
                               "docs/security.md); empty: no authentication.", check=access.check_token,
                               secret=True)
@@ -257,8 +258,9 @@ class Settings:
                                 "is answered 503 with Retry-After.", check=within(0.0, 600.0))
 
     routing_rules: list[Rule] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
-        [], "Per-service routing rules (YAML only; formerly `rules`).", env=False,
-        parse=routing.parse_rules, check=routing.check_rules, old_names=("rules",))
+        [], "Per-service routing rules, docs/rules.md; `{import: FILE}` entries read Ingress and "
+        "OpenSergo files (YAML only; formerly `rules`).", env=False,
+        parse=routing.parse_config_rules, check=routing.check_rules, old_names=("rules",))
     topology: dict[str, list[str]] = setting(  # noqa: RUF009 -- setting() returns a dataclasses.field
         {}, "Declared services -> lanes, always live (YAML only).", env=False,
         parse=routing.parse_topology, check=routing.check_topology)

@@ -112,13 +112,25 @@ def _renamed(doc: Mapping[str, Any], path: str) -> dict[str, Any]:
 
 
 def _yaml(path: str) -> dict[str, Any]:
+    """The settings file; a file of Kubernetes / OpenSergo documents (Ingress, TrafficLane,
+    TrafficRouter: ``docs/rules.md``) stands for ``routing_rules: [{import: path}]``."""
     try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
+        docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"config={path}: {e}") from None
+    if any(_is_manifest(d) for d in docs):
+        return {"routing_rules": [{"import": path}]}
+    if len(docs) > 1:
+        raise ConfigError(f"config={path}: {len(docs)} YAML documents: settings are one document "
+                          "(or the file holds Ingress / TrafficLane / TrafficRouter documents)")
+    doc = docs[0] if docs else {}
     if not isinstance(doc, Mapping):
         raise ConfigError(f"config={path}: the top level must be a mapping")
     return _renamed(doc, path)
+
+
+def _is_manifest(doc: Any) -> bool:
+    return isinstance(doc, Mapping) and "apiVersion" in doc and "kind" in doc
 
 
 def _from_env(values: dict[str, Any], environ: Mapping[str, str]) -> None:
