@@ -4,7 +4,8 @@ a bad file or body keeps the rules in force and says why (log, ``/api/v1/health`
 dashboard's banner: :attr:`RuleBook.failure`). Nothing restarts and no state is lost: only
 the rule version changes (:mod:`lanewatch.rules.versions`).
 
-Only ``routing_rules`` and ``topology`` are live. Any other setting changed in the file is
+The files a config's ``routing_rules`` import (``{import: FILE}``: Ingress, OpenSergo) are
+watched with it. Only ``routing_rules`` and ``topology`` are live. Any other setting changed in the file is
 named in :attr:`Reloader.needs_restart` and logged; it applies at the next start.
 """
 
@@ -15,7 +16,10 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from lanewatch.config import routing
 from lanewatch.config.fields import ConfigError
@@ -75,24 +79,48 @@ class Reloader:
         self._lock = threading.Lock()  # one reload at a time
         self._thread: threading.Thread | None = None
 
-    # --- the file ---------------------------------------------------------------------------
-    def _stat_of(self) -> tuple[int, int, int] | None:
+    # --- the files: the config and the routing manifests it imports ---------------------
+    def watched(self) -> list[str]:
+        """The config file and every file its ``routing_rules`` import (``{import: FILE}``)."""
+        if self.path is None:
+            return []
+        try:
+            doc = yaml.safe_load(Path(self.path).read_text())
+        except (OSError, yaml.YAMLError, ValueError):
+            return [self.path]  # a manifest file itself, or unreadable: the reload says why
+        out = [self.path]
+        entries = doc.get("routing_rules", doc.get("rules")) if isinstance(doc, Mapping) else None
+        for e in entries if isinstance(entries, list) else ():
+            files = e.get("import") if isinstance(e, Mapping) else None
+            for f in [files] if isinstance(files, str) else files if isinstance(files, list) else ():
+                if isinstance(f, str) and f not in out:
+                    out.append(f)
+        return out
+
+    def _stat_of(self) -> tuple[tuple[int, int, int] | None, ...] | None:
         if self.path is None:
             return None
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size, st.st_ino
+        out: list[tuple[int, int, int] | None] = []
+        for path in self.watched():
+            try:
+                st = os.stat(path)
+                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                out.append(None)
+        return tuple(out)
 
     def _digest_of(self) -> str | None:
         if self.path is None:
             return None
+        h = hashlib.sha256()
         try:
-            with open(self.path, "rb") as f:
-                return hashlib.sha256(f.read()).hexdigest()
+            for path in self.watched():
+                h.update(path.encode() + b"\0")
+                with open(path, "rb") as f:
+                    h.update(f.read())
         except OSError:
             return None
+        return h.hexdigest()
 
     def _file_values(self) -> dict[str, Any]:
         """The settings the file gives (defaults elsewhere), validated; ConfigError if bad."""

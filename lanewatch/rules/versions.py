@@ -10,7 +10,6 @@ keeps the verdict of the rules it was routed by.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,8 +51,9 @@ class RuleVersion:
 
 
 def rule_dict(rule: Rule) -> dict[str, Any]:
-    """A rule as the YAML/JSON it is written in (``routing_rules:`` and ``PUT /api/v1/rules``)."""
-    return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in dataclasses.asdict(rule).items()}
+    """A rule as the YAML/JSON it is written in (``routing_rules:`` and ``PUT /api/v1/rules``
+    read it back)."""
+    return rule.to_dict()
 
 
 def _topology(raw: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:

@@ -118,3 +118,34 @@ def test_a_bad_body_is_refused_naming_what_is_wrong(doc: object, message: str) -
     with pytest.raises(ConfigError):
         r.put(doc)
     assert book.current.version == 1 and book.failure is not None and book.failure.source == "api"
+
+
+def test_an_imported_manifest_is_watched_with_the_config(tmp_path: Path) -> None:
+    """``routing_rules: [{import: FILE}]``: editing the Ingress file is a reload too."""
+    src = Path(__file__).parents[1] / "testdata" / "routing" / "ingress-gray.yaml"
+    manifest = tmp_path / "ingress.yaml"
+    manifest.write_text(src.read_text())
+    path = tmp_path / "lanewatch.yaml"
+    path.write_text(f"routing_rules:\n  - {{import: {manifest}}}\n")
+    book = _book(path)
+    first = book.current.rules
+    assert first and Reloader(book, str(path)).watched() == [str(path), str(manifest)]
+    r = Reloader(book, str(path))
+    r.start()
+    try:
+        _write(manifest, src.read_text().replace('"100"', '"200"').replace("'100'", "'200'"))
+        wait_until(lambda: book.current.version == 2, 2.0, "the edited manifest in force")
+        assert book.current.rules != first and book.current.source == "file"
+    finally:
+        r.stop()
+
+
+def test_what_get_rules_shows_can_be_put_back_unchanged() -> None:
+    raw = [{"service": "B", "match": {"x-user-id": "100"}, "lane": "gray"},
+           {"service": "C", "lane": "gray", "when": {"any": [{"header": "x-user-id", "in": ["1", "2"]},
+                                                             {"cookie": "canary", "equals": "always"}]}}]
+    book = RuleBook(config.parse_rules(raw), {"C": ["base", "gray"]})
+    shown = book.state()
+    r = Reloader(book, None)
+    assert r.put({"routing_rules": shown["routing_rules"], "topology": shown["topology"]}) is None
+    assert book.current.version == 1
