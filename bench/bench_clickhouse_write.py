@@ -1,6 +1,6 @@
 """What the ClickHouse store costs per span in the collector, and what it writes per second.
 
-    python bench/bench_clickhouse_write.py [--rates 20000,80000] [--groups 1,4] [--seconds 14] [--rounds 3]
+    python bench/bench_clickhouse_write.py [--rates 20000,80000] [--groups 1,4] [--seconds 14] [--rounds 3] [--pandas-blocks]
 
 The span path as ``lanewatch collect`` runs it, in one process with a fake clock: every
 simulated second's OTLP/protobuf bodies (512 spans per request, span times spread over that
@@ -38,6 +38,7 @@ import payloads
 from lanewatch import config
 from lanewatch.collect.engine import Engine
 from lanewatch.config.store_url import parse
+from lanewatch.store import clickhouse_write as W
 from lanewatch.store.clickhouse import ClickHouseStore
 from lanewatch.store.clickhouse_conn import Connection, DriverConnection
 from lanewatch.store.clickhouse_local import LocalServer, start
@@ -131,7 +132,15 @@ def main() -> None:
     ap.add_argument("--groups", default="1,4", help="key multipliers: the last is run at the highest rate")
     ap.add_argument("--seconds", type=int, default=14)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--pandas-blocks", action="store_true",
+                    help="also run every case with the rollup blocks grouped by pandas (as before the numpy "
+                         "grouping; the reference in tests/unit/test_clickhouse_rollup_blocks.py)")
     a = ap.parse_args()
+    variants = {"numpy": W.rollup_blocks}
+    if a.pandas_blocks:
+        from tests.unit.test_clickhouse_rollup_blocks import reference
+
+        variants["pandas"] = reference
     rates = [int(r) for r in a.rates.split(",")]
     groups = [int(g) for g in a.groups.split(",")]
     cases = [(r, groups[0]) for r in rates] + [(max(rates), g) for g in groups[1:]]
@@ -142,31 +151,33 @@ def main() -> None:
     print(f"# ClickHouse store writes in the collector  {time.strftime('%Y-%m-%d %H:%M')}  "
           f"{a.seconds} simulated s per run (rows from second {int(TRACE_WAIT_S) + 2} on), "
           f"2 flushes per second, journal on, {a.rounds} rounds")
-    res: dict[tuple[int, int], list[dict[str, Any]]] = {c: [] for c in cases}
+    res: dict[tuple[int, int, str], list[dict[str, Any]]] = {(*c, v): [] for c in cases for v in variants}
     server = start()
     try:
         for r in range(a.rounds):
             for c in cases:
-                res[c].append(run(server, f"w_r{r}_{c[0]}_{c[1]}", built[c], spans[c], t0))
+                for v, blocks in variants.items():
+                    W.rollup_blocks = blocks  # type: ignore[assignment]
+                    res[(*c, v)].append(run(server, f"w_r{r}_{c[0]}_{c[1]}_{v}", built[c], spans[c], t0))
     finally:
+        W.rollup_blocks = variants["numpy"]  # type: ignore[assignment]
         server.stop()
-    tables = sorted({t for c in cases for m in res[c] for t in m["rows"]})
-    head = f"{'spans/s':>8s} {'keys':>5s} {'write ms/flush':>14s} {'us/span':>8s} {'share':>6s}"
+    tables = sorted({t for ms in res.values() for m in ms for t in m["rows"]})
+    head = f"{'spans/s':>8s} {'keys':>5s} {'blocks':>6s} {'write ms/flush':>14s} {'us/span':>8s} {'share':>6s}"
     print(head + "".join(f" {g:>9s}" for g in ("rollups", "records", "journal", "state")) + "   (rows per second)")
-    for c in cases:
-        ms = res[c]
+    for c, ms in res.items():
         med = {k: statistics.median(m[k] for m in ms) for k in ("write_ms_per_flush", "us_per_span", "share")}
         rows = {t: statistics.median(m["rows"].get(t, 0) for m in ms) for t in tables}
         by: Counter[str] = Counter()
         for t, v in rows.items():
             by[group_of(t)] += v
-        print(f"{c[0]:8d} {'x' + str(c[1]):>5s} {med['write_ms_per_flush']:14.1f} {med['us_per_span']:8.2f} "
+        print(f"{c[0]:8d} {'x' + str(c[1]):>5s} {c[2]:>6s} {med['write_ms_per_flush']:14.1f} {med['us_per_span']:8.2f} "
               f"{med['share']:6.1%}" + "".join(f" {by[g]:9.0f}" for g in ("rollups", "records", "journal", "state")))
         secs = {g: statistics.median(m["secs"].get(g, 0.0) for m in ms) for g in ("rollups", "records", "journal", "state")}
         prep = statistics.median(m["prep_ms"] for m in ms)
-        print(f"{'':14s} ms per simulated second: inserts " + "  ".join(f"{g} {1000 * v:.1f}" for g, v in secs.items())
+        print(f"{'':21s} ms per simulated second: inserts " + "  ".join(f"{g} {1000 * v:.1f}" for g, v in secs.items())
               + f"; blocks built (write - inserts) {prep:.1f}")
-        print(f"{'':14s} rollup rows/s by table: " + "  ".join(f"{t} {v:.0f}" for t, v in rows.items() if t.startswith("r_")))
+        print(f"{'':21s} rollup rows/s by table: " + "  ".join(f"{t} {v:.0f}" for t, v in rows.items() if t.startswith("r_")))
 
 
 if __name__ == "__main__":
