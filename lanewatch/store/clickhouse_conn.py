@@ -10,11 +10,13 @@ tests) runs exactly the same SQL.
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Sequence
-from typing import Any, Protocol
+import queue
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from lanewatch.config.store_url import StoreURL
+
+T = TypeVar("T")
 
 
 class Connection(Protocol):
@@ -52,11 +54,15 @@ def lit(value: Any) -> str:
 
 
 class DriverConnection:
-    """:class:`Connection` on ``clickhouse_driver.Client`` (one client, used under a lock: the
-    client is not thread-safe). The database is created if missing."""
+    """:class:`Connection` on ``clickhouse_driver.Client``: a pool of ``pool`` clients (a client
+    is not thread-safe; each call takes a free one, so calls from several threads run side by
+    side on the server). Clients connect on first use. The database is created if missing."""
 
-    def __init__(self, url: StoreURL, *, connect_timeout: float = 10.0) -> None:
+    def __init__(self, url: StoreURL, *, connect_timeout: float = 10.0, pool: int = 4) -> None:
         from clickhouse_driver import Client
+
+        if pool < 1:
+            raise ValueError("pool must be >= 1")
 
         def client(database: str) -> Client:
             return Client(url.host, port=url.port, user=url.user, password=url.password,
@@ -67,16 +73,23 @@ class DriverConnection:
             boot.execute(f"CREATE DATABASE IF NOT EXISTS {url.database}")
         finally:
             boot.disconnect()
-        self._client = client(url.database)
-        self._lock = threading.Lock()
+        self._clients = [client(url.database) for _ in range(pool)]
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for c in self._clients:
+            self._free.put(c)
+
+    def _call(self, fn: Callable[[Any], T]) -> T:
+        c = self._free.get()
+        try:
+            return fn(c)
+        finally:
+            self._free.put(c)
 
     def command(self, sql: str) -> None:
-        with self._lock:
-            self._client.execute(sql)
+        self._call(lambda c: c.execute(sql))
 
     def query(self, sql: str) -> list[list[Any]]:
-        with self._lock:
-            data, types = self._client.execute(sql, columnar=True, with_column_types=True)
+        data, types = self._call(lambda c: c.execute(sql, columnar=True, with_column_types=True))
         if not data:
             return [[] for _ in types]
         return [list(c) for c in data]
@@ -84,10 +97,9 @@ class DriverConnection:
     def insert(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None:
         if not data or not len(data[0]):
             return
-        with self._lock:
-            self._client.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES",
-                                 [list(c) for c in data], columnar=True)
+        rows = [list(c) for c in data]
+        self._call(lambda c: c.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES", rows, columnar=True))
 
     def close(self) -> None:
-        with self._lock:
-            self._client.disconnect()
+        for c in self._clients:
+            c.disconnect()
