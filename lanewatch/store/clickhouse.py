@@ -25,7 +25,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -76,21 +75,16 @@ class ClickHouseStore:
     :class:`~lanewatch.store.clickhouse_conn.Connection`, e.g. an in-process engine in tests).
     ``collector`` names this process's writes (counters, open spans, liveness are kept per
     collector). ``maintain(now)`` applies ``retention_s`` and ``downsample_after_s``; violations
-    and kept traces keep the newest ``max_violations`` each. ``insert_threads``: how many of a
-    batch's rollup inserts run at once (each insert is a round trip and a new part on the
-    server: one after the other they were most of a flush's store time); default 4 with a
-    ``url`` (a pool of as many clients), 1 with a ``connection`` (which may be single-threaded).
+    and kept traces keep the newest ``max_violations`` each. With a ``url``, calls from several
+    threads (a page's gathered queries, alert evaluation, feed polls) run side by side on a
+    pool of clients (:class:`~lanewatch.store.clickhouse_conn.DriverConnection`).
     """
 
     def __init__(self, url: StoreURL | None = None, *, connection: Connection | None = None,
                  collector: str = "", retention_s: int = 7 * 86400, downsample_after_s: int = 3600,
-                 max_violations: int = 100_000, clock: Callable[[], float] = time.time,
-                 insert_threads: int | None = None) -> None:
+                 max_violations: int = 100_000, clock: Callable[[], float] = time.time) -> None:
         if retention_s <= 0 or downsample_after_s <= 0 or max_violations <= 0:
             raise ValueError("retention_s, downsample_after_s and max_violations must be > 0")
-        threads = insert_threads if insert_threads is not None else (4 if connection is None else 1)
-        if threads < 1:
-            raise ValueError("insert_threads must be >= 1")
         if (url is None) == (connection is None):
             raise ValueError("ClickHouseStore needs a url or a connection (one of them)")
         self.url = url
@@ -100,9 +94,7 @@ class ClickHouseStore:
         self.downsample_after_s = int(downsample_after_s)
         self.max_violations = int(max_violations)
         self._clock = clock
-        self._con: Connection = (connection if connection is not None
-                                 else DriverConnection(url, pool=max(threads, 2)))  # type: ignore[arg-type]
-        self._inserts = ThreadPoolExecutor(threads, thread_name_prefix="clickhouse-insert") if threads > 1 else None
+        self._con: Connection = connection if connection is not None else DriverConnection(url)  # type: ignore[arg-type]
         self._lock = threading.Lock()
         self._stamp = W.Stamp()
         self._closed = False
@@ -179,21 +171,13 @@ class ClickHouseStore:
     def _write(self, batch: Batch) -> None:
         con = self._con
         low: int | None = None
-        blocks: list[tuple[str, W.Columns]] = []
         for table, cols in batch.rollups.items():
             if not len(next(iter(cols.values()), ())):
                 continue
-            blocks += W.rollup_blocks(table, cols)
+            for name, (names, data) in W.rollup_blocks(table, cols):
+                con.insert(name, names, data)
             t = int(np.min(np.asarray(cols["ts"], dtype=np.int64)))
             low = t if low is None else min(low, t)
-        if self._inserts is not None and len(blocks) > 1:  # all in before anything below
-            running = [self._inserts.submit(con.insert, name, *block) for name, block in blocks]
-            wait(running)
-            for done in running:
-                done.result()  # the first error, once every insert has ended
-        else:
-            for name, (names, data) in blocks:
-                con.insert(name, names, data)
         cuts: dict[str, str] = {}
         for table, rows in (("violations", batch.violations), ("kept_traces", batch.traces)):
             if rows:
@@ -482,6 +466,4 @@ class ClickHouseStore:
                     self._journal.running = False
                     J.mark(self._con, self.collector, self._journal, self._stamp())
             finally:
-                if self._inserts is not None:
-                    self._inserts.shutdown()
                 self._con.close()
