@@ -1,6 +1,6 @@
 """Scale-out: 2 ``lanewatch collect`` processes against 1, on ClickHouse, side by side in one run.
 
-    python bench/bench_scale.py [--spans 1500000] [--rounds 3] [--conns 2] [--profile DIR]
+    python bench/bench_scale.py [--spans 4000000] [--rounds 3] [--conns 2] [--profile DIR [--profile-s 6]]
 
 One private ClickHouse server (:mod:`lanewatch.store.clickhouse_local`, as the tests start it)
 for the whole run. Each round measures both set-ups, in alternating order, each on a fresh
@@ -21,6 +21,10 @@ hop is in ClickHouse (includes the tail: the last flush, and with 2 collectors t
 peer's liveness); ``acked`` from the first request to the last acknowledgement. CPU seconds of every process (collectors, clickhouse-server, client) over the
 same interval show where the cores went. Prints medians of the rounds and the ratios 2 / 1.
 ``--profile DIR``: one more 2-collector run with ``py-spy record`` on the first collector.
+
+A run must last well past ``trace_wait_s`` (6 s): traces are judged (edges, trace rollups,
+lane paths, journal) 6 s after their last span, so in a run of 3-4 s that work falls after the
+measurement (1.5M spans measured ~350k spans/s for one collector, 4M ~195k/s).
 """
 
 from __future__ import annotations
@@ -118,12 +122,12 @@ def stored_hops(server: LocalServer, db: str) -> int:
 
 
 def measure(server: LocalServer, db: str, n: int, halves: list[list[bytes]], hops: int, conns: int,
-            tmp: Path, profile: Path | None = None) -> dict[str, float]:
+            tmp: Path, profile: Path | None = None, duration: int = 6) -> dict[str, float]:
     procs, ports = start_collectors(server, db, n, tmp)
     spy = None
     if profile is not None:
         spy = subprocess.Popen(["py-spy", "record", "--pid", str(procs[0].pid), "--rate", "200", "--format", "raw",
-                                "--output", str(profile), "--nonblocking", "--duration", "6"],
+                                "--output", str(profile), "--nonblocking", "--duration", str(duration)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)
     parts = ([(ports[0], [b for pair in zip(*halves) for b in pair])] if n == 1
@@ -176,11 +180,12 @@ def render(templates: list[Template], passes: int, round_no: int) -> list[bytes]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--spans", type=int, default=1_500_000, help="spans per measurement")
+    ap.add_argument("--spans", type=int, default=4_000_000, help="spans per measurement")
     ap.add_argument("--build", type=int, default=500_000, help="distinct spans built (re-rendered per pass)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--conns", type=int, default=2, help="keep-alive connections per collector")
     ap.add_argument("--profile", default="", help="directory for a py-spy profile of one collector of 2")
+    ap.add_argument("--profile-s", type=int, default=6, help="seconds profiled (from 1 s before the load)")
     a = ap.parse_args()
     t_build = time.perf_counter()
     tmpl = [[Template(b) for b in payloads.build(a.build // 2, 1000)] for _ in range(2)]
@@ -213,10 +218,12 @@ def main() -> None:
                 out.mkdir(parents=True, exist_ok=True)
                 halves = [render(h, passes, 99) for h in tmpl]
                 measure(server, "scale_profile", 2, halves, hops * passes, a.conns, tmp,
-                        profile=out / "collector0.txt")
+                        profile=out / "collector0.txt", duration=a.profile_s)
                 print(f"profile: {out / 'collector0.txt'} (py-spy raw, one of 2 collectors)")
         finally:
             server.stop()
+    if not a.rounds:
+        return
     spans = (len(tmpl[0]) + len(tmpl[1])) * passes * 1000
     print(f"{spans} spans per measurement (1000 per request, {a.conns} connections per collector), "
           f"medians of {a.rounds} rounds:")
