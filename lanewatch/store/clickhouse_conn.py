@@ -14,9 +14,14 @@ import queue
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
 from lanewatch.config.store_url import StoreURL
 
 T = TypeVar("T")
+#: One column of an insert.
+Columnar = Sequence[Any] | npt.NDArray[Any]
 
 
 class Connection(Protocol):
@@ -30,8 +35,9 @@ class Connection(Protocol):
         """Run a SELECT; its result as one list per selected column (empty lists when no row)."""
         ...
 
-    def insert(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None:
-        """Insert rows given as columns (``data[i]`` holds column ``columns[i]``), in one block."""
+    def insert(self, table: str, columns: Sequence[str], data: Sequence[Columnar]) -> None:
+        """Insert rows given as columns (``data[i]`` holds column ``columns[i]``: a sequence or a
+        numpy array), in one block."""
         ...
 
     def close(self) -> None: ...
@@ -56,7 +62,11 @@ def lit(value: Any) -> str:
 class DriverConnection:
     """:class:`Connection` on ``clickhouse_driver.Client``: a pool of ``pool`` clients (a client
     is not thread-safe; each call takes a free one, so calls from several threads run side by
-    side on the server). Clients connect on first use. The database is created if missing."""
+    side on the server). Clients connect on first use. The database is created if missing.
+
+    An insert whose columns are all numpy arrays goes through a client in the driver's numpy
+    mode, which writes a numeric column as one buffer instead of packing Python values (the
+    journal: a row per open span, about 3x cheaper to send)."""
 
     def __init__(self, url: StoreURL, *, connect_timeout: float = 10.0, pool: int = 4) -> None:
         from clickhouse_driver import Client
@@ -77,13 +87,19 @@ class DriverConnection:
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for c in self._clients:
             self._free.put(c)
+        self._numpy = Client(url.host, port=url.port, user=url.user, password=url.password,
+                             database=url.database, secure=url.secure, connect_timeout=connect_timeout,
+                             settings={"use_numpy": True})
+        self._numpy_free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._numpy_free.put(self._numpy)
 
-    def _call(self, fn: Callable[[Any], T]) -> T:
-        c = self._free.get()
+    def _call(self, fn: Callable[[Any], T], free: queue.SimpleQueue[Any] | None = None) -> T:
+        free = free if free is not None else self._free
+        c = free.get()
         try:
             return fn(c)
         finally:
-            self._free.put(c)
+            free.put(c)
 
     def command(self, sql: str) -> None:
         self._call(lambda c: c.execute(sql))
@@ -94,12 +110,17 @@ class DriverConnection:
             return [[] for _ in types]
         return [list(c) for c in data]
 
-    def insert(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None:
+    def insert(self, table: str, columns: Sequence[str], data: Sequence[Columnar]) -> None:
         if not data or not len(data[0]):
             return
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
+        if all(isinstance(c, np.ndarray) for c in data):
+            arrays = list(data)
+            self._call(lambda c: c.execute(sql, arrays, columnar=True), self._numpy_free)
+            return
         rows = [list(c) for c in data]
-        self._call(lambda c: c.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES", rows, columnar=True))
+        self._call(lambda c: c.execute(sql, rows, columnar=True))
 
     def close(self) -> None:
-        for c in self._clients:
+        for c in [*self._clients, self._numpy]:
             c.disconnect()
