@@ -1,6 +1,6 @@
 """What the ClickHouse store costs per span in the collector, and what it writes per second.
 
-    python bench/bench_clickhouse_write.py [--rates 20000,80000] [--groups 1,4] [--seconds 14] [--rounds 3] [--pandas-blocks]
+    python bench/bench_clickhouse_write.py [--rates 20000,80000] [--groups 1,4] [--seconds 14] [--rounds 3] [--list-journal] [--pandas-blocks]
 
 The span path as ``lanewatch collect`` runs it, in one process with a fake clock: every
 simulated second's OTLP/protobuf bodies (512 spans per request, span times spread over that
@@ -33,6 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
 import payloads
 
 from lanewatch import config
@@ -64,6 +65,7 @@ class Counting:
         self.rows: Counter[str] = Counter()
         self.secs: Counter[str] = Counter()
         self.on = False
+        self.lists = False
 
     def command(self, sql: str) -> None:
         self.con.command(sql)
@@ -71,7 +73,9 @@ class Counting:
     def query(self, sql: str) -> list[list[Any]]:
         return self.con.query(sql)
 
-    def insert(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None:
+    def insert(self, table: str, columns: Sequence[str], data: Sequence[Any]) -> None:
+        if self.lists:  # as before numpy inserts: every column as Python values
+            data = [c.tolist() if isinstance(c, np.ndarray) else c for c in data]
         t = time.perf_counter()
         self.con.insert(table, columns, data)
         if self.on:
@@ -90,12 +94,14 @@ class Clock:
         return self.t
 
 
-def run(server: LocalServer, db: str, seconds: list[list[bytes]], per_second: int, t0: float) -> dict[str, Any]:
+def run(server: LocalServer, db: str, seconds: list[list[bytes]], per_second: int, t0: float,
+        lists: bool = False) -> dict[str, Any]:
     """One case on a fresh database: store time per flush and per span, rows per second."""
     gc.collect()
     clock = Clock(t0)
     settings = config.load(environ={}, flags={"trace_wait_s": TRACE_WAIT_S, "sample_ok_traces": 0.01})
     con = Counting(DriverConnection(parse(server.url(db))))
+    con.lists = lists
     store = ClickHouseStore(connection=con, collector="c0", clock=clock)
     engine = Engine(settings, clock)
     engine.resume(store.open_spans())
@@ -135,12 +141,16 @@ def main() -> None:
     ap.add_argument("--pandas-blocks", action="store_true",
                     help="also run every case with the rollup blocks grouped by pandas (as before the numpy "
                          "grouping; the reference in tests/unit/test_clickhouse_rollup_blocks.py)")
+    ap.add_argument("--list-journal", action="store_true",
+                    help="also run every case with the journal sent as Python lists (as before numpy inserts)")
     a = ap.parse_args()
-    variants = {"numpy": W.rollup_blocks}
+    variants: dict[str, tuple[Any, bool]] = {"numpy": (W.rollup_blocks, False)}
+    if a.list_journal:
+        variants["numpy, journal as lists"] = (W.rollup_blocks, True)
     if a.pandas_blocks:
         from tests.unit.test_clickhouse_rollup_blocks import reference
 
-        variants["pandas"] = reference
+        variants["pandas, journal as lists"] = (reference, True)
     rates = [int(r) for r in a.rates.split(",")]
     groups = [int(g) for g in a.groups.split(",")]
     cases = [(r, groups[0]) for r in rates] + [(max(rates), g) for g in groups[1:]]
@@ -156,14 +166,14 @@ def main() -> None:
     try:
         for r in range(a.rounds):
             for c in cases:
-                for v, blocks in variants.items():
-                    W.rollup_blocks = blocks  # type: ignore[assignment]
-                    res[(*c, v)].append(run(server, f"w_r{r}_{c[0]}_{c[1]}_{v}", built[c], spans[c], t0))
+                for k, (v, (blocks, lists)) in enumerate(variants.items()):
+                    W.rollup_blocks = blocks
+                    res[(*c, v)].append(run(server, f"w_r{r}_{c[0]}_{c[1]}_{k}", built[c], spans[c], t0, lists))
     finally:
-        W.rollup_blocks = variants["numpy"]  # type: ignore[assignment]
+        W.rollup_blocks = variants["numpy"][0]
         server.stop()
     tables = sorted({t for ms in res.values() for m in ms for t in m["rows"]})
-    head = f"{'spans/s':>8s} {'keys':>5s} {'blocks':>6s} {'write ms/flush':>14s} {'us/span':>8s} {'share':>6s}"
+    head = f"{'spans/s':>8s} {'keys':>5s} {'variant':>24s} {'write ms/flush':>14s} {'us/span':>8s} {'share':>6s}"
     print(head + "".join(f" {g:>9s}" for g in ("rollups", "records", "journal", "state")) + "   (rows per second)")
     for c, ms in res.items():
         med = {k: statistics.median(m[k] for m in ms) for k in ("write_ms_per_flush", "us_per_span", "share")}
@@ -171,13 +181,13 @@ def main() -> None:
         by: Counter[str] = Counter()
         for t, v in rows.items():
             by[group_of(t)] += v
-        print(f"{c[0]:8d} {'x' + str(c[1]):>5s} {c[2]:>6s} {med['write_ms_per_flush']:14.1f} {med['us_per_span']:8.2f} "
+        print(f"{c[0]:8d} {'x' + str(c[1]):>5s} {c[2]:>24s} {med['write_ms_per_flush']:14.1f} {med['us_per_span']:8.2f} "
               f"{med['share']:6.1%}" + "".join(f" {by[g]:9.0f}" for g in ("rollups", "records", "journal", "state")))
         secs = {g: statistics.median(m["secs"].get(g, 0.0) for m in ms) for g in ("rollups", "records", "journal", "state")}
         prep = statistics.median(m["prep_ms"] for m in ms)
-        print(f"{'':21s} ms per simulated second: inserts " + "  ".join(f"{g} {1000 * v:.1f}" for g, v in secs.items())
+        print(f"{'':39s} ms per simulated second: inserts " + "  ".join(f"{g} {1000 * v:.1f}" for g, v in secs.items())
               + f"; blocks built (write - inserts) {prep:.1f}")
-        print(f"{'':21s} rollup rows/s by table: " + "  ".join(f"{t} {v:.0f}" for t, v in rows.items() if t.startswith("r_")))
+        print(f"{'':39s} rollup rows/s by table: " + "  ".join(f"{t} {v:.0f}" for t, v in rows.items() if t.startswith("r_")))
 
 
 if __name__ == "__main__":
