@@ -39,13 +39,16 @@ USER_HEADER = "http.request.header.x-user-id"
 
 
 def build_round(traces: int, seed: int, t0_ns: int, trace_state: str = "",
-                user_header: bool = False) -> list[ExportTraceServiceRequest]:
+                user_header: bool = False, groups: int = 1,
+                step_ns: int = 20_000) -> list[ExportTraceServiceRequest]:
     """``traces`` traces through svc0 -> ... -> svc{CHAIN-1}; one request per (service, lane)
     instance, so the spans of one trace arrive in several requests, as from real services.
     Each hop is a SERVER span plus, except the last, a CLIENT span calling the next; every
     span carries ``trace_state`` (e.g. ``ot=th:c``: sampled spans) when given; with
     ``user_header`` every SERVER span carries :data:`USER_HEADER` (users u0..u999) and a trace
-    is gray when its user is u1..u3 or in a 30% split (the routing ``--rules`` checks)."""
+    is gray when its user is u1..u3 or in a 30% split (the routing ``--rules`` checks).
+    ``groups`` chains of distinct services (trace ``i`` through chain ``i % groups``: ``groups``
+    times the keys); hops start ``step_ns`` apart."""
     rng = random.Random(seed)
     reqs: dict[tuple[int, str], ExportTraceServiceRequest] = {}
 
@@ -59,7 +62,7 @@ def build_round(traces: int, seed: int, t0_ns: int, trace_state: str = "",
         return req.resource_spans[0].scope_spans[0].spans
 
     t = t0_ns
-    for _ in range(traces):
+    for i in range(traces):
         trace_id, parent = os.urandom(16), b""
         gray = rng.random() < 0.3
         uid = f"u{rng.randrange(1000)}"
@@ -67,15 +70,16 @@ def build_round(traces: int, seed: int, t0_ns: int, trace_state: str = "",
             values=[AnyValue(string_value=uid)])))
         if user_header:  # routed as bench_collector.RULES says: the rules agree with the routing
             gray = uid in ("u1", "u2", "u3") or in_share(uid, 30)
-        for svc in range(CHAIN):
-            served = "gray" if gray and svc != 2 else ""  # svc2 has no gray copy: fallback
+        for hop in range(CHAIN):
+            svc = (i % groups) * CHAIN + hop
+            served = "gray" if gray and hop != 2 else ""  # svc2 has no gray copy: fallback
             attrs = [_kv("http.method", "GET"), _kv("http.route", "/api/items/{id}"),
                      _kv("http.status_code", "200"), _kv("net.peer.name", "10.0.0.7"),
                      _kv("user_agent.original", "bench/1.0")]
             if gray:
                 attrs.append(_kv(L.REQUEST_LANE_ATTR, "gray"))
             server_id = os.urandom(8)
-            t += 20_000
+            t += step_ns
             err = rng.random() < 0.01
             out = spans_of(svc, served)
             out.append(Span(  # type: ignore[attr-defined]
@@ -84,7 +88,7 @@ def build_round(traces: int, seed: int, t0_ns: int, trace_state: str = "",
                 end_time_unix_nano=t + rng.randint(200_000, 30_000_000),
                 attributes=attrs + [user] if user_header else attrs,
                 status=Status(code=Status.STATUS_CODE_ERROR if err else Status.STATUS_CODE_OK)))
-            if svc < CHAIN - 1:
+            if hop < CHAIN - 1:
                 parent = os.urandom(8)
                 out.append(Span(  # type: ignore[attr-defined]
                     trace_id=trace_id, span_id=parent, parent_span_id=server_id, name="GET", trace_state=trace_state,
@@ -94,15 +98,18 @@ def build_round(traces: int, seed: int, t0_ns: int, trace_state: str = "",
 
 
 def build(n_spans: int, spans_per_request: int, fmt: str = "proto",
-          t0_ns: int | None = None, trace_state: str = "", user_header: bool = False) -> list[bytes]:
+          t0_ns: int | None = None, trace_state: str = "", user_header: bool = False,
+          groups: int = 1, duration_ns: int | None = None) -> list[bytes]:
     """Bodies of exactly ``spans_per_request`` spans each (about ``n_spans`` in all): each
     instance's spans are cut into batches in time order, as a batch exporter does, and
-    the batches of all instances interleave."""
+    the batches of all instances interleave. ``groups``: see :func:`build_round`;
+    ``duration_ns``: the hops' start times spread evenly over that long (else 20 us apart)."""
     import time
 
     t0 = t0_ns if t0_ns is not None else time.time_ns()
     traces = max(1, n_spans // (2 * CHAIN - 1))
-    per_instance = build_round(traces, 0, t0, trace_state, user_header)
+    step = duration_ns // (traces * CHAIN) if duration_ns else 20_000
+    per_instance = build_round(traces, 0, t0, trace_state, user_header, groups, step)
     batches: list[tuple[int, ExportTraceServiceRequest]] = []
     for req in per_instance:
         rs = req.resource_spans[0]

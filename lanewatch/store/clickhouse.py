@@ -75,7 +75,9 @@ class ClickHouseStore:
     :class:`~lanewatch.store.clickhouse_conn.Connection`, e.g. an in-process engine in tests).
     ``collector`` names this process's writes (counters, open spans, liveness are kept per
     collector). ``maintain(now)`` applies ``retention_s`` and ``downsample_after_s``; violations
-    and kept traces keep the newest ``max_violations`` each.
+    and kept traces keep the newest ``max_violations`` each. With a ``url``, calls from several
+    threads (a page's gathered queries, alert evaluation, feed polls) run side by side on a
+    pool of clients (:class:`~lanewatch.store.clickhouse_conn.DriverConnection`).
     """
 
     def __init__(self, url: StoreURL | None = None, *, connection: Connection | None = None,

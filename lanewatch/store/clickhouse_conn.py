@@ -10,11 +10,18 @@ tests) runs exactly the same SQL.
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Sequence
-from typing import Any, Protocol
+import queue
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
 
 from lanewatch.config.store_url import StoreURL
+
+T = TypeVar("T")
+#: One column of an insert.
+Columnar = Sequence[Any] | npt.NDArray[Any]
 
 
 class Connection(Protocol):
@@ -28,8 +35,9 @@ class Connection(Protocol):
         """Run a SELECT; its result as one list per selected column (empty lists when no row)."""
         ...
 
-    def insert(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None:
-        """Insert rows given as columns (``data[i]`` holds column ``columns[i]``), in one block."""
+    def insert(self, table: str, columns: Sequence[str], data: Sequence[Columnar]) -> None:
+        """Insert rows given as columns (``data[i]`` holds column ``columns[i]``: a sequence or a
+        numpy array), in one block."""
         ...
 
     def close(self) -> None: ...
@@ -52,11 +60,19 @@ def lit(value: Any) -> str:
 
 
 class DriverConnection:
-    """:class:`Connection` on ``clickhouse_driver.Client`` (one client, used under a lock: the
-    client is not thread-safe). The database is created if missing."""
+    """:class:`Connection` on ``clickhouse_driver.Client``: a pool of ``pool`` clients (a client
+    is not thread-safe; each call takes a free one, so calls from several threads run side by
+    side on the server). Clients connect on first use. The database is created if missing.
 
-    def __init__(self, url: StoreURL, *, connect_timeout: float = 10.0) -> None:
+    An insert whose columns are all numpy arrays goes through a client in the driver's numpy
+    mode, which writes a numeric column as one buffer instead of packing Python values (the
+    journal: a row per open span, about 3x cheaper to send)."""
+
+    def __init__(self, url: StoreURL, *, connect_timeout: float = 10.0, pool: int = 4) -> None:
         from clickhouse_driver import Client
+
+        if pool < 1:
+            raise ValueError("pool must be >= 1")
 
         def client(database: str) -> Client:
             return Client(url.host, port=url.port, user=url.user, password=url.password,
@@ -67,27 +83,44 @@ class DriverConnection:
             boot.execute(f"CREATE DATABASE IF NOT EXISTS {url.database}")
         finally:
             boot.disconnect()
-        self._client = client(url.database)
-        self._lock = threading.Lock()
+        self._clients = [client(url.database) for _ in range(pool)]
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for c in self._clients:
+            self._free.put(c)
+        self._numpy = Client(url.host, port=url.port, user=url.user, password=url.password,
+                             database=url.database, secure=url.secure, connect_timeout=connect_timeout,
+                             settings={"use_numpy": True})
+        self._numpy_free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._numpy_free.put(self._numpy)
+
+    def _call(self, fn: Callable[[Any], T], free: queue.SimpleQueue[Any] | None = None) -> T:
+        free = free if free is not None else self._free
+        c = free.get()
+        try:
+            return fn(c)
+        finally:
+            free.put(c)
 
     def command(self, sql: str) -> None:
-        with self._lock:
-            self._client.execute(sql)
+        self._call(lambda c: c.execute(sql))
 
     def query(self, sql: str) -> list[list[Any]]:
-        with self._lock:
-            data, types = self._client.execute(sql, columnar=True, with_column_types=True)
+        data, types = self._call(lambda c: c.execute(sql, columnar=True, with_column_types=True))
         if not data:
             return [[] for _ in types]
         return [list(c) for c in data]
 
-    def insert(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None:
+    def insert(self, table: str, columns: Sequence[str], data: Sequence[Columnar]) -> None:
         if not data or not len(data[0]):
             return
-        with self._lock:
-            self._client.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES",
-                                 [list(c) for c in data], columnar=True)
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
+        if all(isinstance(c, np.ndarray) for c in data):
+            arrays = list(data)
+            self._call(lambda c: c.execute(sql, arrays, columnar=True), self._numpy_free)
+            return
+        rows = [list(c) for c in data]
+        self._call(lambda c: c.execute(sql, rows, columnar=True))
 
     def close(self) -> None:
-        with self._lock:
-            self._client.disconnect()
+        for c in [*self._clients, self._numpy]:
+            c.disconnect()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from lanewatch.collect.bulk import COLUMNS as SPAN_DTYPES
 from lanewatch.store.base import OpenSpans, Resumed
@@ -68,12 +69,14 @@ def write(con: Connection, collector: str, state: State, change: OpenSpans, stam
     if parts:
         lens = [len(rows["sid"]) for _, _, rows in parts]
         n = sum(lens)
-        data: list[list[Any]] = [[collector] * n, [new.epoch] * n,
-                                 np.repeat([s for s, _, _ in parts], lens).tolist(),
-                                 np.repeat([g for _, g, _ in parts], lens).tolist(), [at] * n]
+        # numpy columns: the connection may send them as whole buffers
+        data: list[npt.NDArray[Any]] = [np.full(n, collector, dtype=object), np.full(n, new.epoch, dtype=np.uint64),
+                                        np.repeat(np.array([s for s, _, _ in parts], dtype=np.int64), lens),
+                                        np.repeat(np.array([g for _, g, _ in parts], dtype=np.uint64), lens),
+                                        np.full(n, at, dtype=np.int64)]
         for c, t in JOURNAL_TYPES.items():
             arr = np.concatenate([np.asarray(rows[c]) for _, _, rows in parts])
-            data.append(arr.astype(np.uint64 if t == "UInt64" else np.int64).tolist())
+            data.append(arr.astype(np.uint64 if t == "UInt64" else np.int64))
         con.insert("open_spans", ["collector", "epoch", "seq", "gen", "at", *JOURNAL_TYPES], data)
     if change.names:
         k = len(change.names)
