@@ -26,7 +26,8 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lanewatch", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lanewatch", description="Did gray traffic stay gray, end to end? "
+                                     "lanewatch COMMAND --help tells more of each command.")
     sub = parser.add_subparsers(dest="command", required=True)
     argv = list(sys.argv[1:] if argv is None else argv)
     for name, (module, help_) in COMMANDS.items():

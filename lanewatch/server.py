@@ -121,9 +121,10 @@ class Collector:
     def start(self) -> Self:
         """Bind everything; on failure, release what was already bound and re-raise."""
         try:
+            if self.engine.sharing:  # before anything is read or written under our name
+                refuse_a_live_namesake(self.store, self.settings.collector_name, self.settings.flush_interval_s)
             self._resume()
             if self.engine.sharing:  # before the first span: the other collectors' liveness
-                refuse_a_live_namesake(self.store, self.settings.collector_name, self.settings.flush_interval_s)
                 self.pipeline.merge_peers()
                 self.pipeline.adopt_names(self.alerts.clock())
             if self._alerting:
@@ -160,9 +161,11 @@ class Collector:
             return
         n = self.engine.resume(kept)
         if not kept.clean:
-            log.warning("the last lanewatch on %s did not stop cleanly: spans it acknowledged "
+            log.warning("the last lanewatch on %s%s did not stop cleanly: spans it acknowledged "
                         "after its last committed flush (at most max_unflushed_s = %gs of them) are "
-                        "missing; the traces open at that flush are resumed", self.settings.data_dir,
+                        "missing; the traces open at that flush are resumed",
+                        self.settings.store_url.display(),
+                        f" as collector {self.settings.collector_name}" if self.engine.sharing else "",
                         self.settings.max_unflushed_s)
         if n:
             log.info("resumed %d spans of traces that were open at the last stop", n)

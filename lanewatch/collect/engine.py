@@ -392,8 +392,6 @@ class Engine:
     def _on_rules(self, version: RuleVersion) -> None:
         """A new rule version: decoders read its attribute keys from now on."""
         self.keys = self._keys()
-        log.info("routing rules version %d in force from %.3f (%s): %d rules, %d declared services",
-                 version.version, version.since, version.source, len(version.rules), len(version.topology))
 
     def _compiled(self, version: RuleVersion) -> dict[int, list[tuple[Rule, int]]]:
         got = self._compiled_rules.get(version.version)

@@ -12,7 +12,6 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -115,7 +114,8 @@ def _yaml(path: str) -> dict[str, Any]:
     """The settings file; a file of Kubernetes / OpenSergo documents (Ingress, TrafficLane,
     TrafficRouter: ``docs/rules.md``) stands for ``routing_rules: [{import: path}]``."""
     try:
-        docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
+        with open(path, encoding="utf-8") as f:  # a stream: YAML errors name the file
+            docs = [d for d in yaml.safe_load_all(f) if d is not None]
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"config={path}: {e}") from None
     if any(_is_manifest(d) for d in docs):

@@ -89,18 +89,36 @@ def _time_layout(theme: str, tz: str | None, to: float | None, metric: str, titl
 def rule_change_marks(changes: Sequence[Mapping[str, Any]], tz: str | None
                       ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A dotted vertical line and a label ``rules v3 (file)`` at each routing rule change
-    (``rule_changes`` of ``Query.series`` / ``Query.compare``)."""
-    x, _ = local_axis([float(c["since"]) for c in changes], tz)
+    (``rule_changes`` of ``Query.series`` / ``Query.compare``); changes less than
+    :data:`RULE_MARK_MERGE_S` apart share one line and one label (``rules v3-v6, 4 changes``),
+    which is drawn left of its line (the newest change is often at the right edge)."""
+    groups: list[list[Mapping[str, Any]]] = []
+    for c in sorted(changes, key=lambda c: float(c["since"])):
+        if groups and float(c["since"]) - float(groups[-1][-1]["since"]) < RULE_MARK_MERGE_S:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    x, _ = local_axis([float(g[-1]["since"]) for g in groups], tz)
     shapes, notes = [], []
-    for when, c in zip(np.datetime_as_string(x, unit="ms").tolist(), changes):
+    for when, g in zip(np.datetime_as_string(x, unit="ms").tolist(), groups):
+        first, last = g[0], g[-1]
+        if len(g) == 1:
+            text = f"rules v{last['version']} ({last['source']})"
+            hover = (f"routing rules version {last['version']} in force from here "
+                     f"({last['routing_rules']} rules, applied by {last['source']})")
+        else:
+            text = f"rules v{first['version']}-v{last['version']}, {len(g)} changes"
+            hover = "<br>".join(f"version {c['version']}: {c['routing_rules']} rules, applied by {c['source']}"
+                                for c in g) + f"<br>version {last['version']} in force from here"
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": when, "x1": when, "y0": 0, "y1": 1,
                        "line": {"color": T.RULE_CHANGE_COLOUR, "width": 1, "dash": "dot"}})
-        notes.append({"x": when, "xref": "x", "y": 1, "yref": "paper", "yanchor": "top", "xanchor": "left",
-                      "showarrow": False,
-                      "text": f"rules v{c['version']} ({c['source']})", "font": {"size": 10},
-                      "hovertext": f"routing rules version {c['version']} in force from here "
-                                   f"({c['routing_rules']} rules, applied by {c['source']})"})
+        notes.append({"x": when, "xref": "x", "y": 1, "yref": "paper", "yanchor": "top", "xanchor": "right",
+                      "showarrow": False, "text": text, "font": {"size": 10}, "hovertext": hover})
     return shapes, notes
+
+
+#: Rule changes closer than this share one mark on the time series.
+RULE_MARK_MERGE_S = 10.0
 
 
 def lane_series_figure(series: Mapping[str, Any], metric: str, *, colours: Mapping[str, str],

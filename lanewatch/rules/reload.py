@@ -46,6 +46,12 @@ def parse_body(doc: Any, book: RuleBook) -> tuple[list[routing.Rule], dict[str, 
     if not set(doc) & set(BODY_KEYS):
         raise ConfigError(f"nothing to apply: give {' and/or '.join(BODY_KEYS)}")
     cur = book.current
+    raw_rules = doc.get("routing_rules")
+    for i, r in enumerate(raw_rules if isinstance(raw_rules, list) else ()):
+        if isinstance(r, Mapping) and "import" in r:
+            raise ConfigError(f"routing_rules[{i}].import: a PUT body cannot import files (lanewatch "
+                              "reads no path a request names); put the import in the config file, or "
+                              "send the rules `lanewatch rules import FILE` prints")
     try:
         rules = routing.parse_rules(doc["routing_rules"]) if "routing_rules" in doc else list(cur.rules)
     except TypeError as e:
@@ -144,9 +150,10 @@ class Reloader:
             try:
                 values = self._file_values()
             except ConfigError as e:
+                said = str(e) if str(e).startswith("config=") else f"config={self.path}: {e}"
                 log.error("rules not reloaded (%s): %s; the rules in force (version %d) stay",
-                          source, e, self.book.current.version)
-                self.book.fail(source, str(e))
+                          source, said, self.book.current.version)
+                self.book.fail(source, said)
                 return None
             self.needs_restart = sorted(k for k, v in values.items()
                                         if k not in LIVE_SETTINGS and k != "config"
@@ -162,9 +169,16 @@ class Reloader:
             try:
                 rules, topology = parse_body(doc, self.book)
             except ConfigError as e:
-                self.book.fail("api", str(e))
+                self.refused("api", str(e))
                 raise
             return self._apply(rules, topology, "api")
+
+    def refused(self, source: str, error: str) -> None:
+        """A change refused before it was read (e.g. a body that does not parse): said as a
+        refused file is (log, health, banner)."""
+        log.error("rules not replaced (%s): %s; the rules in force (version %d) stay",
+                  source, error, self.book.current.version)
+        self.book.fail(source, error)
 
     def _apply(self, rules: list[routing.Rule], topology: dict[str, list[str]], source: str) -> RuleVersion | None:
         new = self.book.apply(rules, topology, source)

@@ -9,6 +9,7 @@ tests) runs exactly the same SQL.
 
 from __future__ import annotations
 
+import logging
 import math
 import queue
 from collections.abc import Callable, Sequence
@@ -18,6 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from lanewatch.config.store_url import StoreURL
+
+# The driver logs each failed connection attempt with its traceback before raising; lanewatch
+# says what failed once, in its own words (``cannot start: ... (store ...)``, a failed flush).
+logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
 
 T = TypeVar("T")
 #: One column of an insert.

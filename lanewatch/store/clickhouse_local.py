@@ -138,3 +138,32 @@ def start(directory: str | Path | None = None, *, timeout: float = 30.0, attempt
     if not keep:
         shutil.rmtree(root, ignore_errors=True)
     raise RuntimeError(f"clickhouse-server did not answer /ping within {timeout}s:\n{last}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lanewatch.store.clickhouse_local [DIR] [DATABASE]``: a private server to try
+    the scale-out roles on one machine. Prints the store URL, runs until SIGINT or SIGTERM,
+    then stops the server (its files stay in DIR when one is given)."""
+    import signal
+    import sys
+    import threading
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        server = start(args[0] if args else None)
+    except (RuntimeError, OSError) as e:
+        print(f"clickhouse_local: {e}", file=sys.stderr, flush=True)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(server.url(args[1] if len(args) > 1 else "lanewatch"), flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -80,7 +80,7 @@ def register_rules(bp: flask.Blueprint, query: Query) -> None:
             doc = _body(flask.request)
             new = rules.put(doc)
         except _Refused as e:
-            rules.book.fail("api", str(e))
+            rules.refused("api", str(e))
             return _json({"error": str(e)}, e.status)
         except ConfigError as e:
             return _json({"error": f"{e}; the rules in force (version {rules.book.current.version}) stay"}, 400)
@@ -88,7 +88,7 @@ def register_rules(bp: flask.Blueprint, query: Query) -> None:
             log.exception("PUT /api/v1/rules failed")
             return _json({"error": "internal error; see the lanewatch log"}, 500)
         log.warning("routing rules replaced by PUT /api/v1/rules (version %d); they last until the "
-                    "config file changes or the process restarts", rules.book.current.version)
+                    "config file is read again (a change, SIGHUP) or the process restarts", rules.book.current.version)
         return _json({"applied": new is not None, **rules.book.state()})
 
     bp.add_url_rule("/rules", "rules", state, methods=["GET"])

@@ -158,6 +158,9 @@ def test_a_second_collector_under_a_running_ones_id_is_refused(tmp_path: Path,
         twin = Collector(settings({}, tmp_path / "b", store=store, collector_id="c0"), web=False, alerts=False)
         with pytest.raises(config.ConfigError, match="collector id 'c0' is in use"):
             twin.start()
+        time.sleep(1.0)  # a flush or two of the first: nothing of the twin's shows under c0
+        c0 = next(r for r in first.query.collectors() if r["collector"] == "c0")
+        assert "restarts_unclean" not in c0["counters"] and "spans_resumed" not in c0["counters"], c0
     finally:
         first.stop()
     t = time.monotonic()

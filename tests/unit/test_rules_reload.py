@@ -149,3 +149,22 @@ def test_what_get_rules_shows_can_be_put_back_unchanged() -> None:
     r = Reloader(book, None)
     assert r.put({"routing_rules": shown["routing_rules"], "topology": shown["topology"]}) is None
     assert book.current.version == 1
+
+
+def test_rule_changes_close_together_share_one_mark() -> None:
+    from lanewatch.dashboard.figures import rule_change_marks
+
+    t = 1_800_000_000.0
+    changes = [{"version": v, "since": t + dt, "source": "file", "routing_rules": 1}
+               for v, dt in ((2, 0.0), (3, 1.0), (4, 2.5), (5, 60.0))]
+    shapes, notes = rule_change_marks(changes, "UTC")
+    assert [n["text"] for n in notes] == ["rules v2-v4, 3 changes", "rules v5 (file)"]
+    assert len(shapes) == 2 and shapes[0]["x0"] == "2027-01-15T08:00:02.500"
+    assert "version 3: 1 rules" in notes[0]["hovertext"]
+
+
+def test_a_put_that_imports_is_refused_saying_why() -> None:
+    book = RuleBook([], {})
+    with pytest.raises(ConfigError, match=r"routing_rules\[0\].import: a PUT body cannot import files"):
+        Reloader(book, None).put({"routing_rules": [{"import": "/etc/passwd"}]})
+    assert book.failure is not None and book.current.version == 1
