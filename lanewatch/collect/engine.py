@@ -357,7 +357,7 @@ class Engine:
             metrics = [counts, errors * counts, latency_ms * counts, (weight[sel] != 1.0).astype(np.float64)]
         self.rollups["hops"].add_columns(
             [*keys, exp[sel], verdict[sel]], [None, S.names, S.names, S.names, S.names, _verdict_names],
-            metrics, [*kb, code, (0, 3)])
+            metrics, [*kb, code, (0, max(L.Verdict))])
         self.rollups["latency"].add_columns([*keys, bucket_of(latency_ms)],
                                             [None, S.names, S.names, S.names, None], [counts],
                                             [*kb, (0, N_BUCKETS - 1)])
