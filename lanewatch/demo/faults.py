@@ -34,6 +34,7 @@ BASE_TO_B_GRAY: Final = "base_to_b_gray"
 B_GRAY_ERRORS: Final = "b_gray_errors"
 B_GRAY_SLOW: Final = "b_gray_slow"
 DEAD_LANE: Final = "dead_lane"
+GRAY_TO_C_BASE: Final = "gray_to_c_base"
 
 FAULTS: Final[tuple[Fault, ...]] = (
     Fault(B_GRAY_DROPS_TAG, "B-gray drops the lane tag on its calls to C (context lost inside a service; "
@@ -44,6 +45,8 @@ FAULTS: Final[tuple[Fault, ...]] = (
           "C-base", "fallback at C, no violation"),
     Fault(BASE_TO_B_GRAY, "A's balancer ignores lanes for base traffic: about half of it reaches B-gray",
           "intrusion at B"),
+    Fault(GRAY_TO_C_BASE, "B's balancer sends gray calls to C-base (the lane tag kept) while C-gray is live",
+          "leak at C"),
     Fault(B_GRAY_ERRORS, "B-gray fails 30% of its requests", "gray worse than base: B error rate"),
     Fault(B_GRAY_SLOW, "B-gray answers 200 ms slower", "gray worse than base: B latency"),
     Fault(DEAD_LANE, "the ingress sends nothing to the gray lane and drops lane headers at the edge: "
