@@ -45,12 +45,12 @@ FAULTS: Final[tuple[Fault, ...]] = (
           "C-base", "fallback at C, no violation"),
     Fault(BASE_TO_B_GRAY, "A's balancer ignores lanes for base traffic: about half of it reaches B-gray",
           "intrusion at B"),
-    Fault(GRAY_TO_C_BASE, "B's balancer sends gray calls to C-base (the lane tag kept) while C-gray is live",
-          "leak at C"),
     Fault(B_GRAY_ERRORS, "B-gray fails 30% of its requests", "gray worse than base: B error rate"),
     Fault(B_GRAY_SLOW, "B-gray answers 200 ms slower", "gray worse than base: B latency"),
     Fault(DEAD_LANE, "the ingress sends nothing to the gray lane and drops lane headers at the edge: "
           "gray instances are live but idle", "dead lane: live gray instances with no traffic (shown after dead_lanes.after_s)"),
+    Fault(GRAY_TO_C_BASE, "B's balancer sends gray calls to C-base (the lane tag kept) while C-gray is live",
+          "leak at C"),
 )
 FAULT_NAMES: Final = tuple(f.name for f in FAULTS)
 BY_NAME: Final = {f.name: f for f in FAULTS}
