@@ -61,6 +61,9 @@ class Verdict(IntEnum):
     LEAK = 2
     INTRUSION = 3
     TAG_LOST = 4
+    #: gray expected, served by base, and the only gray instance that might have been live
+    #: was overdue (silent past about twice its cadence, not yet past the liveness TTL)
+    UNCERTAIN = 5
 
     @property
     def label(self) -> str:
@@ -71,13 +74,25 @@ class Verdict(IntEnum):
         return self in (Verdict.LEAK, Verdict.INTRUSION, Verdict.TAG_LOST)
 
 
-HOP_VERDICTS: Final = (Verdict.IN_LANE, Verdict.FALLBACK, Verdict.LEAK, Verdict.INTRUSION)
+#: Hop verdicts, in code order (``TAG_LOST`` is an edge verdict only).
+HOP_VERDICTS: Final = tuple(v for v in Verdict if v is not Verdict.TAG_LOST)
 VERDICT_NAMES: Final = tuple(v.label for v in Verdict)
 #: The violating verdicts (:attr:`Verdict.is_violation`), as codes and as names.
 VIOLATIONS: Final = tuple(v for v in Verdict if v.is_violation)
 VIOLATION_NAMES: Final = tuple(v.label for v in VIOLATIONS)
 #: Hop verdicts that violate, as names (every violation but the edge-only ``tag_lost``).
 HOP_VIOLATION_NAMES: Final = tuple(v.label for v in HOP_VERDICTS if v.is_violation)
+
+
+class Live(IntEnum):
+    """What liveness says of a (service, lane) at a time. ``NO``/``YES`` equal ``False``/``True``,
+    so a plain boolean answer is a valid one (it never says ``OVERDUE``)."""
+
+    NO = 0
+    YES = 1
+    #: only an instance that is overdue (past about twice its reporting cadence) but not yet
+    #: past the liveness TTL: it probably died without a word
+    OVERDUE = 2
 
 
 class SpanKind(IntEnum):
@@ -118,12 +133,14 @@ def normalize_lane(value: object) -> str:
     return value if is_valid_lane(value) else INVALID_LANE
 
 
-def hop_verdict(expected: str, instance: str, expected_lane_live: bool) -> Verdict:
+def hop_verdict(expected: str, instance: str, expected_lane_live: bool | Live) -> Verdict:
     """The reference verdict rule for one hop, straight from LANES.md.
 
     ``expected_lane_live``: whether the service had a live instance in
-    ``expected`` at the hop's time. The collector's column-wise classifier
-    must agree with this function on every input (tests compare them).
+    ``expected`` at the hop's time (:class:`Live`; a boolean is ``NO``/``YES``). The
+    collector's column-wise classifier must agree with this function on every input
+    (tests compare them). Served by base while the expected lane is only ``OVERDUE``
+    is ``uncertain``: neither a fallback nor a leak.
 
     One case LANES.md leaves open: expected lane L (not base) with no live L
     instance, served by another non-base lane M. That is not a fallback
@@ -133,8 +150,12 @@ def hop_verdict(expected: str, instance: str, expected_lane_live: bool) -> Verdi
         return Verdict.IN_LANE
     if expected == BASE:
         return Verdict.INTRUSION
-    if instance == BASE and not expected_lane_live:
-        return Verdict.FALLBACK
+    if instance == BASE:
+        live = Live(expected_lane_live)
+        if live is Live.NO:
+            return Verdict.FALLBACK
+        if live is Live.OVERDUE:
+            return Verdict.UNCERTAIN
     return Verdict.LEAK
 
 

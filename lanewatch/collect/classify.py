@@ -2,7 +2,9 @@
 
 The rule is :func:`lanewatch.lane.hop_verdict`; this module computes the same
 thing for a whole batch with numpy, asking liveness only for hops that are
-off their expected lane and not base traffic (the rare rows).
+off their expected lane and not base traffic (the rare rows). Liveness answers
+with :class:`lanewatch.lane.Live` (a plain boolean is ``NO``/``YES``): served by base,
+``NO`` is a fallback, ``OVERDUE`` uncertain, ``YES`` a leak.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from lanewatch import lane as L
 from lanewatch.config import Rule
 from lanewatch.rules.match import AttrValue
 
-IsLive = Callable[[Any, Any, float], bool]
+IsLive = Callable[[Any, Any, float], bool | L.Live]
 NOT_A_HOP = -1
+#: served by base while the expected lane was ``Live`` (NO, YES, OVERDUE): the verdict
+_BY_LIVE: tuple[int, ...] = (L.Verdict.FALLBACK, L.Verdict.LEAK, L.Verdict.UNCERTAIN)
 
 
 def expected_lanes(service: npt.NDArray[Any], request_lane: npt.NDArray[Any],
@@ -81,12 +85,11 @@ def hop_verdicts(service: npt.NDArray[Any], instance_lane: npt.NDArray[Any],
     if len(ask):
         # one liveness question per (service, expected lane, second), not per span
         second = np.floor(t_s[ask]).astype(np.int64)
-        cache: dict[tuple[Any, Any, int], bool] = {}
+        cache: dict[tuple[Any, Any, int], int] = {}
         for i, sec in zip(ask.tolist(), second.tolist()):
             key = (service[i], expected[i], sec)
-            live = cache.get(key)
-            if live is None:
-                live = cache[key] = is_live(service[i], expected[i], float(t_s[i]))
-            if not live:
-                v[i] = L.Verdict.FALLBACK
+            verdict = cache.get(key)
+            if verdict is None:
+                verdict = cache[key] = _BY_LIVE[is_live(service[i], expected[i], float(t_s[i]))]
+            v[i] = verdict
     return v

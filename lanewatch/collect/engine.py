@@ -159,7 +159,7 @@ class Engine:
                         named[r] = self.services.map([r.service])[0], self.lanes.map([r.lane])[0]
                     service, lane = named[r]
                     self.liveness.observe(service, lane, r.instance, b.time_ns / _NS, b.up,
-                                          revive=b.explicit, count=first)
+                                          revive=b.explicit, count=first, beat=b.explicit and b.up)
                 self.counters["metric_points_received"] += points
             return IngestResult(accepted=points)
         if signal == "logs":  # liveness evidence, otherwise dropped (collect/logs.py)
@@ -251,12 +251,12 @@ class Engine:
             self.counters["spans_lost_internal_error"] += n
 
     def _observe_resources(self, c: SpanColumns) -> None:
-        """Each resource's newest span end as a sign of life of its instance."""
-        last_end = np.zeros(len(c.resources), dtype=np.int64)
-        np.maximum.at(last_end, c.resource, c.end_ns)
+        """Each resource's spans as a sign of life of its instance (:func:`_span_evidence`)."""
+        first_start, last_end = _span_evidence(c)
         for i, r in enumerate(c.resources):
             self.liveness.observe(self.services[r.service], self.lanes[r.lane], r.instance,
-                                  float(last_end[i]) / _NS, revive=False, count=False)
+                                  float(last_end[i]) / _NS, revive=False, count=False,
+                                  since=float(first_start[i]) / _NS)
 
     # --- several collectors ------------------------------------------------------------------
     def _peers_known_until(self, now: float) -> float:
@@ -305,11 +305,10 @@ class Engine:
         res_service = self.services.map([r.service for r in c.resources])
         res_lane = self.lanes.map([r.lane for r in c.resources])
         start, end = c.start_ns, c.end_ns
-        last_end = np.zeros(len(c.resources), dtype=np.int64)
-        np.maximum.at(last_end, res, end)
+        first_start, last_end = _span_evidence(c)
         for i, r in enumerate(c.resources):
             self.liveness.observe(res_service[i], res_lane[i], r.instance, float(last_end[i]) / _NS,
-                                  revive=False)
+                                  revive=False, since=float(first_start[i]) / _NS)
 
         svc = S.codes(res_service)[res]
         inst = S.codes(res_lane)[res]
@@ -357,7 +356,7 @@ class Engine:
             metrics = [counts, errors * counts, latency_ms * counts, (weight[sel] != 1.0).astype(np.float64)]
         self.rollups["hops"].add_columns(
             [*keys, exp[sel], verdict[sel]], [None, S.names, S.names, S.names, S.names, _verdict_names],
-            metrics, [*kb, code, (0, 3)])
+            metrics, [*kb, code, (0, max(L.Verdict))])
         self.rollups["latency"].add_columns([*keys, bucket_of(latency_ms)],
                                             [None, S.names, S.names, S.names, None], [counts],
                                             [*kb, (0, N_BUCKETS - 1)])
@@ -376,9 +375,11 @@ class Engine:
             self.liveness.served(services[i], lanes[i], c.resources[i].instance, int(hops[i]),
                                  int(errors[i]), float(newest[i]) / _NS)
 
-    def _is_live(self, svc: int, lane: int, t: float) -> bool:
+    def _is_live(self, svc: int, lane: int, t: float) -> L.Live:
         service, name = self.strings.name(svc), self.strings.name(lane)
-        return (service, name) in self.rulebook.at(t).declared or self.liveness.is_live(service, name, t)
+        if (service, name) in self.rulebook.at(t).declared:
+            return L.Live.YES
+        return self.liveness.state(service, name, t)
 
     # --- routing rules in time ---------------------------------------------------------------
     def _keys(self) -> Keys:
@@ -555,6 +556,18 @@ class Engine:
                         for k, v in counts.items():
                             out[k] = out.get(k, 0) + v
             return out
+
+
+def _span_evidence(c: SpanColumns) -> tuple[np.ndarray, np.ndarray]:
+    """Per resource: its spans' earliest start and newest end (ns). A span is evidence that
+    its instance was live from its start, not only at its end."""
+    k = len(c.resources)
+    first_start = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
+    last_end = np.zeros(k, dtype=np.int64)
+    np.minimum.at(first_start, c.resource, c.start_ns)
+    np.maximum.at(last_end, c.resource, c.end_ns)
+    # a span's start is never after its end; a resource with none keeps its end
+    return np.minimum(first_start, last_end), last_end
 
 
 def _verdict_names(codes: np.ndarray) -> list[str]:

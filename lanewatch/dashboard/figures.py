@@ -158,8 +158,9 @@ def lane_trace(lane: str, data: Mapping[str, Any], metric: str, colours: Mapping
 def verdict_figure(hops: Mapping[str, int], tag_lost: int = 0, theme: str = "light",
                    title: str = "") -> go.Figure:
     """Horizontal bars of hop verdict counts plus lost tags, each labelled with its count."""
-    names = list(L.VERDICT_NAMES)
-    counts = [int(hops.get(n, 0)) for n in names[:4]] + [int(tag_lost)]
+    hop_names = [v.label for v in L.HOP_VERDICTS]
+    names = [*hop_names, L.Verdict.TAG_LOST.label]
+    counts = [int(hops.get(n, 0)) for n in hop_names] + [int(tag_lost)]
     if not any(counts):
         return empty_figure("No hops in this window yet.", theme)
     labels = [T.VERDICT_LABELS[n] for n in names]

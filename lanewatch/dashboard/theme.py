@@ -28,17 +28,18 @@ VERDICT_COLOURS: Final = {
     "leak": "#ea580c",      # orange
     "intrusion": "#dc2626",  # red
     "tag_lost": "#9333ea",  # purple
+    "uncertain": "#a1a1aa",  # zinc grey: not known (an overdue gray instance), neither bad nor fine
 }
 #: Marker shapes, so that a verdict reads without its colour.
 VERDICT_SYMBOLS: Final = {
     "in_lane": "circle", "fallback": "square", "leak": "triangle-up",
-    "intrusion": "x", "tag_lost": "diamond",
+    "intrusion": "x", "tag_lost": "diamond", "uncertain": "hourglass",
 }
 #: Severity order, worst last: an edge shows its worst verdict.
-VERDICT_SEVERITY: Final = ("in_lane", "fallback", "tag_lost", "leak", "intrusion")
+VERDICT_SEVERITY: Final = ("in_lane", "fallback", "uncertain", "tag_lost", "leak", "intrusion")
 #: Human labels for the verdict names.
 VERDICT_LABELS: Final = {"in_lane": "in lane", "fallback": "fallback", "leak": "leak",
-                         "intrusion": "intrusion", "tag_lost": "tag lost"}
+                         "intrusion": "intrusion", "tag_lost": "tag lost", "uncertain": "uncertain"}
 
 #: Line styles per lane rank, so that lines differ by more than colour.
 LANE_DASHES: Final = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")

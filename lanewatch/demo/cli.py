@@ -75,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS: when not given here, a --run-file before `fault` stays
     fault.add_argument("--run-file", default=argparse.SUPPRESS,
                        help="read the control URL from this run file (default: as for the demo)")
+    release = sub.add_parser("release", help="a release under traffic on a running demo: rolling restart "
+                             "of every gray instance, promotion of gray to base, or a kill -9 of C-gray")
+    release.add_argument("kind", choices=("rolling", "promote", "crash"))
+    release.add_argument("--control", default="", help="the demo's control URL (default: the running demo's)")
+    release.add_argument("--run-file", default=argparse.SUPPRESS,
+                         help="read the control URL from this run file (default: as for the demo)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if getattr(args, "demo_command", None) == "fault":
         return fault_command(args)
+    if getattr(args, "demo_command", None) == "release":
+        return release_command(args)
     opts = DemoOptions(scenario=args.scenario, canary=not args.no_canary, rate=args.rate,
                        phase_s=args.phase_seconds, host=args.host, port=args.port,
                        otlp_http_port=args.otlp_http_port, ingress_port=args.ingress_port,
@@ -194,16 +202,37 @@ def _open_browser(url: str) -> None:
             log.info("no browser: %s", e)
 
 
-def fault_command(args: argparse.Namespace) -> int:
-    """``lanewatch demo fault [NAME on|off]``: list the faults, or switch one."""
-    url = args.control or os.environ.get("LANEWATCH_DEMO_CONTROL_URL", "")
+def _control_url(args: argparse.Namespace) -> str:
+    """The running demo's control URL (``--control``, the env, the run file), or ``""``."""
+    url = str(args.control or os.environ.get("LANEWATCH_DEMO_CONTROL_URL", ""))
     if not url:
         run_file = Path(getattr(args, "run_file", "") or default_run_file())
         try:
-            url = json.loads(run_file.read_text())["control_url"]
+            url = str(json.loads(run_file.read_text())["control_url"])
         except (OSError, ValueError, KeyError, TypeError):
             sys.stderr.write(f"no running demo found in {run_file}: pass --run-file FILE or --control URL\n")
-            return 2
+    return url
+
+
+def release_command(args: argparse.Namespace) -> int:
+    """``lanewatch demo release rolling|promote|crash``: run it on the running demo, print what it did."""
+    url = _control_url(args)
+    if not url:
+        return 2
+    try:
+        out = web.post_json(f"{url.rstrip('/')}/release/{args.kind}", {}, timeout=180.0)
+    except OSError as e:
+        sys.stderr.write(f"control server {url}: {e}\n")
+        return 2
+    print(json.dumps(out))
+    return 0
+
+
+def fault_command(args: argparse.Namespace) -> int:
+    """``lanewatch demo fault [NAME on|off]``: list the faults, or switch one."""
+    url = _control_url(args)
+    if not url:
+        return 2
     try:
         if args.name and args.state:
             web.post_json(f"{url.rstrip('/')}/faults/{args.name}", {"on": args.state == "on"}, timeout=15.0)

@@ -36,8 +36,10 @@ class ControlApp:
 
     def __init__(self, registry: Registry, switchboard: Switchboard,
                  ingress: Callable[[], dict[str, Any]] = dict,
-                 version: Callable[[], int] | None = None) -> None:
+                 version: Callable[[], int] | None = None,
+                 release: Callable[[str], dict[str, Any]] | None = None) -> None:
         self.registry = registry
+        self._release = release
         self.switchboard = switchboard
         self._ingress = ingress
         #: The state version: grows with every change of faults or ingress rules.
@@ -70,6 +72,11 @@ class ControlApp:
             return web.json_response(reply, 200, {
                 "known": known, "version": version, "faults": self.switchboard.snapshot(),
                 "ingress": self._ingress(), "instances": [i.to_json() for i in self.registry.live()]})
+        if len(parts) == 2 and parts[0] == "release" and method == "POST" and self._release is not None:
+            from lanewatch.demo.release import KINDS
+            if parts[1] not in KINDS:
+                return web.json_response(reply, 404, {"error": f"unknown release {parts[1]!r}", "releases": KINDS})
+            return web.json_response(reply, 200, self._release(parts[1]))
         if parts and parts[0] == "faults":
             return self._faults(method, parts[1:], environ, reply)
         if parts == ["registry"] and method == "GET":

@@ -34,6 +34,7 @@ BASE_TO_B_GRAY: Final = "base_to_b_gray"
 B_GRAY_ERRORS: Final = "b_gray_errors"
 B_GRAY_SLOW: Final = "b_gray_slow"
 DEAD_LANE: Final = "dead_lane"
+GRAY_TO_C_BASE: Final = "gray_to_c_base"
 
 FAULTS: Final[tuple[Fault, ...]] = (
     Fault(B_GRAY_DROPS_TAG, "B-gray drops the lane tag on its calls to C (context lost inside a service; "
@@ -48,6 +49,8 @@ FAULTS: Final[tuple[Fault, ...]] = (
     Fault(B_GRAY_SLOW, "B-gray answers 200 ms slower", "gray worse than base: B latency"),
     Fault(DEAD_LANE, "the ingress sends nothing to the gray lane and drops lane headers at the edge: "
           "gray instances are live but idle", "dead lane: live gray instances with no traffic (shown after dead_lanes.after_s)"),
+    Fault(GRAY_TO_C_BASE, "B's balancer sends gray calls to C-base (the lane tag kept) while C-gray is live",
+          "leak at C"),
 )
 FAULT_NAMES: Final = tuple(f.name for f in FAULTS)
 BY_NAME: Final = {f.name: f for f in FAULTS}

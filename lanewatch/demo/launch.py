@@ -60,8 +60,8 @@ class Launcher:
         self._start("ingress", ["-m", "lanewatch.demo.ingress", "--host", self.host,
                                 "--port", str(self.ingress_port)])
 
-    def instance(self, svc: str, lane: str, dyeing: bool, passthrough: tuple[str, ...]) -> None:
-        """One mesh instance; A's calls go through the proxy."""
+    def instance(self, svc: str, lane: str, dyeing: bool, passthrough: tuple[str, ...], name: str = "") -> None:
+        """One mesh instance (child ``name``, default ``svc-lane``); A's calls go through the proxy."""
         argv = ["-m", "lanewatch.demo.service", "--service", svc, "--lane", lane, "--host", self.host,
                 "--rules", str(self.config_path)]
         if self.endpoint:
@@ -72,7 +72,7 @@ class Launcher:
             argv += ["--passthrough", header]
         if svc == "A":
             argv += ["--proxy", f"http://{self.host}:{self.proxy_port}"]
-        self._start(f"{svc}-{lane}", argv)
+        self._start(name or f"{svc}-{lane}", argv)
 
     def wait_ready(self, registry: Registry, deadline: float, collector_ready: Path | None,
                    abort: threading.Event | None = None) -> None:

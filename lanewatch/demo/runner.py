@@ -34,6 +34,7 @@ from lanewatch.demo.faults import Switchboard
 from lanewatch.demo.launch import INSTANCES, MESH_NAMES, Launcher, NotReady
 from lanewatch.demo.phases import Phases
 from lanewatch.demo.registry import Registry
+from lanewatch.demo.release import RELEASES
 from lanewatch.demo.supervisor import Supervisor
 from lanewatch.demo.traffic import Traffic
 
@@ -101,7 +102,8 @@ class Demo:
         self.registry = Registry(ttl_s=3.0)
         self.switchboard = Switchboard()
         self.control_app = ControlApp(self.registry, self.switchboard, self.phases.ingress_json,
-                                      version=lambda: self.switchboard.version + self.phases.version)
+                                      version=lambda: self.switchboard.version + self.phases.version,
+                                      release=self.release)
         self.control = ControlServer(self.control_app, opts.host, opts.control_port)
         self.run_dir = Path(tempfile.mkdtemp(prefix="lanewatch-demo-"))
         self.supervisor = Supervisor(log_dir=self.run_dir)
@@ -186,8 +188,24 @@ class Demo:
             Path(self.opts.run_file).write_text(json.dumps(self.info(), indent=2))
         log.info("demo up in %.1f s", self.started_at)
 
-    def _start_instance(self, svc: str, lane: str) -> None:
-        self.launch.instance(svc, lane, self.phases.current().dyes(svc, lane), self.phases.passthrough())
+    def _start_instance(self, svc: str, lane: str, name: str = "") -> None:
+        self.launch.instance(svc, lane, self.phases.current().dyes(svc, lane), self.phases.passthrough(), name)
+
+    def start_instance(self, svc: str, lane: str, name: str = "") -> None:
+        """Start one mesh instance (main thread only; :mod:`.release` calls it)."""
+        with self._lock:
+            self._start_instance(svc, lane, name)
+
+    def release(self, kind: str) -> dict[str, Any]:
+        """Run release ``kind`` (:data:`lanewatch.demo.release.KINDS`) on the main thread and
+        wait for it (a control-server thread calls this for ``POST /release/KIND``)."""
+        done, out = threading.Event(), {}
+        self._actions.put((lambda: out.update(RELEASES[kind](self)), done))
+        if threading.current_thread() is threading.main_thread():
+            self.run_pending(0.0)
+        elif not done.wait(120.0):
+            return {"release": kind, "error": "still running"}
+        return out
 
     # -- while running ---------------------------------------------------------------------------
     def _on_fault(self, name: str, on: bool) -> None:

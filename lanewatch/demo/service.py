@@ -92,6 +92,8 @@ class ServiceApp:
         lane = L.BASE if drop else self.tel.request_lane(headers)
         want = self.balancer.lane_for(callee, lane, self.tel.attributes(headers))
         blind = (self.me.service == "A" and want == L.BASE and self.control.fault(F.BASE_TO_B_GRAY))
+        if callee == "C" and want != L.BASE and self.control.fault(F.GRAY_TO_C_BASE):
+            want = L.BASE  # the lane tag goes on (out_headers): C-base serves gray, a leak
         out_headers = self.tel.outgoing_headers(headers, lane)
 
         def send(inst: Instance) -> tuple[int, str]:

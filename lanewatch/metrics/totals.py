@@ -109,7 +109,8 @@ def edge_deltas(cols: Columns | None) -> dict[Key, list[float]]:
     out: dict[Key, list[float]] = {}
     if not cols or not len(cols["caller"]):
         return out
-    values = [_col(cols, v) for v in EDGE_VERDICTS]
+    n = len(cols["caller"])
+    values = [_col(cols, v) if v in cols else [0] * n for v in EDGE_VERDICTS]  # 0: a writer before it
     rows = zip(_col(cols, "caller"), _col(cols, "callee"), _col(cols, "lane"), _col(cols, "entry_lane"))
     for r, (caller, callee, sent, entry) in enumerate(rows):
         drawn = entry if sent == L.BASE and isinstance(entry, str) else sent

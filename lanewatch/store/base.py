@@ -38,8 +38,9 @@ INSTANCE_COLUMNS: tuple[str, ...] = ("service", "lane", "instance", "first_seen"
 #: One row per instance a collector tracks, replaced whenever it changes: what every other
 #: collector needs to judge with global liveness (:class:`SharedLiveness`). ``intervals``: JSON
 #: ``[[start, end], ...]`` (span time, end inclusive); ``left``: said goodbye (heartbeat 0);
-#: ``collector``: who wrote it.
-LIVENESS_COLUMNS: tuple[str, ...] = ("collector", "service", "lane", "instance", "intervals", "left")
+#: ``collector``: who wrote it; ``cadence``: the instance's learned reporting cadence in
+#: seconds (``None`` until learned; what says when it is overdue, ``collect.liveness``).
+LIVENESS_COLUMNS: tuple[str, ...] = ("collector", "service", "lane", "instance", "intervals", "left", "cadence")
 
 
 @dataclass

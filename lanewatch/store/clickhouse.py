@@ -218,10 +218,13 @@ class ClickHouseStore:
     def _write_liveness(self, rows: Sequence[Mapping[str, Any]], who: str) -> None:
         n = len(rows)
         ver = self._stamp(n)
-        self._con.insert("liveness", ["collector", "service", "lane", "instance", "intervals", "has_left", "ver"],
+        self._con.insert("liveness", ["collector", "service", "lane", "instance", "intervals", "has_left",
+                                      "cadence", "ver"],
                          [[str(r.get("collector") or who) for r in rows],
                           *([str(r[c]) for r in rows] for c in ("service", "lane", "instance", "intervals")),
-                          [int(bool(r["left"])) for r in rows], list(range(ver, ver + n))])
+                          [int(bool(r["left"])) for r in rows],
+                          [None if r.get("cadence") is None else float(r["cadence"]) for r in rows],
+                          list(range(ver, ver + n))])
 
     def _load_instances(self, who: str) -> list[list[Any]]:
         cols = self._con.query(R.newest_sql(
@@ -405,9 +408,9 @@ class ClickHouseStore:
         self._check()
         other = f"collector != {lit(collector)}"
         cols = self._con.query(R.newest_sql("liveness", ["collector", "service", "lane", "instance"],
-                                            ["intervals", "has_left"], other))
-        rows = [dict(zip(LIVENESS_COLUMNS, (str(c), s, ln, i, iv, bool(left))))
-                for c, s, ln, i, iv, left in zip(*cols)]
+                                            ["intervals", "has_left", "cadence"], other))
+        rows = [dict(zip(LIVENESS_COLUMNS, (str(c), s, ln, i, iv, bool(left), None if cd is None else float(cd))))
+                for c, s, ln, i, iv, left, cd in zip(*cols)]
         who, as_of = self._con.query(R.newest_sql("writers", ["collector"], ["as_of"], other))
         return rows, {str(c): float(a) for c, a in zip(who, as_of)}
 

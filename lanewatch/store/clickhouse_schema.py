@@ -28,7 +28,7 @@ from lanewatch.store.duck_schema import Physical
 from lanewatch.store.duck_schema import physical_tables as duck_physical
 
 #: Version of the tables this code creates and reads; a database at a newer version is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: A NULL string key, as stored (sorting keys cannot be Nullable on 18.16; no name holds NUL).
 NULL_KEY = "\x00"
 HOUR = 3600
@@ -106,7 +106,8 @@ def ddl() -> list[str]:
         _replacing("counters", "collector String, name String, value Int64", "collector, name"),
         _replacing("writers", "collector String, as_of Float64", "collector"),
         _replacing("liveness", "collector String, service String, lane String, instance String,"
-                   " intervals String, has_left UInt8", "collector, service, lane, instance"),
+                   " intervals String, has_left UInt8, cadence Nullable(Float64)",
+                   "collector, service, lane, instance"),
         _replacing("meta", "key String, value String", "key"),
         _replacing("journal", "collector String, epoch UInt64, live_from Int64, carry_gen UInt64,"
                    " running UInt8", "collector"),
@@ -123,5 +124,23 @@ def ddl() -> list[str]:
     return out
 
 
+def _rebuild(p: Physical, added: frozenset[str]) -> list[str]:
+    """Rebuild rollup table ``p`` with its current columns (``SummingMergeTree`` sums only the
+    columns named at creation, so a new metric needs a new table): copy every row of the old
+    one (``added`` columns read 0), swap the names, drop the old. Safe to run again after a
+    failure part way."""
+    old_cols = ", ".join(c for c in (*p.keys, *p.metrics) if c not in added)
+    new = Physical(f"{p.name}_v2", p.keys, p.metrics, p.minute)
+    return [f"DROP TABLE IF EXISTS {p.name}_v1", f"DROP TABLE IF EXISTS {new.name}", _rollup_ddl(new),
+            f"INSERT INTO {new.name} ({old_cols}) SELECT {old_cols} FROM {p.name}",
+            f"RENAME TABLE {p.name} TO {p.name}_v1, {new.name} TO {p.name}",
+            f"DROP TABLE {p.name}_v1"]
+
+
 #: Statements that bring a database of version ``v`` to ``v + 1`` (one made by ddl() is current).
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {
+    # 1 -> 2: the hop verdict ``uncertain`` (an edge metric: edge tables rebuilt, rows before it
+    # count 0); shared liveness carries each instance's learned cadence (NULL: not learned)
+    1: [stmt for p in physical_tables("edges") for stmt in _rebuild(p, frozenset(("uncertain",)))]
+       + ["ALTER TABLE liveness ADD COLUMN cadence Nullable(Float64)"],
+}

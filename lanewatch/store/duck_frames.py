@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from lanewatch.lane import Verdict
-from lanewatch.rollups import ROLLUPS, WEIGHTED
+from lanewatch.rollups import HOP_VERDICT_LABELS, ROLLUPS, WEIGHTED
 from lanewatch.store.base import INSTANCE_COLUMNS, TRACE_COLUMNS, VIOLATION_COLUMNS
 from lanewatch.store.duck_schema import column_type, metric_type
 
@@ -40,8 +40,9 @@ def _strings(values: Sequence[Any], col: str) -> pd.Series:
 def rollup_frame(table: str, columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
     """Columns of one rollup table as a frame typed like its DuckDB table.
 
-    A missing ``res`` means 1 (fresh rows), a missing ``weighted`` 0 (no sampled span); any
-    other missing column is an error.
+    A missing ``res`` means 1 (fresh rows), a missing ``weighted`` 0 (no sampled span), a
+    missing hop verdict count 0 (a writer from before that verdict kind existed); any other
+    missing column is an error.
     """
     keys, metrics = ROLLUPS[table]
     n = len(next(iter(columns.values()), ()))
@@ -51,7 +52,7 @@ def rollup_frame(table: str, columns: Mapping[str, Sequence[Any]]) -> pd.DataFra
             if col == "res":
                 data[col] = np.ones(n, dtype=np.int32)
                 continue
-            if col == WEIGHTED:  # a writer that weighs no span (rollups.WEIGHTED)
+            if col == WEIGHTED or col in HOP_VERDICT_LABELS:  # weighs no span / knows no such verdict
                 data[col] = np.zeros(n, dtype=np.int64)
                 continue
             raise ValueError(f"rollup {table}: missing column {col!r}")

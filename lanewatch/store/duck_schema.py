@@ -30,14 +30,14 @@ from lanewatch.rollups import ROLLUPS
 from lanewatch.store.duck_alerts import DDL as ALERT_EVENTS_DDL
 from lanewatch.store.duck_journal import DDL as JOURNAL_DDL
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: What each collector wrote (PerCollector) and the liveness it shares (SharedLiveness).
 PER_COLLECTOR_DDL = (
     ("CREATE TABLE IF NOT EXISTS collector_counters (collector VARCHAR, name VARCHAR, value BIGINT,"
     " PRIMARY KEY (collector, name))"),
     "CREATE TABLE IF NOT EXISTS collectors (collector VARCHAR PRIMARY KEY, as_of DOUBLE)",
     ("CREATE TABLE IF NOT EXISTS liveness (collector VARCHAR, service VARCHAR, lane VARCHAR,"
-    " instance VARCHAR, intervals VARCHAR, \"left\" BOOLEAN, PRIMARY KEY (collector, service, lane, instance))"),
+    " instance VARCHAR, intervals VARCHAR, \"left\" BOOLEAN, cadence DOUBLE, PRIMARY KEY (collector, service, lane, instance))"),
 )
 MINUTE = 60
 #: Keys dropped by the lane-level projection.
@@ -139,6 +139,10 @@ MIGRATIONS: dict[int, list[str]] = {
        + ["ALTER TABLE open_spans ADD COLUMN w DOUBLE DEFAULT 1"],
     # 5 -> 6: per collector: counters, as_of, shared liveness (created by ddl())
     5: [],
+    # 6 -> 7: the hop verdict ``uncertain``: its edge column (rows before it count 0); shared
+    # liveness carries each instance's learned cadence (NULL: not learned)
+    6: [f"ALTER TABLE {p.name} ADD COLUMN uncertain BIGINT NOT NULL DEFAULT 0" for p in physical_tables("edges")]
+       + ["ALTER TABLE liveness ADD COLUMN cadence DOUBLE"],
 }
 
 

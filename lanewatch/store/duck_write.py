@@ -162,7 +162,7 @@ def write_per_collector(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
         con.register("_lv", rows)
         try:
             con.execute("INSERT OR REPLACE INTO liveness SELECT collector, service, lane, instance, intervals,"
-                        " \"left\" FROM _lv")
+                        " \"left\", CAST(cadence AS DOUBLE) FROM _lv")
         finally:
             con.unregister("_lv")
 
@@ -179,8 +179,9 @@ def read_collectors(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 def read_peer_liveness(con: duckdb.DuckDBPyConnection,
                        collector: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    rows = con.execute("SELECT collector, service, lane, instance, intervals, \"left\" FROM liveness "
+    rows = con.execute("SELECT collector, service, lane, instance, intervals, \"left\", cadence FROM liveness "
                        "WHERE collector <> ?", [collector]).fetchall()
     as_of = con.execute("SELECT collector, as_of FROM collectors WHERE collector <> ?", [collector]).fetchall()
-    return ([{**dict(zip(LIVENESS_COLUMNS, r)), "left": bool(r[5])} for r in rows],
+    return ([{**dict(zip(LIVENESS_COLUMNS, r)), "left": bool(r[5]), "cadence": None if r[6] is None else float(r[6])}
+             for r in rows],
             {str(c): float(a) for c, a in as_of})

@@ -207,3 +207,11 @@ def test_phases_cycle_only_for_all() -> None:
     old, new = cycle.advance() or (None, None)
     assert (old.name, new.name) == ("1", "2")  # type: ignore[union-attr]
     assert cycle.advance() is None
+
+
+def test_release_endpoint_runs_the_release_it_names() -> None:
+    ran: list[str] = []
+    app = ControlApp(Registry(), Switchboard(), release=lambda kind: ran.append(kind) or {"release": kind})
+    assert call(app, "POST", "/release/rolling", {}) == ("200", {"release": "rolling"})
+    assert call(app, "POST", "/release/nope", {})[0] == "404" and ran == ["rolling"]
+    assert call(ControlApp(Registry(), Switchboard()), "POST", "/release/rolling", {})[0] == "404"

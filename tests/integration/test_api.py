@@ -74,7 +74,7 @@ def get(api: str, path: str, status: int = 200, **params: Any) -> Any:
 def test_summary(api: str) -> None:
     s = get(api, "/summary", window=60)
     assert s["window_s"] == 60 and s["to"] == T + 1
-    assert s["hops"] == {"in_lane": 19, "fallback": 10, "leak": 1, "intrusion": 0}
+    assert s["hops"] == {"in_lane": 19, "fallback": 10, "leak": 1, "intrusion": 0, "uncertain": 0}
     assert s["edges"] == {"tag_lost": 1, "calls": 20, "tag_lost_inside": 0}
     assert s["lanes"]["gray"]["traces"] == 10 and s["lanes"]["gray"]["stayed"] == 8
     assert s["lanes"]["gray"]["stayed_share"] == 0.8 and s["lanes"]["base"]["requests"] == 11

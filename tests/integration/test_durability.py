@@ -84,7 +84,7 @@ def test_sigterm_loses_no_open_trace_and_check_still_fails(tmp_path: Path) -> No
         s = wait_until(judged, 30, "the resumed traces are judged")
         assert s["traces"] == 100 and s["traces_violated"] == 100
         assert s["edges"]["tag_lost"] == 100 and s["edges"]["calls"] == 100
-        assert s["hops"] == {"in_lane": 200, "fallback": 0, "leak": 0, "intrusion": 0}
+        assert s["hops"] == {"in_lane": 200, "fallback": 0, "leak": 0, "intrusion": 0, "uncertain": 0}
         assert s["counters"]["spans_resumed"] == 300
         assert "restarts_unclean" not in s["counters"]
         violations = _get(ep, "/api/v1/violations?window=600&limit=500")
@@ -185,7 +185,7 @@ def test_sdk_exporters_through_a_sigterm_restart_lose_nothing(tmp_path: Path) ->
         s = _settled(ep, n)
         assert n > 500 and lost > 50
         assert s["traces"] == n and s["traces_violated"] == lost
-        assert s["hops"] == {"in_lane": 2 * n, "fallback": 0, "leak": 0, "intrusion": 0}
+        assert s["hops"] == {"in_lane": 2 * n, "fallback": 0, "leak": 0, "intrusion": 0, "uncertain": 0}
         assert s["edges"]["calls"] == n and s["edges"]["tag_lost"] == lost
         assert s["violations"] == lost
         assert s["counters"]["spans_resumed"] > 0  # the stop did come while traces were open

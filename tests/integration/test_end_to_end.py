@@ -119,7 +119,7 @@ def test_sdk_exporters_over_http_and_grpc_are_judged(collector: dict[str, Any]) 
         return s if traces >= 8 and len(get(ep, "/api/v1/violations?window=300")) >= 3 else None
 
     summary = wait_for(settled, timeout=30.0)
-    assert summary["hops"] == {"in_lane": 22, "fallback": 0, "leak": 1, "intrusion": 1}
+    assert summary["hops"] == {"in_lane": 22, "fallback": 0, "leak": 1, "intrusion": 1, "uncertain": 0}
     assert summary["edges"]["tag_lost"] == 1
     assert summary["lanes"]["gray"]["traces"] == 5 and summary["lanes"]["gray"]["stayed"] == 3
     assert summary["lanes"]["base"]["traces"] == 3 and summary["lanes"]["base"]["stayed"] == 2

@@ -13,6 +13,7 @@ from clickhouse_driver import Client
 
 from lanewatch import config
 from lanewatch.config.store_url import parse
+from lanewatch.store import clickhouse_schema as S
 from lanewatch.store import open_store
 from lanewatch.store.base import Batch
 from lanewatch.store.clickhouse import ClickHouseStore
@@ -41,10 +42,44 @@ def test_start_is_idempotent_and_a_newer_schema_is_refused(clickhouse_server: Lo
     store(clickhouse_server, db).close()
     store(clickhouse_server, db).close()  # tables exist: nothing breaks, nothing doubles
     client = Client(clickhouse_server.host, port=clickhouse_server.tcp_port, database=db)
-    assert client.execute("SELECT count(), max(version) FROM schema_version") == [(1, 1)]
+    assert client.execute("SELECT count(), max(version) FROM schema_version") == [(1, S.SCHEMA_VERSION)]
     client.execute("INSERT INTO schema_version (version, at_ns) VALUES", [(99, 0)])
     with pytest.raises(RuntimeError, match="schema version 99"):
         store(clickhouse_server, db)
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_rows(clickhouse_server: LocalServer) -> None:
+    """1 -> 2 (the verdict ``uncertain``): edge tables are rebuilt, so the new column is summed
+    by merges too; liveness rows gain ``cadence`` (NULL before)."""
+    db = fresh_database()
+    Client(clickhouse_server.host, port=clickhouse_server.tcp_port).execute(f"CREATE DATABASE {db}")
+    client = Client(clickhouse_server.host, port=clickhouse_server.tcp_port, database=db)
+    edge_tables = {p.name for p in S.physical_tables("edges")}
+    for stmt in S.ddl():  # a version-1 database: no uncertain column, no cadence
+        if any(f" {t} (" in stmt for t in edge_tables) or " liveness (" in stmt:
+            stmt = stmt.replace(", uncertain Int64", "").replace(", uncertain", "")
+            stmt = stmt.replace(", cadence Nullable(Float64)", "")
+        client.execute(stmt)
+    client.execute("INSERT INTO schema_version (version, at_ns) VALUES", [(1, 0)])
+    client.execute("INSERT INTO r_edges_s (ts, res, caller, callee, lane, entry_lane, calls, leak) VALUES",
+                   [(T0, 1, "A", "B", "gray", "gray", 3, 1)])
+    client.execute("INSERT INTO liveness (collector, service, lane, instance, intervals, has_left, ver) VALUES",
+                   [("c1", "B", "gray", "b-1", "[[1.0, 2.0]]", 0, 1)])
+    s = store(clickhouse_server, db)
+    try:
+        assert client.execute("SELECT max(version) FROM schema_version") == [(S.SCHEMA_VERSION,)]
+        got = s.rollup("edges", T0, T0 + 1, ["caller"])
+        assert (int(got.calls.iloc[0]), int(got.leak.iloc[0]), int(got.uncertain.iloc[0])) == (3, 1, 0)
+        s.write(Batch(rollups={"edges": {**edges([T0], ["gray"], [1]), "uncertain": [2]}}))
+        client.execute("OPTIMIZE TABLE r_edges_s FINAL")  # merged rows sum the new column
+        got = s.rollup("edges", T0, T0 + 1, ["caller"])
+        assert (int(got.calls.iloc[0]), int(got.uncertain.iloc[0])) == (4, 2)
+        rows, _ = s.peer_liveness("c2")
+        assert rows[0]["cadence"] is None and rows[0]["intervals"] == "[[1.0, 2.0]]"
+    finally:
+        s.close()
+    store(clickhouse_server, db).close()  # current now: opens without another migration
+    assert client.execute("SELECT count() FROM schema_version") == [(2,)]
 
 
 def test_null_keys_read_back_as_null(clickhouse_server: LocalServer) -> None:

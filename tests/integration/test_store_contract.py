@@ -319,12 +319,13 @@ def test_peer_liveness_newest_per_writer(make: Make) -> None:
     a, b = make("c1"), make("c2")
     row = {"service": "A", "lane": "gray", "instance": "i1", "intervals": "[[1.0, 2.0]]", "left": False}
     a.write(Batch(liveness=[{**row, "collector": "c1"}], collector="c1", as_of=10.0))
-    a.write(Batch(liveness=[{**row, "collector": "c1", "intervals": "[[1.0, 5.0]]", "left": True}],
-                  collector="c1", as_of=12.0))
+    a.write(Batch(liveness=[{**row, "collector": "c1", "intervals": "[[1.0, 5.0]]", "left": True,
+                             "cadence": 2.5}], collector="c1", as_of=12.0))
     b.write(Batch(liveness=[{**row, "collector": "c2", "instance": "i2"}], collector="c2", as_of=11.0))
     assert isinstance(b, SharedLiveness)
     live, as_of = b.peer_liveness("c2")
     assert live == [{"collector": "c1", "service": "A", "lane": "gray", "instance": "i1",
-                     "intervals": "[[1.0, 5.0]]", "left": True}]
+                     "intervals": "[[1.0, 5.0]]", "left": True, "cadence": 2.5}]
     assert as_of == {"c1": 12.0}
+    assert b.peer_liveness("c1")[0][0]["cadence"] is None  # a writer that learned none (or older)
     assert {r["instance"] for r in b.peer_liveness("c1")[0]} == {"i2"}

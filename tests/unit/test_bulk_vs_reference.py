@@ -41,7 +41,7 @@ def random_trace(rng: random.Random) -> dict[bytes, Row]:
         svc, inst = rng.choice(SERVICES), rng.choice(LANES)
         kind = rng.choice([L.SpanKind.SERVER, L.SpanKind.SERVER, L.SpanKind.CONSUMER])
         recv = "base" if rng.random() < 0.1 else lane  # dyed
-        sid = add(kind, parent, svc, inst, lane, recv, verdict=rng.randrange(4))
+        sid = add(kind, parent, svc, inst, lane, recv, verdict=int(rng.choice(L.HOP_VERDICTS)))
         for _ in range(rng.choice([0, 1, 1, 2]) if depth < 4 else 0):
             under = add(L.SpanKind.INTERNAL, sid, svc, inst, lane) if rng.random() < 0.3 else sid
             sent = rng.choice(LANES) if rng.random() < 0.2 else lane

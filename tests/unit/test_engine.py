@@ -22,17 +22,32 @@ def test_column_wise_verdicts_agree_with_the_reference_rule() -> None:
     rng = random.Random(1)
     lanes = ["base", "gray", "gray2", "canary"]
     services = ["A", "B", "C"]
-    live = {(s, ln) for s in services for ln in lanes if rng.random() < 0.5}
+    state = {(s, ln): rng.choice(list(L.Live)) for s in services for ln in lanes}
     n = 5000
     svc = np.asarray([rng.choice(services) for _ in range(n)], dtype=object)
     inst = np.asarray([rng.choice(lanes) for _ in range(n)], dtype=object)
     exp = np.asarray([rng.choice(lanes) for _ in range(n)], dtype=object)
     is_hop = np.asarray([rng.random() < 0.7 for _ in range(n)])
-    got = classify.hop_verdicts(svc, inst, exp, is_hop, np.zeros(n), lambda s, ln, t: (s, ln) in live)
+    got = classify.hop_verdicts(svc, inst, exp, is_hop, np.zeros(n), lambda s, ln, t: state[(s, ln)])
     for i in range(n):
-        want = L.hop_verdict(exp[i], inst[i], (svc[i], exp[i]) in live) if is_hop[i] else -1
+        want = L.hop_verdict(exp[i], inst[i], state[(svc[i], exp[i])]) if is_hop[i] else -1
         assert got[i] == want, (svc[i], inst[i], exp[i])
-    assert {int(v) for v in got} == {-1, 0, 1, 2, 3}  # every verdict was exercised
+    assert {int(v) for v in got} == {-1, *L.HOP_VERDICTS}  # every hop verdict was exercised
+    # a plain boolean answer is NO / YES
+    yes_no = classify.hop_verdicts(svc, inst, exp, is_hop, np.zeros(n), lambda s, ln, t: state[(s, ln)] is L.Live.YES)
+    assert L.Verdict.UNCERTAIN not in yes_no.tolist()
+
+
+def test_uncertain_is_base_serving_a_lane_that_is_only_overdue() -> None:
+    v = L.hop_verdict
+    assert v("gray", "base", L.Live.OVERDUE) is L.Verdict.UNCERTAIN
+    assert v("gray", "base", L.Live.NO) is v("gray", "base", False) is L.Verdict.FALLBACK
+    assert v("gray", "base", L.Live.YES) is v("gray", "base", True) is L.Verdict.LEAK
+    assert v("gray", "canary", L.Live.OVERDUE) is L.Verdict.LEAK  # not served by base
+    assert v("gray", "gray", L.Live.OVERDUE) is L.Verdict.IN_LANE
+    assert v("base", "gray", L.Live.OVERDUE) is L.Verdict.INTRUSION
+    assert not L.Verdict.UNCERTAIN.is_violation and L.Verdict.UNCERTAIN in L.HOP_VERDICTS
+    assert "uncertain" not in L.VIOLATION_NAMES
 
 
 def test_rules_pick_the_expected_lane_for_their_service_only() -> None:

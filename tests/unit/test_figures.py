@@ -10,6 +10,7 @@ import pytest
 from dash import html
 from dash_tree import find, text, texts
 
+from lanewatch import lane as L
 from lanewatch.config import Settings
 from lanewatch.dashboard import components as C
 from lanewatch.dashboard import figures as F
@@ -41,9 +42,10 @@ def test_lane_palette_stays_clear_of_verdict_colours() -> None:
 
 
 def test_every_verdict_has_a_colour_a_symbol_and_a_label() -> None:
-    for v in ("in_lane", "fallback", "leak", "intrusion", "tag_lost"):
+    for v in L.VERDICT_NAMES:
         assert T.VERDICT_COLOURS[v] and T.VERDICT_SYMBOLS[v] and T.VERDICT_LABELS[v]
-    assert len(set(T.VERDICT_SYMBOLS.values())) == 5
+    assert len(set(T.VERDICT_SYMBOLS.values())) == len(set(T.VERDICT_COLOURS.values())) == len(L.VERDICT_NAMES)
+    assert set(T.VERDICT_SEVERITY) == set(L.VERDICT_NAMES)
 
 
 def test_worst_verdict() -> None:
@@ -153,13 +155,13 @@ def test_complete_steps_withholds_the_live_edge() -> None:
 
 
 def test_verdict_bars_count_and_colour_each_verdict() -> None:
-    fig = F.verdict_figure({"in_lane": 100, "fallback": 5, "leak": 2, "intrusion": 0}, tag_lost=1)
+    fig = F.verdict_figure({"in_lane": 100, "fallback": 5, "leak": 2, "intrusion": 0, "uncertain": 3}, tag_lost=1)
     bar = fig.data[0]
-    assert list(bar.x) == [100, 5, 2, 0, 1]
-    assert list(bar.y) == ["in lane", "fallback", "leak", "intrusion", "tag lost"]
+    assert list(bar.x) == [100, 5, 2, 0, 3, 1]
+    assert list(bar.y) == ["in lane", "fallback", "leak", "intrusion", "uncertain", "tag lost"]
     assert list(bar.marker.color) == [T.VERDICT_COLOURS[v] for v in
-                                      ("in_lane", "fallback", "leak", "intrusion", "tag_lost")]
-    assert list(bar.text) == ["100", "5", "2", "0", "1"]
+                                      ("in_lane", "fallback", "leak", "intrusion", "uncertain", "tag_lost")]
+    assert list(bar.text) == ["100", "5", "2", "0", "3", "1"]
     assert F.verdict_figure({}).data == ()
 
 

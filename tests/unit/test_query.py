@@ -93,7 +93,7 @@ def plain(value: Any) -> Any:
 def test_summary_counts_hops_edges_lanes_and_violations(q: Query) -> None:
     s = plain(q.summary(300))
     assert (s["window_s"], s["from"], s["to"]) == (300, T - 299, T + 1)
-    assert s["hops"] == {"in_lane": 30, "fallback": 4, "leak": 2, "intrusion": 1}
+    assert s["hops"] == {"in_lane": 30, "fallback": 4, "leak": 2, "intrusion": 1, "uncertain": 0}
     assert s["edges"] == {"tag_lost": 1, "calls": 14, "tag_lost_inside": 0}
     assert s["violations"] == 4 and s["counters"] == {"dropped_spans": 3} and s["estimated"] is False
     assert list(s["lanes"]) == ["base", "gray"]
@@ -109,9 +109,9 @@ def test_summary_counts_hops_edges_lanes_and_violations(q: Query) -> None:
 
 def test_summary_lane_filter_keeps_hops_involving_the_lane(q: Query) -> None:
     s = q.summary(300, lane="gray")
-    assert s["hops"] == {"in_lane": 10, "fallback": 4, "leak": 2, "intrusion": 1}
+    assert s["hops"] == {"in_lane": 10, "fallback": 4, "leak": 2, "intrusion": 1, "uncertain": 0}
     assert list(s["lanes"]) == ["gray"] and s["edges"]["calls"] == 7
-    assert q.summary(300, lane="base")["hops"] == {"in_lane": 20, "fallback": 4, "leak": 2, "intrusion": 1}
+    assert q.summary(300, lane="base")["hops"] == {"in_lane": 20, "fallback": 4, "leak": 2, "intrusion": 1, "uncertain": 0}
     empty = q.summary(300, lane="nope")
     assert empty["lanes"] == {"nope": {"traces": 0, "stayed": 0, "violated": 0, "stayed_share": None,
                                        "requests": 0, "errors": 0, "error_rate": None, "entry_rate": 0.0,
@@ -122,9 +122,9 @@ def test_summary_lane_filter_keeps_hops_involving_the_lane(q: Query) -> None:
 
 def test_summary_service_filter(q: Query) -> None:
     s = q.summary(300, service="C")
-    assert s["hops"] == {"in_lane": 0, "fallback": 0, "leak": 2, "intrusion": 1}
+    assert s["hops"] == {"in_lane": 0, "fallback": 0, "leak": 2, "intrusion": 1, "uncertain": 0}
     assert s["edges"] == {"tag_lost": 1, "calls": 3, "tag_lost_inside": 0}
-    assert q.summary(300, service="nobody")["hops"] == {"in_lane": 0, "fallback": 0, "leak": 0, "intrusion": 0}
+    assert q.summary(300, service="nobody")["hops"] == {"in_lane": 0, "fallback": 0, "leak": 0, "intrusion": 0, "uncertain": 0}
 
 
 def test_window_excludes_older_rows(q: Query) -> None:
@@ -205,7 +205,7 @@ def test_edges_and_flows(q: Query) -> None:
     # calls/s over the 11 s the edge data covers (from T - 10)
     assert e[1] == {"caller": "B", "callee": "C", "lane": "gray", "sent_lane": "gray", "entry_lane": "gray",
                     "calls": 3, "rate": round(3 / 11, 3), "errors": 0, "in_lane": 2, "fallback": 0, "leak": 0,
-                    "intrusion": 0, "tag_lost": 1, "tag_lost_inside": 0, "weighted": 0}
+                    "intrusion": 0, "uncertain": 0, "tag_lost": 1, "tag_lost_inside": 0, "weighted": 0}
     assert len(q.edges(300, lane="base")) == 1
     f = plain(q.flows(300, service="C"))
     assert f == [{"service": "C", "expected_lane": "base", "instance_lane": "gray", "verdict": "intrusion", "requests": 1},

@@ -357,6 +357,10 @@ def test_a_version_1_store_is_migrated_and_keeps_its_rows(tmp_path: Path) -> Non
         for p in physical_tables(t):
             con.execute(f"ALTER TABLE {p.name} DROP COLUMN weighted")
     con.execute("ALTER TABLE open_spans DROP COLUMN w")
+    for p in physical_tables("edges"):  # and those 6 -> 7 added (the verdict uncertain, cadence)
+        con.execute(f"ALTER TABLE {p.name} DROP COLUMN uncertain")
+    con.execute("ALTER TABLE liveness DROP COLUMN cadence")
+    con.execute("INSERT INTO liveness VALUES ('c1', 'B', 'gray', 'b-1', '[[1.0, 2.0]]', false)")
     con.execute("INSERT INTO r_edges_s VALUES (?, 1, 'A', 'B', 'gray', 3, 0, 3, 0, 0, 0, 0)", [T0])
     con.execute("INSERT INTO instances VALUES ('B', 'gray', 'b-1', ?, ?, 'up')", [T0, T0 + 1])
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
@@ -365,6 +369,8 @@ def test_a_version_1_store_is_migrated_and_keeps_its_rows(tmp_path: Path) -> Non
     try:
         old = store.rollup("edges", T0, T0 + 1, ["caller", "lane", "entry_lane"])
         assert old.to_dict("records")[0]["calls"] == 3 and old.entry_lane.isna().all()
+        assert old.to_dict("records")[0]["uncertain"] == 0
+        assert store.peer_liveness("c2")[0][0]["cadence"] is None  # not learned before version 7
         store.write(Batch(rollups={"edges": {"ts": [T0], "caller": ["A"], "callee": ["B"], "lane": ["base"],
                                              "entry_lane": ["gray"], **{m: [1] for m in ROLLUPS["edges"][1]}}},
                           instances=[{"service": "B", "lane": "gray", "instance": "b-1", "first_seen": T0,

@@ -39,7 +39,8 @@ def layout(**kwargs: Any) -> html.Div:
     return html.Div([
         html.Div([html.H2("Lanes and instances"), html.Span(
             "A gray hop served by base is a fallback when the service had no live gray instance, "
-            "and a leak when it had one.", className="lw-sub")], className="lw-page-head"),
+            "a leak when it had one, and uncertain when its only gray instance had gone silent "
+            "(overdue, not yet past the liveness TTL).", className="lw-sub")], className="lw-page-head"),
         html.Div(id="lanes-dead"),
         html.Div([html.H3("Live lanes per service"), html.Div(id="lanes-matrix")],
                  className="lw-card"),
