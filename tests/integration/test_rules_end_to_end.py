@@ -141,7 +141,7 @@ def test_header_array_and_cookie_rules_route_scenario_3(collector: dict[str, Any
         return s if traces >= 6 and len(get(ep, "/api/v1/violations?window=300")) >= 2 else None
 
     summary = wait_until(settled, 30.0, what="6 traces and 2 violations")
-    assert summary["hops"] == {"in_lane": 16, "fallback": 0, "leak": 2, "intrusion": 0}
+    assert summary["hops"] == {"in_lane": 16, "fallback": 0, "leak": 2, "intrusion": 0, "uncertain": 0}
     violations = get(ep, "/api/v1/violations?window=300")
     assert {(v["kind"], v["service"], v["trace_id"]) for v in violations} == {
         ("leak", "B", leak_b), ("leak", "A", leak_a)}

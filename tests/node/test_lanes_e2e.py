@@ -51,7 +51,7 @@ def test_python_and_node_hops_judged_by_lanewatch_up(node_modules: Path, up: Lan
             assert a.get("/order") == 200  # no lane header: A dyes it gray
         s = up.wait_for("/summary?window=300", lambda s: hops(s)["in_lane"] >= 6 and hops(s)["fallback"] >= 3
                         and s["lanes"].get("gray", {}).get("traces", 0) >= 3)
-        assert hops(s) == {"in_lane": 6, "fallback": 3, "leak": 0, "intrusion": 0}
+        assert hops(s) == {"in_lane": 6, "fallback": 3, "leak": 0, "intrusion": 0, "uncertain": 0}
         assert s["edges"]["tag_lost"] == 0 and s["violations"] == 0
         assert s["lanes"]["gray"]["traces"] == 3 and s["lanes"]["gray"]["stayed"] == 3
 
