@@ -11,6 +11,7 @@ from dashboard_browser_support import HOSTILE, Browser, Running, Switchboard
 from playwright.sync_api import expect
 
 from lanewatch.dashboard.components import share_text
+from lanewatch.demo.faults import FAULTS
 
 pytestmark = pytest.mark.browser
 
@@ -182,11 +183,11 @@ def test_demo_faults_panel_switches_faults(lanewatch_up: Running, switchboard: S
                                            browser: Browser) -> None:
     page = browser.page
     _open(browser, lanewatch_up.url + "/", "#overview-faults input")
-    expect(page.locator("#overview-faults-status")).to_have_text("1 of 7 faults on.")
+    expect(page.locator("#overview-faults-status")).to_have_text(f"1 of {len(FAULTS)} faults on.")
     page.get_by_label("c_gray_down").check()
     deadline = time.monotonic() + 10  # a busy shared machine; the state is what is tested
     while not switchboard.faults["c_gray_down"] and time.monotonic() < deadline:
         page.wait_for_timeout(100)
     assert {k for k, v in switchboard.faults.items() if v} == {"c_gray_down", "proxy_strips_tag"}
-    expect(page.locator("#overview-faults-status")).to_have_text("2 of 7 faults on.")
+    expect(page.locator("#overview-faults-status")).to_have_text(f"2 of {len(FAULTS)} faults on.")
     assert browser.errors == []
