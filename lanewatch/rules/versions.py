@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -36,9 +37,10 @@ class RuleVersion:
     #: what applied it: ``start``, ``file`` (the config file changed), ``SIGHUP``, ``api``
     source: str
 
-    @property
+    @cached_property
     def declared(self) -> frozenset[tuple[str, str]]:
-        """(service, lane) pairs of the topology: always live."""
+        """(service, lane) pairs of the topology: always live (built once per version: asked
+        for every liveness question of the span path)."""
         return frozenset((s, lane) for s, lanes in self.topology.items() for lane in lanes)
 
     def same_as(self, rules: Sequence[Rule], topology: Mapping[str, Sequence[str]]) -> bool:
