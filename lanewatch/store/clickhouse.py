@@ -271,12 +271,13 @@ class ClickHouseStore:
     def _drop_dead_journal(self, now: int) -> None:
         live = J.states(self._con)
         cond = " OR ".join(J.live_cond(c, s) for c, s in live.items()) or "0"
-        for part in self._partitions("open_spans"):
-            if (int(part) + 2) * 600 <= now:
-                (n,) = self._con.query(f"SELECT count() FROM open_spans WHERE intDiv(at, 600) = {int(part)} "
-                                       f"AND ({cond})")[0]
-                if not int(n):
-                    self._con.command(f"ALTER TABLE open_spans DROP PARTITION {int(part)}")
+        for table in ("open_chunks", "open_spans"):
+            for part in self._partitions(table):
+                if (int(part) + 2) * 600 <= now:
+                    (n,) = self._con.query(f"SELECT count() FROM {table} WHERE intDiv(at, 600) = {int(part)} "
+                                           f"AND ({cond})")[0]
+                    if not int(n):
+                        self._con.command(f"ALTER TABLE {table} DROP PARTITION {int(part)}")
         epochs = {s.epoch for s in live.values()}
         for part in self._partitions("open_names"):
             if int(part) not in epochs:

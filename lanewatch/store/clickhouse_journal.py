@@ -3,6 +3,11 @@
 ClickHouse has no transactions and no cheap deletes, so the journal is versioned instead of
 edited: a collector's rows live under an *epoch* (a new one on every reset: a new process),
 each chunk under its number ``seq``, each carry under a fresh generation ``gen`` (``seq = -1``).
+A chunk is one ``open_chunks`` row: its span columns packed side by side as raw little-endian
+arrays (the columns of :data:`PACKED`), in base64 text. A row per span cost ClickHouse more
+CPU than the rest of a collector's writes together (every column of every span sorted,
+compressed and merged); a row per chunk costs it a copy. Schema 2 kept a row per span in
+``open_spans`` (without the sampling weight): those rows are still read, never written.
 One ``journal`` row per collector (newest by ``ver`` wins) names what is live: the epoch, the
 lowest live chunk ``live_from`` and the live carry's generation. It is written last in each
 flush, so a reader sees either the previous flush's open spans or this one's, never a mix.
@@ -15,6 +20,7 @@ two resumes the previous flush's open spans: traces judged in the lost flush are
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +28,38 @@ import numpy as np
 import numpy.typing as npt
 
 from lanewatch.collect.bulk import COLUMNS as SPAN_DTYPES
+from lanewatch.collect.bulk import NAME_COLUMNS
 from lanewatch.store.base import OpenSpans, Resumed
 from lanewatch.store.clickhouse_conn import Connection, lit
 from lanewatch.store.clickhouse_read import newest_sql
 from lanewatch.store.clickhouse_schema import JOURNAL_TYPES
 
 _CARRY = -1
+#: The span columns of a chunk in ``open_chunks.data``, in order, with their types (the
+#: assembly's columns but the derived ``tkey``).
+PACKED: tuple[tuple[str, np.dtype[Any]], ...] = tuple(
+    (c, np.dtype(t).newbyteorder("<")) for c, t in SPAN_DTYPES.items() if c != "tkey")
+PACKED_COLUMNS: tuple[str, ...] = tuple(c for c, _ in PACKED)
+_ROW_BYTES = sum(t.itemsize for _, t in PACKED)
+
+
+def pack(rows: dict[str, Any]) -> str:
+    """The columns of ``rows`` (one chunk) as ``open_chunks.data``."""
+    raw = b"".join(np.ascontiguousarray(rows[c], dtype=t).tobytes() for c, t in PACKED)
+    return binascii.b2a_base64(raw, newline=False).decode("ascii")
+
+
+def unpack(n: int, data: str) -> dict[str, npt.NDArray[Any]]:
+    """The ``n`` spans of one ``open_chunks.data``, as columns in the assembly's types."""
+    raw = binascii.a2b_base64(data)
+    if len(raw) != n * _ROW_BYTES:
+        raise ValueError(f"open_chunks: {len(raw)} bytes for {n} spans, {n * _ROW_BYTES} expected")
+    out: dict[str, npt.NDArray[Any]] = {}
+    at = 0
+    for c, t in PACKED:
+        out[c] = np.frombuffer(raw, dtype=t, count=n, offset=at).astype(SPAN_DTYPES[c])
+        at += n * t.itemsize
+    return out
 _STATE = ("epoch", "live_from", "carry_gen", "running")
 
 
@@ -67,17 +99,10 @@ def write(con: Connection, collector: str, state: State, change: OpenSpans, stam
         parts.append((_CARRY, stamp, change.carry))
     parts = [p for p in parts if len(p[2]["sid"])]
     if parts:
-        lens = [len(rows["sid"]) for _, _, rows in parts]
-        n = sum(lens)
-        # numpy columns: the connection may send them as whole buffers
-        data: list[npt.NDArray[Any]] = [np.full(n, collector, dtype=object), np.full(n, new.epoch, dtype=np.uint64),
-                                        np.repeat(np.array([s for s, _, _ in parts], dtype=np.int64), lens),
-                                        np.repeat(np.array([g for _, g, _ in parts], dtype=np.uint64), lens),
-                                        np.full(n, at, dtype=np.int64)]
-        for c, t in JOURNAL_TYPES.items():
-            arr = np.concatenate([np.asarray(rows[c]) for _, _, rows in parts])
-            data.append(arr.astype(np.uint64 if t == "UInt64" else np.int64))
-        con.insert("open_spans", ["collector", "epoch", "seq", "gen", "at", *JOURNAL_TYPES], data)
+        k = len(parts)
+        con.insert("open_chunks", ["collector", "epoch", "seq", "gen", "at", "n", "data"],
+                   [[collector] * k, [new.epoch] * k, [s for s, _, _ in parts], [g for _, g, _ in parts],
+                    [at] * k, [len(rows["sid"]) for _, _, rows in parts], [pack(rows) for _, _, rows in parts]])
     if change.names:
         k = len(change.names)
         con.insert("open_names", ["collector", "epoch", "code", "name"],
@@ -103,13 +128,17 @@ def read(con: Connection, collector: str, s: State | None, clean: bool) -> Resum
         if code != len(names):
             raise ValueError(f"open_names: code {code} where {len(names)} was expected")
         names.append(str(name))
-    cols = con.query(f"SELECT {', '.join(JOURNAL_TYPES)} FROM open_spans WHERE {live_cond(collector, s)}")
+    live = live_cond(collector, s)
+    counts, blobs = con.query(f"SELECT n, data FROM open_chunks WHERE {live}")
+    parts = [unpack(int(n), str(b)) for n, b in zip(counts, blobs)]
+    legacy = con.query(f"SELECT {', '.join(JOURNAL_TYPES)} FROM open_spans WHERE {live}")
+    if legacy and len(legacy[0]):
+        old = {c: np.asarray(v, dtype=SPAN_DTYPES[c]) for c, v in zip(JOURNAL_TYPES, legacy)}
+        old["w"] = np.ones(len(old["sid"]))  # schema 2 kept no weight
+        parts.append(old)
     rows: dict[str, Any] | None = None
-    if cols and len(cols[0]):
-        rows = {}
-        for c, values in zip(JOURNAL_TYPES, cols):
-            rows[c] = np.asarray(values, dtype=SPAN_DTYPES[c])
-        if int(max(rows[k].max() for k in ("svc", "inst", "req", "recv", "exp"))) >= len(names):
-            raise ValueError("open_spans: a name code without its name in open_names")
+    if parts:
+        rows = {c: np.concatenate([p[c] for p in parts]) for c, _ in PACKED}
+        if len(rows["sid"]) and int(max(rows[k].max() for k in NAME_COLUMNS)) >= len(names):
+            raise ValueError("open_chunks: a name code without its name in open_names")
     return Resumed(rows=rows, names=names, clean=clean)
-

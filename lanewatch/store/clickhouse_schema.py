@@ -17,8 +17,9 @@ nanoseconds).
   its cumulative values, readers take the newest per collector (``argMax(..., ver)``, so
   unmerged duplicates never count twice) and merge over collectors.
 * ``writes``: one row per committed batch with rollups (the change feed other processes poll).
-* ``open_spans``/``open_names``: the trace journal, per collector and epoch (see
-  :mod:`lanewatch.store.clickhouse_journal`). ``alert_events``: the alert history.
+* ``open_chunks``/``open_names``: the trace journal, per collector and epoch, one row per chunk
+  of open spans (see :mod:`lanewatch.store.clickhouse_journal`); ``open_spans`` the journal of
+  schema 2 (a row per span), still read. ``alert_events``: the alert history.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from lanewatch.store.duck_schema import Physical
 from lanewatch.store.duck_schema import physical_tables as duck_physical
 
 #: Version of the tables this code creates and reads; a database at a newer version is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: A NULL string key, as stored (sorting keys cannot be Nullable on 18.16; no name holds NUL).
 NULL_KEY = "\x00"
 HOUR = 3600
 _INT_KEYS = {"ts": "Int64", "res": "Int32", "bucket": "Int16"}
 _FLOAT_METRICS = frozenset(("latency_sum_ms",))
-#: Journal span columns -> ClickHouse type (the DuckDB journal's columns).
+#: Span columns of the schema-2 journal (``open_spans``, one row per span) -> ClickHouse type;
+#: read at a resume, no longer written (it had no sampling weight: read as 1).
 JOURNAL_TYPES: dict[str, str] = {
     "thi": "UInt64", "tlo": "UInt64", "sid": "UInt64", "pid": "UInt64", "kind": "Int8",
     "svc": "Int32", "inst": "Int32", "req": "Int32", "recv": "Int32", "exp": "Int32",
@@ -116,6 +118,9 @@ def ddl() -> list[str]:
         ("CREATE TABLE IF NOT EXISTS open_spans (collector String, epoch UInt64, seq Int64, gen UInt64,"
          " at Int64, " + ", ".join(f"{c} {t}" for c, t in JOURNAL_TYPES.items()) + ")"
          " ENGINE = MergeTree PARTITION BY intDiv(at, 600) ORDER BY (collector, epoch, seq)"),
+        ("CREATE TABLE IF NOT EXISTS open_chunks (collector String, epoch UInt64, seq Int64, gen UInt64,"
+         " at Int64, n UInt32, data String)"
+         " ENGINE = MergeTree PARTITION BY intDiv(at, 600) ORDER BY (collector, epoch, seq)"),
         ("CREATE TABLE IF NOT EXISTS open_names (collector String, epoch UInt64, code Int32, name String)"
          " ENGINE = MergeTree PARTITION BY epoch ORDER BY (collector, epoch, code)"),
         ("CREATE TABLE IF NOT EXISTS alert_events (seq UInt64, "
@@ -143,4 +148,7 @@ MIGRATIONS: dict[int, list[str]] = {
     # count 0); shared liveness carries each instance's learned cadence (NULL: not learned)
     1: [stmt for p in physical_tables("edges") for stmt in _rebuild(p, frozenset(("uncertain",)))]
        + ["ALTER TABLE liveness ADD COLUMN cadence Nullable(Float64)"],
+    # 2 -> 3: the journal as one row per chunk (open_chunks, created by ddl()); the rows of
+    # open_spans stay readable until their traces are judged
+    2: [],
 }

@@ -25,8 +25,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+import pytest
+
 from lanewatch import lane as L
+from lanewatch.store.clickhouse_local import LocalServer
 from lanewatch.testing import TraceBuilder, start_up, wait_until
+from tests.clickhouse_support import fresh_database
 
 FLUSH_S = 0.5
 CONFIG = f"trace_wait_s: 4\nflush_interval_s: {FLUSH_S}\nliveness_ttl_s: 60\n"
@@ -66,16 +70,26 @@ def _tag_lost_trace(t0: float) -> bytes:
     return tb.body()
 
 
-def test_sigterm_loses_no_open_trace_and_check_still_fails(tmp_path: Path) -> None:
+@pytest.fixture(params=["duckdb", "clickhouse"])
+def store_args(request: pytest.FixtureRequest) -> list[str]:
+    """``lanewatch up`` on its DuckDB file (the default), or on a fresh ClickHouse database of
+    the real server (whose journal is its own code: rows per chunk, per collector epoch)."""
+    if request.param == "duckdb":
+        return []
+    server: LocalServer = request.getfixturevalue("clickhouse_server")
+    return ["--store", server.url(fresh_database("durable"))]
+
+
+def test_sigterm_loses_no_open_trace_and_check_still_fails(tmp_path: Path, store_args: list[str]) -> None:
     """The finding: 100 traces with a tag_lost edge, accepted, SIGTERM 1.5 s later. Before,
     hops survived but edges, traces and violations did not, and the gate passed."""
-    proc, ep = _up(tmp_path)
+    proc, ep = _up(tmp_path, *store_args)
     now = time.time()
     for i in range(100):
         _post(ep, _tag_lost_trace(now + i * 0.001))
     time.sleep(1.5)  # inside trace_wait_s: every trace is still open
     _stop(proc, signal.SIGTERM)
-    proc, ep = _up(tmp_path, "--otlp-http-port", str(ep["otlp_http_port"]))
+    proc, ep = _up(tmp_path, "--otlp-http-port", str(ep["otlp_http_port"]), *store_args)
     try:
         def judged() -> dict[str, Any] | None:
             s: dict[str, Any] = _get(ep, "/api/v1/summary?window=600")
@@ -152,14 +166,15 @@ class SdkTraffic:
             p.shutdown()
 
 
-def _sdk_restart(tmp: Path, sig: int) -> tuple[SdkTraffic, dict[str, Any], float, subprocess.Popen[str]]:
-    proc, ep = _up(tmp)
+def _sdk_restart(tmp: Path, sig: int, *store_args: str
+                 ) -> tuple[SdkTraffic, dict[str, Any], float, subprocess.Popen[str]]:
+    proc, ep = _up(tmp, *store_args)
     traffic = SdkTraffic(ep["otlp_http"] + "/v1/traces", rate=150.0)
     traffic.start()
     time.sleep(3.0)
     killed_at = time.time()
     _stop(proc, sig)
-    proc, ep = _up(tmp, "--otlp-http-port", str(ep["otlp_http_port"]))
+    proc, ep = _up(tmp, "--otlp-http-port", str(ep["otlp_http_port"]), *store_args)
     time.sleep(2.0)
     traffic.finish()
     return traffic, ep, killed_at, proc
@@ -178,8 +193,8 @@ def _settled(ep: dict[str, Any], traces: int) -> dict[str, Any]:
     return dict(wait_until(done, 90, "the traces are judged", every_s=0.25))
 
 
-def test_sdk_exporters_through_a_sigterm_restart_lose_nothing(tmp_path: Path) -> None:
-    traffic, ep, _, proc = _sdk_restart(tmp_path, signal.SIGTERM)
+def test_sdk_exporters_through_a_sigterm_restart_lose_nothing(tmp_path: Path, store_args: list[str]) -> None:
+    traffic, ep, _, proc = _sdk_restart(tmp_path, signal.SIGTERM, *store_args)
     try:
         n, lost = traffic.sent, traffic.lost
         s = _settled(ep, n)

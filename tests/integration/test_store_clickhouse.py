@@ -15,9 +15,11 @@ from lanewatch import config
 from lanewatch.config.store_url import parse
 from lanewatch.store import clickhouse_schema as S
 from lanewatch.store import open_store
-from lanewatch.store.base import Batch
+from lanewatch.store import clickhouse_journal as J
+from lanewatch.store.base import Batch, OpenSpans
 from lanewatch.store.clickhouse import ClickHouseStore
 from lanewatch.store.clickhouse_local import LocalServer
+from lanewatch.testing import FakeClock
 from tests.clickhouse_support import fresh_database
 
 T0 = 1_800_000_000
@@ -79,7 +81,48 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(clickhouse_server: 
     finally:
         s.close()
     store(clickhouse_server, db).close()  # current now: opens without another migration
-    assert client.execute("SELECT count() FROM schema_version") == [(2,)]
+    assert client.execute("SELECT count() FROM schema_version") == [(S.SCHEMA_VERSION,)]
+
+
+def test_a_version_2_journal_resumes_and_new_chunks_join_it(clickhouse_server: LocalServer) -> None:
+    """2 -> 3 (the journal as a row per chunk): the open spans a schema-2 collector kept, a row
+    per span, still come back at its restart (weight 1: schema 2 kept none), with what the new
+    process journals under the same epoch; and dead rows of both tables are dropped."""
+    db = fresh_database()
+    Client(clickhouse_server.host, port=clickhouse_server.tcp_port).execute(f"CREATE DATABASE {db}")
+    client = Client(clickhouse_server.host, port=clickhouse_server.tcp_port, database=db)
+    for stmt in S.ddl():
+        if " open_chunks (" not in stmt:
+            client.execute(stmt)
+    client.execute("INSERT INTO schema_version (version, at_ns) VALUES", [(2, 0)])
+    cols = ["collector", "epoch", "seq", "gen", "at", *S.JOURNAL_TYPES]
+    old = [("c1", 77, 3, 0, T0, 1, 2, 100 + i, 0, 1, 0, 0, 1, 1, 0, 0, T0 * 10**9, 0) for i in range(3)]
+    client.execute(f"INSERT INTO open_spans ({', '.join(cols)}) VALUES", old)
+    client.execute("INSERT INTO open_names (collector, epoch, code, name) VALUES",
+                   [("c1", 77, 0, "svc-a"), ("c1", 77, 1, "gray")])
+    client.execute("INSERT INTO journal (collector, epoch, live_from, carry_gen, running, ver) VALUES",
+                   [("c1", 77, 3, 0, 0, 1)])
+    clock = FakeClock(T0 + 60.0)
+    s = store(clickhouse_server, db, collector="c1", clock=clock)
+    try:
+        assert client.execute("SELECT max(version) FROM schema_version") == [(S.SCHEMA_VERSION,)]
+        got = s.open_spans()
+        assert got.clean and got.names == ["svc-a", "gray"] and got.rows is not None
+        assert sorted(got.rows["sid"].tolist()) == [100, 101, 102] and set(got.rows["w"].tolist()) == {1.0}
+        new = {c: np.zeros(1, dtype=t) for c, t in J.PACKED}
+        new.update(sid=np.asarray([555], dtype=np.uint64), w=np.asarray([8.0]))
+        s.write(Batch(open_spans=OpenSpans(added=[(4, new)], live_from=3)))
+        got = s.open_spans()
+        assert got.rows is not None and sorted(got.rows["sid"].tolist()) == [100, 101, 102, 555]
+        assert sorted(got.rows["w"].tolist()) == [1.0, 1.0, 1.0, 8.0]
+        s.write(Batch(open_spans=OpenSpans(live_from=5)))  # both tables' rows are judged
+        assert s.open_spans().rows is None
+        clock.advance(3600.0)
+        s.maintain(clock())
+        for table in ("open_spans", "open_chunks"):
+            assert client.execute(f"SELECT count() FROM {table}") == [(0,)], table
+    finally:
+        s.close()
 
 
 def test_null_keys_read_back_as_null(clickhouse_server: LocalServer) -> None:

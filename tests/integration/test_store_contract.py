@@ -8,6 +8,7 @@ read the API makes, and the Query layer over it, must give the same answer as Du
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import zlib
@@ -34,6 +35,7 @@ from lanewatch.store.base import (
     Store,
     TraceJournal,
 )
+from lanewatch.store import clickhouse_journal as J
 from lanewatch.store.clickhouse import ClickHouseStore
 from lanewatch.store.clickhouse_local import LocalServer
 from lanewatch.store.duck import DuckStore
@@ -292,18 +294,36 @@ def test_alert_history_bounded(make: Make) -> None:
     assert got[0]["value"] == 5.5 and got[0]["details"] is None
 
 
+def _weighted(batch: Batch) -> Batch:
+    """``batch`` with sampling weights other than 1 on its open spans (as a sampled trace has)."""
+    change = batch.open_spans
+    assert change is not None
+    rng = np.random.default_rng(7)
+    added = [(seq, {**rows, "w": rng.choice([1.0, 4.0, 10.0], len(rows["sid"]))}) for seq, rows in change.added]
+    return dataclasses.replace(batch, open_spans=dataclasses.replace(change, added=added))
+
+
+def _by_span(rows: dict[str, Any]) -> dict[str, list[Any]]:
+    order = np.lexsort((np.asarray(rows["sid"]), np.asarray(rows["tlo"])))
+    return {c: np.asarray(rows[c])[order].tolist() for c in J.PACKED_COLUMNS}
+
+
 def test_journal_per_collector_and_clean_flag(make: Make) -> None:
+    """What a collector's journal kept comes back column for column (sampling weights too: a
+    resumed sampled span still stands for its weight), per collector, across a clean stop."""
     store = make("c1")
     assert isinstance(store, TraceJournal)
     assert store.open_spans().rows is None
     kept = {b.collector: b for b in BATCHES if b.open_spans is not None and b.open_spans.added}
-    batch = kept["c1"]
+    batch = _weighted(kept["c1"])
     store.write(batch)
     want = batch.open_spans
     assert want is not None
+    live = [r for s, r in want.added if s >= want.live_from] + ([want.carry] if want.carry else [])
+    expected = _by_span({c: np.concatenate([r[c] for r in live]) for c in J.PACKED_COLUMNS})
+    assert len(set(expected["w"]) - {1.0}) > 0
     got = store.open_spans()
-    n = sum(len(r["sid"]) for s, r in want.added if s >= want.live_from)
-    assert got.rows is not None and len(got.rows["sid"]) == n
+    assert got.rows is not None and _by_span(got.rows) == expected
     assert got.names[:len(want.names)] == want.names
     if make.kind != "duckdb":  # type: ignore[attr-defined]
         other = make("c2")  # another collector has its own journal
@@ -311,8 +331,7 @@ def test_journal_per_collector_and_clean_flag(make: Make) -> None:
         store.close()
         again = make("c1")
         resumed = again.open_spans()  # type: ignore[attr-defined]
-        assert resumed.clean and resumed.rows is not None and len(resumed.rows["sid"]) == n
-        assert sorted(resumed.rows["sid"].tolist()) == sorted(got.rows["sid"].tolist())
+        assert resumed.clean and resumed.rows is not None and _by_span(resumed.rows) == expected
 
 
 def test_peer_liveness_newest_per_writer(make: Make) -> None:
