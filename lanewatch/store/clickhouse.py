@@ -305,11 +305,16 @@ class ClickHouseStore:
         """Sum ``table``'s metrics over ``t0 <= ts < t1`` by ``keys`` (see the Store protocol)."""
         sql, names = R.rollup_sql(table, t0, t1, keys, where, bucket_s, self._int_meta("minutes_before"),
                                   self._int_meta("keep_from"))
-        frame = self._frame(sql, names)
-        for k in names:
-            if k in ROLLUPS[table][0] and k not in ("ts", "res", "bucket"):
-                frame[k] = pd.Series([None if v == NULL_KEY else v for v in frame[k].tolist()], dtype=object)
-        return frame
+        self._check()
+        cols = self._con.query(sql)
+        names_of = ROLLUPS[table][0]
+        data: dict[str, Any] = {}
+        for k, values in zip(names, cols):  # built once, in the types read (no conversion after)
+            if k in names_of and k not in ("ts", "res", "bucket"):
+                data[k] = pd.Series([None if v == NULL_KEY else v for v in values], dtype=object)
+            else:
+                data[k] = np.asarray(values, dtype=np.float64 if k == "latency_sum_ms" else np.int64)
+        return pd.DataFrame(data, columns=list(names))
 
     def _records(self, table: str, t0: int, t1: int, where: Mapping[str, str | None] | None,
                  limit: int) -> pd.DataFrame:
@@ -356,8 +361,10 @@ class ClickHouseStore:
         self._check()
         ts, lanes, buckets, counts = self._con.query(R.cells_sql(
             t0, t1, where, minute_ok, step_s, self._int_meta("minutes_before"), self._int_meta("keep_from")))
-        names, codes = np.unique(np.asarray(lanes, dtype=object).astype(str), return_inverse=True)
-        return [str(n) for n in names], {"ts": np.asarray(ts, dtype=np.int64),
+        names = sorted({str(v) for v in lanes})
+        code_of = {n: i for i, n in enumerate(names)}
+        codes = np.fromiter((code_of[str(v)] for v in lanes), dtype=np.int64, count=len(lanes))
+        return names, {"ts": np.asarray(ts, dtype=np.int64),
                                          "lane": np.asarray(codes, dtype=np.int64).reshape(-1),
                                          "bucket": np.asarray(buckets, dtype=np.int64),
                                          "count": np.asarray(counts, dtype=np.int64)}
