@@ -9,11 +9,14 @@ dashboards (or tests) never share entries.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+
+from lanewatch.query.shared import one_snapshot
 
 V = TypeVar("V")
 
@@ -53,10 +56,13 @@ def gather(*calls: Callable[[], Any]) -> list[Any]:
     """Run independent Query calls side by side (DuckDB reads release the GIL); results in order.
 
     A page's first render asks for a summary, a series and a violation list at
-    once; together they take about as long as the slowest of them.
+    once; together they take about as long as the slowest of them. The calls are one
+    moment of one render: a store read that several of them make is made once
+    (:func:`lanewatch.query.shared.one_snapshot`).
     """
-    futures = [_pool.submit(call) for call in calls]
-    return [f.result() for f in futures]
+    with one_snapshot():
+        futures = [_pool.submit(contextvars.copy_context().run, call) for call in calls]
+        return [f.result() for f in futures]
 
 
 def clear() -> None:

@@ -44,6 +44,7 @@ from lanewatch.query.parts import (
     series_json,
 )
 from lanewatch.query.series import SeriesReader, histograms
+from lanewatch.query.shared import EDGE_KEYS, SharedReads, edges_by, hops_by
 from lanewatch.stats import Thresholds
 from lanewatch.store.base import NumberedCounters, PerCollector
 from lanewatch.store.base import StoreReader as Store
@@ -101,6 +102,8 @@ class Query:
         #: the routing rules in force and their reload (``/api/v1/rules``); None: the settings'
         self.rules = rules
         self._steps = SeriesReader(store)
+        #: the store's rollups and instances, each read once per render (:mod:`.shared`)
+        self.reads = SharedReads(store)
         self._instances_memo: tuple[float, list[dict[str, Any]]] | None = None
 
     def _window(self, window_s: int, step_s: int = 1) -> tuple[int, int]:
@@ -113,9 +116,9 @@ class Query:
         """Hop verdicts, tag losses, per-lane traffic and trace counts over the window, the
         lanes found dead now, and what was seen (see :mod:`.summary` for the lane scope)."""
         t0, t1 = self._window(window_s)
-        out = S.summarize(self.store, t0, t1, window_s, service, lane, self.settings.trace_wait_s)
+        out = S.summarize(self.reads, t0, t1, window_s, service, lane, self.settings.trace_wait_s)
         instances = self.instances()
-        dead = S.dead_lanes(self.store, instances, self.clock(), self.dead_after_s, service, lane)
+        dead = S.dead_lanes(self.reads, instances, self.clock(), self.dead_after_s, service, lane)
         for d in dead:  # a dead lane keeps its row: "nothing went wrong" is then "nothing went"
             if d["lane"] not in out["lanes"]:
                 out["lanes"][d["lane"]] = S.lane_rows(pd.DataFrame({"requests": [], "errors": []}),
@@ -123,7 +126,7 @@ class Query:
                                                       [d["lane"]], out["covered_s"] or None, None)[d["lane"]]
         out["lanes"] = {k: out["lanes"][k] for k in lane_order(out["lanes"])}
         out.update(dead_lanes=dead, dead_after_s=self.dead_after_s,
-                   seen=S.seen(self.store, t0, t1, instances, self.topology()), counters=self._counters())
+                   seen=S.seen(self.reads, t0, t1, instances, self.topology()), counters=self._counters())
         return out
 
     def topology(self) -> Mapping[str, Sequence[str]]:
@@ -239,7 +242,7 @@ class Query:
         return out
 
     def _instances(self) -> list[dict[str, Any]]:
-        rows = {(r["service"], r["lane"], r["instance"]): r for r in records(self.store.instances())}
+        rows = {(r["service"], r["lane"], r["instance"]): r for r in records(self.reads.instances())}
         for r in self.live.instances() if self.live else []:
             key = (r["service"], r["lane"], r["instance"])
             old = rows.get(key)
@@ -292,13 +295,12 @@ class Query:
         (the edges) when a row is worse: a caller worse only with its callee ``follows`` it and is
         ordered after it (:func:`~lanewatch.query.compare.mark_followers`)."""
         t0, t1 = self._window(window_s)
-        hops = self.store.rollup("hops", t0, t1, ["service", "instance_lane"])
-        lat = self.store.rollup("latency", t0, t1, ["service", "instance_lane", "bucket"])
+        hops = hops_by(self.reads, t0, t1, ["service", "instance_lane"])
+        lat = self.reads.rollup("latency", t0, t1, ["service", "instance_lane", "bucket"])
         lanes = [lane] if lane else [x for x in set(hops.instance_lane) if isinstance(x, str)]
         rows = verdict_rows(hops, lat, lanes, base, self.thresholds)  # plain values
         if any(r["worse"] for r in rows):
-            mark_followers(rows, callees_of(self.store.rollup("edges", t0, t1,
-                                                              ["caller", "callee", "lane", "entry_lane"])))
+            mark_followers(rows, callees_of(edges_by(self.reads, t0, t1, EDGE_KEYS)))
         return rows
 
     def trace(self, trace_id_hex: str) -> dict[str, Any] | None:
@@ -323,9 +325,9 @@ class Query:
     def lanes(self, window_s: int) -> list[str]:
         """Instance, expected and entry lanes seen in the window, base first."""
         t0, t1 = self._window(window_s)
-        hops = self.store.rollup("hops", t0, t1, ["instance_lane", "expected_lane"])
+        hops = hops_by(self.reads, t0, t1, ["instance_lane", "expected_lane"])
         hops = hops[hops.requests != 0]
-        traces = self.store.rollup("traces", t0, t1, ["entry_lane"])
+        traces = self.reads.rollup("traces", t0, t1, ["entry_lane"])
         return lane_order(set(hops.instance_lane) | set(hops.expected_lane)
                           | set(traces.entry_lane[traces.traces != 0]))
 

@@ -23,8 +23,9 @@ import pandas as pd
 
 from lanewatch import lane as L
 from lanewatch.query.parts import HOP_LABELS, lane_order
+from lanewatch.query.shared import Rollups as Store
+from lanewatch.query.shared import edges_by, hops_by
 from lanewatch.rollups import WEIGHTED
-from lanewatch.store.base import StoreReader as Store
 
 #: The coverage start is found on a grid of at most this many buckets per window.
 COVERAGE_BUCKETS = 360
@@ -84,8 +85,8 @@ def dead_lanes(store: Store, instances: list[dict[str, Any]], now: float, after_
     since, t1 = int(now - after_s), int(now) + 1
     if not _candidates(instances, now, after_s, service, lane)[0]:  # saves both reads
         return []
-    asked = store.rollup("hops", since, t1, ["expected_lane"])
-    hops = store.rollup("hops", since, t1, ["service", "instance_lane"], where={"service": service})
+    asked = hops_by(store, since, t1, ["expected_lane"])
+    hops = hops_by(store, since, t1, ["service", "instance_lane"], service)
     served = {(str(s), str(ln)): int(n) for s, ln, n in zip(hops.service, hops.instance_lane, hops.requests)}
     return find_dead_lanes(instances, now, after_s, set(asked.expected_lane[asked.requests > 0]),
                            served, service, lane)
@@ -142,12 +143,12 @@ def find_dead_lanes(instances: list[dict[str, Any]], now: float, after_s: float,
 def summarize(store: Store, t0: int, t1: int, window_s: int, service: str | None, lane: str | None,
               trace_wait_s: float) -> dict[str, Any]:
     """The summary's counts (everything but counters and dead lanes) for the window."""
-    hops = store.rollup("hops", t0, t1, ["instance_lane", "expected_lane", "verdict"], where={"service": service})
+    hops = hops_by(store, t0, t1, ["instance_lane", "expected_lane", "verdict"], service)
     involved = hops if lane is None else hops[(hops.instance_lane == lane) | (hops.expected_lane == lane)]
     by_verdict = involved.groupby("verdict")["requests"].sum()
     hop_counts = {v: int(by_verdict.get(v, 0)) for v in HOP_LABELS}
     edge_keys = ["caller", "callee", "lane", "entry_lane"] if service else ["lane", "entry_lane"]
-    edges = store.rollup("edges", t0, t1, edge_keys)
+    edges = edges_by(store, t0, t1, edge_keys)
     if service:
         edges = edges[(edges.caller == service) | (edges.callee == service)]
     if lane:
@@ -185,9 +186,9 @@ def seen(store: Store, t0: int, t1: int, instances: list[dict[str, Any]],
          declared: Mapping[str, Sequence[str]] | None = None) -> dict[str, list[str]]:
     """Lanes and services seen in the window (hops, edges, traces), with an instance live now,
     or declared in the topology (always live)."""
-    hops = store.rollup("hops", t0, t1, ["service", "instance_lane", "expected_lane"])
+    hops = hops_by(store, t0, t1, ["service", "instance_lane", "expected_lane"])
     hops = hops[hops.requests != 0]
-    edges = store.rollup("edges", t0, t1, ["caller", "callee"])
+    edges = edges_by(store, t0, t1, ["caller", "callee"])
     edges = edges[edges.calls != 0]
     traces = store.rollup("traces", t0, t1, ["entry_lane"])
     live = [r for r in instances if r.get("live")]
