@@ -125,11 +125,18 @@ def test_children_stop_when_the_demo_is_killed(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(10)
-    children = list(info["children"].values())
-    assert "collector" in info["children"]
-    deadline = time.monotonic() + 20
-    while not all(gone(p) for p in children):
-        assert time.monotonic() < deadline, [p for p in children if not gone(p)]
+    children = dict(info["children"])
+    assert "collector" in children
+    killed = time.monotonic()
+    deadline = killed + 20  # mesh processes leave within LEAVE_DEADLINE_S (8 s) of their SIGTERM
+    while not all(gone(p) for p in children.values()):
+        left = {n: p for n, p in children.items() if not gone(p)}
+        if time.monotonic() > deadline:  # which child, and what it was doing (its log)
+            logs = {n: (Path(info["run_dir"]) / f"{n}.log") for n in left}
+            tails = {n: f.read_text(errors="replace").splitlines()[-8:] if f.exists() else None
+                     for n, f in logs.items()}
+            raise AssertionError(f"alive {time.monotonic() - killed:.1f} s after the demo was killed: {left}; "
+                                 f"their logs end: {tails}")
         time.sleep(0.1)
     assert all(web.port_is_free(p) for p in ports)
     shutil.rmtree(info["run_dir"], ignore_errors=True)
