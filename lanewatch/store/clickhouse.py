@@ -49,6 +49,7 @@ from lanewatch.store.clickhouse_feed import Feed
 from lanewatch.store.clickhouse_schema import (
     ALERT_TYPES,
     HOUR,
+    JOURNAL_PARTITION_S,
     MIGRATIONS,
     NULL_KEY,
     SCHEMA_VERSION,
@@ -271,10 +272,10 @@ class ClickHouseStore:
     def _drop_dead_journal(self, now: int) -> None:
         live = J.states(self._con)
         cond = " OR ".join(J.live_cond(c, s) for c, s in live.items()) or "0"
-        for table in ("open_chunks", "open_spans"):
+        for table, width in JOURNAL_PARTITION_S.items():
             for part in self._partitions(table):
-                if (int(part) + 2) * 600 <= now:
-                    (n,) = self._con.query(f"SELECT count() FROM {table} WHERE intDiv(at, 600) = {int(part)} "
+                if (int(part) + 2) * width <= now:
+                    (n,) = self._con.query(f"SELECT count() FROM {table} WHERE intDiv(at, {width}) = {int(part)} "
                                            f"AND ({cond})")[0]
                     if not int(n):
                         self._con.command(f"ALTER TABLE {table} DROP PARTITION {int(part)}")

@@ -42,6 +42,10 @@ JOURNAL_TYPES: dict[str, str] = {
     "svc": "Int32", "inst": "Int32", "req": "Int32", "recv": "Int32", "exp": "Int32",
     "verdict": "Int8", "start": "Int64", "err": "UInt8",
 }
+#: Seconds of ``at`` per partition of the journal tables: a partition is dropped once it is two
+#: partitions old and holds no live row (the chunks live seconds; their merges and disk are
+#: spent on data that is dead long before a 10-minute partition could go).
+JOURNAL_PARTITION_S: dict[str, int] = {"open_chunks": 60, "open_spans": 600}
 _S = "Nullable(String)"
 _F = "Nullable(Float64)"
 ALERT_TYPES: dict[str, str] = {
@@ -120,7 +124,8 @@ def ddl() -> list[str]:
          " ENGINE = MergeTree PARTITION BY intDiv(at, 600) ORDER BY (collector, epoch, seq)"),
         ("CREATE TABLE IF NOT EXISTS open_chunks (collector String, epoch UInt64, seq Int64, gen UInt64,"
          " at Int64, n UInt32, data String)"
-         " ENGINE = MergeTree PARTITION BY intDiv(at, 600) ORDER BY (collector, epoch, seq)"),
+         f" ENGINE = MergeTree PARTITION BY intDiv(at, {JOURNAL_PARTITION_S['open_chunks']})"
+         " ORDER BY (collector, epoch, seq)"),
         ("CREATE TABLE IF NOT EXISTS open_names (collector String, epoch UInt64, code Int32, name String)"
          " ENGINE = MergeTree PARTITION BY epoch ORDER BY (collector, epoch, code)"),
         ("CREATE TABLE IF NOT EXISTS alert_events (seq UInt64, "
