@@ -12,8 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +29,7 @@ from lanewatch.metrics import MetricsCollector
 from lanewatch.metrics.from_store import StoreTotals
 from lanewatch.rules.reload import Reloader
 from lanewatch.rules.versions import RuleBook
-from lanewatch.store.base import AlertHistory
+from lanewatch.store.base import AlertHistory, AlertLease
 
 log = logging.getLogger("lanewatch")
 
@@ -71,7 +74,9 @@ class Server:
         self.notifiers = notifiers_from(settings, self._dashboard_url)
         self.alerts = AlertEngine(settings, lambda: self.query.instances(),
                                   history=self.store if isinstance(self.store, AlertHistory) else None,
-                                  notifiers=self.notifiers, clock=clock)
+                                  notifiers=self.notifiers, clock=clock,
+                                  lease=self.store if isinstance(self.store, AlertLease) else None,
+                                  holder=f"serve@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
         self.alerts.follow(self.store)
         #: the routing rules and topology as this process reads them (the config file watched):
         #: the collectors judge with their own copy; these are shown (/api/v1/rules, annotations)

@@ -6,12 +6,16 @@ cheap: it only adds to the sliding window), and on its own thread evaluates the 
 (:mod:`.state`), writes state changes to the history (a store with the
 :class:`~lanewatch.store.base.AlertHistory` capability) and hands them to the notifiers.
 Nothing here queries the rollups of the store; on start the alerts that were firing
-before a restart are read back from the history.
+before a restart are read back from the history. Several processes on one shared store (an
+:class:`~lanewatch.store.base.AlertLease`) all evaluate, and the one holding the lease records
+and notifies.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -25,13 +29,17 @@ from lanewatch.alerts.state import States
 from lanewatch.alerts.window import Window
 from lanewatch.config import Settings
 from lanewatch.config.alerting import DEFAULT_FOR_S
-from lanewatch.store.base import AlertHistory, Batch
+from lanewatch.store.base import AlertHistory, AlertLease, Batch
 
 log = logging.getLogger(__name__)
 #: rollup table -> the keys the window reads of it (besides ``ts``)
 PRIME = {"hops": ["service", "instance_lane", "expected_lane", "verdict"],
          "latency": ["service", "instance_lane", "bucket"],
          "edges": ["caller", "callee", "lane", "entry_lane"], "traces": ["entry_lane"]}
+#: The alert lease (a shared store, several evaluating processes) lasts this many evaluations,
+#: at least LEASE_MIN_S: a holder that stops is replaced that long after its last evaluation.
+LEASE_EVALUATIONS = 5
+LEASE_MIN_S = 5.0
 #: State changes kept in memory for the API when the store keeps no history.
 MEMORY_HISTORY = 1000
 
@@ -41,10 +49,17 @@ class AlertEngine:
 
     def __init__(self, settings: Settings, instances: Callable[[], list[dict[str, Any]]],
                  history: AlertHistory | None = None, notifiers: Sequence[Notifier] = (),
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, lease: AlertLease | None = None,
+                 holder: str = "") -> None:
         a = settings.alerts
         self.settings, self.instances, self.history, self.clock = settings, instances, history, clock
         self.notifiers = list(notifiers)
+        #: several processes evaluating one shared store: only the lease's holder records and
+        #: notifies (every process evaluates, so each one's API and dashboard are current)
+        self._lease, self.holder = lease, holder or f"{socket.gethostname()}:{os.getpid()}"
+        self.lease_s = max(LEASE_MIN_S, LEASE_EVALUATIONS * float(a.evaluate_every_s))
+        #: whether this process recorded and notified at its last evaluation; who did
+        self.leader, self.lease_holder = lease is None, self.holder if lease is None else ""
         self.window_s, self.dead_s = int(a.window_s), int(settings.dead_lanes.after_s)
         self.window = Window([self.window_s, self.dead_s])
         self.states = States(lambda n: a.for_s.get(n, DEFAULT_FOR_S.get(n, 0.0)),
@@ -142,9 +157,10 @@ class AlertEngine:
         self.evaluations += 1
         self.last_evaluation = {"at": now, "ms": round(1000 * (time.perf_counter() - t0), 3),
                                 "findings": len(findings), "late_rows": self.window.too_late}
+        leader = self._hold_lease(now)
         if changed:
-            self._record(changed, now)
-        for n in self.notifiers:
+            self._record(changed, now, leader)
+        for n in self.notifiers if leader else ():
             try:
                 n.notify(changed, firing)
             except Exception:
@@ -152,10 +168,25 @@ class AlertEngine:
                 self.failures[f"notifier:{type(n).__name__}"] += 1
         return changed
 
-    def _record(self, changed: list[Alert], now: float) -> None:
+    def _hold_lease(self, now: float) -> bool:
+        if self._lease is None:
+            return True
+        try:
+            self.lease_holder = self._lease.alert_lease(self.holder, self.lease_s, now)
+        except Exception:  # no lease, no second copy of each change: stand by, counted
+            log.exception("alert lease failed")
+            self.failures["lease"] += 1
+            self.lease_holder = ""
+        was, self.leader = self.leader, self.lease_holder == self.holder
+        if was != self.leader:
+            log.info("alerts: %s records and notifies (lease holder %s)",
+                     "this process" if self.leader else "another process", self.lease_holder or "unknown")
+        return self.leader
+
+    def _record(self, changed: list[Alert], now: float, leader: bool = True) -> None:
         rows = [event_row(a, now) for a in changed]
         self._recent.extendleft(rows)
-        if self.history is None:
+        if self.history is None or not leader:
             return
         try:
             self.history.write_alert_events(rows, self.settings.alerts.history_keep)
@@ -187,7 +218,9 @@ class AlertEngine:
                 log.exception("alert notifier %s: stats failed", type(n).__name__)
                 notifiers.append({"kind": n.kind, "target": n.target})
         return {"evaluations": self.evaluations, "last_evaluation": dict(self.last_evaluation),
-                "failures": dict(self.failures), "notifiers": notifiers}
+                "failures": dict(self.failures), "notifiers": notifiers,
+                "lease": {"shared": self._lease is not None, "leader": self.leader,
+                          "holder": self.lease_holder or None, "me": self.holder, "ttl_s": self.lease_s}}
 
     def current(self) -> list[Alert]:
         with self._lock:

@@ -241,6 +241,18 @@ class AlertHistory(Protocol):
 
 
 @runtime_checkable
+class AlertLease(Protocol):
+    """A store shared by several processes that evaluate alerts (a declared capability): one of
+    them at a time holds the lease and is the one that records state changes and notifies, so
+    the history and the receivers get each change once."""
+
+    def alert_lease(self, holder: str, ttl_s: float, now: float) -> str:
+        """Take the lease for ``holder`` until ``now + ttl_s`` when it is free, expired or
+        ``holder``'s already; the holder after that (``holder`` when it has it)."""
+        ...
+
+
+@runtime_checkable
 class TraceJournal(Protocol):
     """A store that keeps the open spans with each batch, in the batch's transaction (a declared
     capability): a restart, graceful or not, resumes the traces that were still open, so

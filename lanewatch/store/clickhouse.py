@@ -459,6 +459,27 @@ class ClickHouseStore:
             out.append({str(k): v for k, v in r.items()})
         return out
 
+    # ---- the alert lease (AlertLease) -------------------------------------------------------
+    def alert_lease(self, holder: str, ttl_s: float, now: float) -> str:
+        """One row in ``meta`` (``alert_lease``: ``holder|until``), the newest by ``ver`` wins:
+        take it when free, expired or held, then read who has it (two processes taking it at
+        once both write; the newer row wins, the other reads it and stands by)."""
+        self._check()
+
+        def newest() -> tuple[str, float]:
+            (values,) = self._con.query("SELECT argMax(value, ver) FROM meta WHERE key = 'alert_lease'")
+            who, _, until = str(values[0] if values else "").rpartition("|")
+            try:
+                return who, float(until)
+            except ValueError:  # no lease yet
+                return "", 0.0
+
+        who, until = newest()
+        if who == holder or not who or until < now:
+            self._meta_put({"alert_lease": f"{holder}|{now + ttl_s!r}"})
+            who, _ = newest()
+        return who
+
     # ---- the open spans (TraceJournal) ----------------------------------------------------
     def open_spans(self) -> Resumed:
         """The open spans this collector's last process kept, and whether it stopped cleanly."""
