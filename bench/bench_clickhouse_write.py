@@ -1,6 +1,6 @@
 """What the ClickHouse store costs per span in the collector, and what it writes per second.
 
-    python bench/bench_clickhouse_write.py [--rates 20000,80000] [--groups 1,4] [--seconds 14] [--rounds 3] [--list-journal] [--pandas-blocks]
+    python bench/bench_clickhouse_write.py [--rates 20000,80000] [--groups 1,4] [--seconds 14] [--rounds 3] [--row-journal] [--pandas-blocks]
 
 The span path as ``lanewatch collect`` runs it, in one process with a fake clock: every
 simulated second's OTLP/protobuf bodies (512 spans per request, span times spread over that
@@ -15,13 +15,19 @@ highest rate. Rows per second are counted over the steady seconds (after ``trace
 when traces are judged as fast as they open). Prints medians of ``--rounds``: store write
 time per flush and per span, its share of the span path, and rows per second by table group
 (rollups: per-second and per-minute tables; records: violations and kept traces; journal:
-open spans; state: instances, counters, liveness, feed, writers).
+open spans; state: instances, counters, liveness, feed, writers), and the CPU seconds of the
+ClickHouse server per simulated second (from ``/proc``, over the steady seconds and 2 s
+after, for the merges that follow the inserts).
+
+``--row-journal`` also runs every case with the journal as schema 2 wrote it: a row per open
+span in ``open_spans`` (numpy columns), side by side with the shipped row per chunk.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -39,12 +45,15 @@ import payloads
 from lanewatch import config
 from lanewatch.collect.engine import Engine
 from lanewatch.config.store_url import parse
+from lanewatch.store import clickhouse_journal as J
 from lanewatch.store import clickhouse_write as W
 from lanewatch.store.clickhouse import ClickHouseStore
 from lanewatch.store.clickhouse_conn import Connection, DriverConnection
+from lanewatch.store import clickhouse_schema as S
 from lanewatch.store.clickhouse_local import LocalServer, start
 
 TRACE_WAIT_S = 5.0
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def group_of(table: str) -> str:
@@ -52,7 +61,7 @@ def group_of(table: str) -> str:
         return "rollups"
     if table in ("violations", "kept_traces"):
         return "records"
-    if table in ("open_spans", "open_names", "journal"):
+    if table in ("open_chunks", "open_spans", "open_names", "journal"):
         return "journal"
     return "state"
 
@@ -65,7 +74,6 @@ class Counting:
         self.rows: Counter[str] = Counter()
         self.secs: Counter[str] = Counter()
         self.on = False
-        self.lists = False
 
     def command(self, sql: str) -> None:
         self.con.command(sql)
@@ -74,8 +82,6 @@ class Counting:
         return self.con.query(sql)
 
     def insert(self, table: str, columns: Sequence[str], data: Sequence[Any]) -> None:
-        if self.lists:  # as before numpy inserts: every column as Python values
-            data = [c.tolist() if isinstance(c, np.ndarray) else c for c in data]
         t = time.perf_counter()
         self.con.insert(table, columns, data)
         if self.on:
@@ -94,22 +100,64 @@ class Clock:
         return self.t
 
 
-def run(server: LocalServer, db: str, seconds: list[list[bytes]], per_second: int, t0: float,
-        lists: bool = False) -> dict[str, Any]:
+def row_journal_write(con: Connection, collector: str, state: J.State, change: Any, stamp: int,
+                      at: int) -> J.State:
+    """The journal as schema 2 wrote it (the reference of ``--row-journal``): the same state
+    row, but every open span a row of ``open_spans``, its columns as numpy arrays."""
+    new = J.State(state.epoch, state.live_from, state.carry_gen, True)
+    if change.reset or not new.epoch:
+        new = J.State(stamp, int(change.live_from), 0, True)
+    else:
+        new.live_from = max(new.live_from, int(change.live_from))
+    if new.live_from > -1 and change.carry is None:
+        new.carry_gen = 0
+    parts = [(seq, 0, rows) for seq, rows in change.added]
+    if change.carry is not None:
+        new.carry_gen = stamp
+        parts.append((-1, stamp, change.carry))
+    parts = [p for p in parts if len(p[2]["sid"])]
+    if parts:
+        lens = [len(rows["sid"]) for _, _, rows in parts]
+        n = sum(lens)
+        data = [np.full(n, collector, dtype=object), np.full(n, new.epoch, dtype=np.uint64),
+                np.repeat(np.array([q for q, _, _ in parts], dtype=np.int64), lens),
+                np.repeat(np.array([g for _, g, _ in parts], dtype=np.uint64), lens), np.full(n, at, dtype=np.int64)]
+        for c, t in S.JOURNAL_TYPES.items():
+            arr = np.concatenate([np.asarray(rows[c]) for _, _, rows in parts])
+            data.append(arr.astype(np.uint64 if t == "UInt64" else np.int64))
+        con.insert("open_spans", ["collector", "epoch", "seq", "gen", "at", *S.JOURNAL_TYPES], data)
+    if change.names:
+        k = len(change.names)
+        con.insert("open_names", ["collector", "epoch", "code", "name"],
+                   [[collector] * k, [new.epoch] * k, list(range(change.names_from, change.names_from + k)),
+                    list(change.names)])
+    J.mark(con, collector, new, stamp)
+    return new
+
+
+def server_cpu_s(server: LocalServer) -> float:
+    assert server.process is not None
+    f = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / TICK
+
+
+def run(server: LocalServer, db: str, seconds: list[list[bytes]], per_second: int, t0: float) -> dict[str, Any]:
     """One case on a fresh database: store time per flush and per span, rows per second."""
     gc.collect()
     clock = Clock(t0)
     settings = config.load(environ={}, flags={"trace_wait_s": TRACE_WAIT_S, "sample_ok_traces": 0.01})
     con = Counting(DriverConnection(parse(server.url(db))))
-    con.lists = lists
     store = ClickHouseStore(connection=con, collector="c0", clock=clock)
     engine = Engine(settings, clock)
     engine.resume(store.open_spans())
     steady_from = int(TRACE_WAIT_S) + 2
     span_path = write_s = 0.0
     flushes = 0
+    cpu0 = 0.0
     for i, bodies in enumerate(seconds):
         con.on = i >= steady_from
+        if i == steady_from:
+            cpu0 = server_cpu_s(server)
         for half in (bodies[: len(bodies) // 2], bodies[len(bodies) // 2:]):
             t = time.perf_counter()
             for b in half:
@@ -123,11 +171,13 @@ def run(server: LocalServer, db: str, seconds: list[list[bytes]], per_second: in
                 span_path += w - t
                 write_s += done - w
                 flushes += 1
+    time.sleep(2.0)  # the merges after the last inserts
+    server_cpu = server_cpu_s(server) - cpu0
     store.close()
     steady = len(seconds) - steady_from
     return {"write_ms_per_flush": 1000 * write_s / flushes, "us_per_span": 1e6 * write_s / (per_second * steady),
             "share": write_s / (write_s + span_path), "span_path_us": 1e6 * span_path / (per_second * steady),
-            "prep_ms": 1000 * (write_s - sum(con.secs.values())) / steady,
+            "server_cpu": server_cpu / steady, "prep_ms": 1000 * (write_s - sum(con.secs.values())) / steady,
             "rows": {k: v / steady for k, v in con.rows.items()},
             "secs": {k: v / steady for k, v in con.secs.items()}}
 
@@ -141,16 +191,17 @@ def main() -> None:
     ap.add_argument("--pandas-blocks", action="store_true",
                     help="also run every case with the rollup blocks grouped by pandas (as before the numpy "
                          "grouping; the reference in tests/unit/test_clickhouse_rollup_blocks.py)")
-    ap.add_argument("--list-journal", action="store_true",
-                    help="also run every case with the journal sent as Python lists (as before numpy inserts)")
+    ap.add_argument("--row-journal", action="store_true",
+                    help="also run every case with the journal as a row per span (schema 2)")
     a = ap.parse_args()
-    variants: dict[str, tuple[Any, bool]] = {"numpy": (W.rollup_blocks, False)}
-    if a.list_journal:
-        variants["numpy, journal as lists"] = (W.rollup_blocks, True)
+    shipped = J.write
+    variants: dict[str, tuple[Any, Any]] = {"numpy": (W.rollup_blocks, shipped)}
+    if a.row_journal:
+        variants["numpy, row journal"] = (W.rollup_blocks, row_journal_write)
     if a.pandas_blocks:
         from tests.unit.test_clickhouse_rollup_blocks import reference
 
-        variants["pandas, journal as lists"] = (reference, True)
+        variants["pandas"] = (reference, shipped)
     rates = [int(r) for r in a.rates.split(",")]
     groups = [int(g) for g in a.groups.split(",")]
     cases = [(r, groups[0]) for r in rates] + [(max(rates), g) for g in groups[1:]]
@@ -166,17 +217,18 @@ def main() -> None:
     try:
         for r in range(a.rounds):
             for c in cases:
-                for k, (v, (blocks, lists)) in enumerate(variants.items()):
-                    W.rollup_blocks = blocks
-                    res[(*c, v)].append(run(server, f"w_r{r}_{c[0]}_{c[1]}_{k}", built[c], spans[c], t0, lists))
+                for k, (v, (blocks, journal)) in enumerate(variants.items()):
+                    W.rollup_blocks, J.write = blocks, journal
+                    res[(*c, v)].append(run(server, f"w_r{r}_{c[0]}_{c[1]}_{k}", built[c], spans[c], t0))
     finally:
-        W.rollup_blocks = variants["numpy"][0]
+        W.rollup_blocks, J.write = variants["numpy"][0], shipped
         server.stop()
     tables = sorted({t for ms in res.values() for m in ms for t in m["rows"]})
     head = f"{'spans/s':>8s} {'keys':>5s} {'variant':>24s} {'write ms/flush':>14s} {'us/span':>8s} {'share':>6s}"
     print(head + "".join(f" {g:>9s}" for g in ("rollups", "records", "journal", "state")) + "   (rows per second)")
     for c, ms in res.items():
-        med = {k: statistics.median(m[k] for m in ms) for k in ("write_ms_per_flush", "us_per_span", "share")}
+        med = {k: statistics.median(m[k] for m in ms)
+               for k in ("write_ms_per_flush", "us_per_span", "share", "server_cpu")}
         rows = {t: statistics.median(m["rows"].get(t, 0) for m in ms) for t in tables}
         by: Counter[str] = Counter()
         for t, v in rows.items():
@@ -186,7 +238,7 @@ def main() -> None:
         secs = {g: statistics.median(m["secs"].get(g, 0.0) for m in ms) for g in ("rollups", "records", "journal", "state")}
         prep = statistics.median(m["prep_ms"] for m in ms)
         print(f"{'':39s} ms per simulated second: inserts " + "  ".join(f"{g} {1000 * v:.1f}" for g, v in secs.items())
-              + f"; blocks built (write - inserts) {prep:.1f}")
+              + f"; blocks built (write - inserts) {prep:.1f}; ClickHouse CPU {1000 * med['server_cpu']:.0f} ms")
         print(f"{'':39s} rollup rows/s by table: " + "  ".join(f"{t} {v:.0f}" for t, v in rows.items() if t.startswith("r_")))
 
 
