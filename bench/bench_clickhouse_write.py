@@ -46,10 +46,10 @@ from lanewatch import config
 from lanewatch.collect.engine import Engine
 from lanewatch.config.store_url import parse
 from lanewatch.store import clickhouse_journal as J
+from lanewatch.store import clickhouse_schema as S
 from lanewatch.store import clickhouse_write as W
 from lanewatch.store.clickhouse import ClickHouseStore
 from lanewatch.store.clickhouse_conn import Connection, DriverConnection
-from lanewatch.store import clickhouse_schema as S
 from lanewatch.store.clickhouse_local import LocalServer, start
 
 TRACE_WAIT_S = 5.0

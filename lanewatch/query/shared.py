@@ -13,6 +13,7 @@ Callers must not modify a shared frame (the Query's code filters and groups into
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -102,7 +103,7 @@ EDGE_KEYS: tuple[str, ...] = ("caller", "callee", "lane", "entry_lane")
 
 
 def _null(v: Any) -> Any:
-    return None if v is None or (isinstance(v, float) and v != v) else v
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
 def _order(key: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:

@@ -4,10 +4,11 @@ ClickHouse has no transactions and no cheap deletes, so the journal is versioned
 edited: a collector's rows live under an *epoch* (a new one on every reset: a new process),
 each chunk under its number ``seq``, each carry under a fresh generation ``gen`` (``seq = -1``).
 A chunk is one ``open_chunks`` row: its span columns packed side by side as raw little-endian
-arrays (the columns of :data:`PACKED`), in base64 text. A row per span cost ClickHouse more
-CPU than the rest of a collector's writes together (every column of every span sorted,
-compressed and merged); a row per chunk costs it a copy. Schema 2 kept a row per span in
-``open_spans`` (without the sampling weight): those rows are still read, never written.
+arrays (the columns of :data:`PACKED`), in base64 text: the collector encodes and sends one
+string per chunk instead of 13 columns of every span (half the journal's insert time at 80k
+spans/s, ``docs/benchmarks.md``); the server stores about the same bytes either way. Schema 2
+kept a row per span in ``open_spans`` (without the sampling weight): those rows are still
+read, never written.
 One ``journal`` row per collector (newest by ``ver`` wins) names what is live: the epoch, the
 lowest live chunk ``live_from`` and the live carry's generation. It is written last in each
 flush, so a reader sees either the previous flush's open spans or this one's, never a mix.
@@ -60,6 +61,8 @@ def unpack(n: int, data: str) -> dict[str, npt.NDArray[Any]]:
         out[c] = np.frombuffer(raw, dtype=t, count=n, offset=at).astype(SPAN_DTYPES[c])
         at += n * t.itemsize
     return out
+
+
 _STATE = ("epoch", "live_from", "carry_gen", "running")
 
 
@@ -133,7 +136,7 @@ def read(con: Connection, collector: str, s: State | None, clean: bool) -> Resum
     parts = [unpack(int(n), str(b)) for n, b in zip(counts, blobs)]
     legacy = con.query(f"SELECT {', '.join(JOURNAL_TYPES)} FROM open_spans WHERE {live}")
     if legacy and len(legacy[0]):
-        old = {c: np.asarray(v, dtype=SPAN_DTYPES[c]) for c, v in zip(JOURNAL_TYPES, legacy)}
+        old: dict[str, npt.NDArray[Any]] = {c: np.asarray(v, dtype=SPAN_DTYPES[c]) for c, v in zip(JOURNAL_TYPES, legacy)}
         old["w"] = np.ones(len(old["sid"]))  # schema 2 kept no weight
         parts.append(old)
     rows: dict[str, Any] | None = None

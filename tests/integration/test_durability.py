@@ -19,13 +19,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry import context, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-import pytest
 
 from lanewatch import lane as L
 from lanewatch.store.clickhouse_local import LocalServer

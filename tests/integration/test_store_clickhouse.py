@@ -13,9 +13,9 @@ from clickhouse_driver import Client
 
 from lanewatch import config
 from lanewatch.config.store_url import parse
+from lanewatch.store import clickhouse_journal as J
 from lanewatch.store import clickhouse_schema as S
 from lanewatch.store import open_store
-from lanewatch.store import clickhouse_journal as J
 from lanewatch.store.base import Batch, OpenSpans
 from lanewatch.store.clickhouse import ClickHouseStore
 from lanewatch.store.clickhouse_local import LocalServer

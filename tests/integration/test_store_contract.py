@@ -25,6 +25,7 @@ from lanewatch.config import Settings
 from lanewatch.config.store_url import parse
 from lanewatch.query import Query
 from lanewatch.rollups import ROLLUPS
+from lanewatch.store import clickhouse_journal as J
 from lanewatch.store.base import (
     AlertHistory,
     Batch,
@@ -35,7 +36,6 @@ from lanewatch.store.base import (
     Store,
     TraceJournal,
 )
-from lanewatch.store import clickhouse_journal as J
 from lanewatch.store.clickhouse import ClickHouseStore
 from lanewatch.store.clickhouse_local import LocalServer
 from lanewatch.store.duck import DuckStore
