@@ -103,19 +103,8 @@ class Clock:
 def row_journal_write(con: Connection, collector: str, state: J.State, change: Any, stamp: int,
                       at: int) -> J.State:
     """The journal as schema 2 wrote it (the reference of ``--row-journal``): the same state
-    row, but every open span a row of ``open_spans``, its columns as numpy arrays."""
-    new = J.State(state.epoch, state.live_from, state.carry_gen, True)
-    if change.reset or not new.epoch:
-        new = J.State(stamp, int(change.live_from), 0, True)
-    else:
-        new.live_from = max(new.live_from, int(change.live_from))
-    if new.live_from > -1 and change.carry is None:
-        new.carry_gen = 0
-    parts = [(seq, 0, rows) for seq, rows in change.added]
-    if change.carry is not None:
-        new.carry_gen = stamp
-        parts.append((-1, stamp, change.carry))
-    parts = [p for p in parts if len(p[2]["sid"])]
+    and names, but every open span a row of ``open_spans``, its columns as numpy arrays."""
+    new, parts = J.plan(state, change, stamp)
     if parts:
         lens = [len(rows["sid"]) for _, _, rows in parts]
         n = sum(lens)
@@ -126,11 +115,7 @@ def row_journal_write(con: Connection, collector: str, state: J.State, change: A
             arr = np.concatenate([np.asarray(rows[c]) for _, _, rows in parts])
             data.append(arr.astype(np.uint64 if t == "UInt64" else np.int64))
         con.insert("open_spans", ["collector", "epoch", "seq", "gen", "at", *S.JOURNAL_TYPES], data)
-    if change.names:
-        k = len(change.names)
-        con.insert("open_names", ["collector", "epoch", "code", "name"],
-                   [[collector] * k, [new.epoch] * k, list(range(change.names_from, change.names_from + k)),
-                    list(change.names)])
+    J.write_names(con, collector, new.epoch, change)
     J.mark(con, collector, new, stamp)
     return new
 

@@ -86,9 +86,12 @@ def live_cond(collector: str, s: State) -> str:
             f"(seq >= {s.live_from} OR (seq = {_CARRY} AND gen = {s.carry_gen} AND gen > 0)))")
 
 
-def write(con: Connection, collector: str, state: State, change: OpenSpans, stamp: int, at: int) -> State:
-    """Insert one change's rows, then the journal row that makes them live; the new state.
-    ``stamp`` is a fresh unique number (epoch, carry generation and ``ver``)."""
+#: One part of a change as written: (seq, gen, span columns).
+Part = tuple[int, int, dict[str, Any]]
+
+
+def plan(state: State, change: OpenSpans, stamp: int) -> tuple[State, list[Part]]:
+    """The state after ``change`` and the parts (chunks, the carry) it writes, none empty."""
     new = State(state.epoch, state.live_from, state.carry_gen, True)
     if change.reset or not new.epoch:
         new = State(stamp, int(change.live_from), 0, True)
@@ -96,23 +99,34 @@ def write(con: Connection, collector: str, state: State, change: OpenSpans, stam
         new.live_from = max(new.live_from, int(change.live_from))
     if new.live_from > _CARRY and change.carry is None:
         new.carry_gen = 0  # the carry goes with the chunks below live_from, as in DuckDB
-    parts: list[tuple[int, int, dict[str, Any]]] = [(seq, 0, rows) for seq, rows in change.added]
+    parts: list[Part] = [(seq, 0, rows) for seq, rows in change.added]
     if change.carry is not None:
         new.carry_gen = stamp
         parts.append((_CARRY, stamp, change.carry))
-    parts = [p for p in parts if len(p[2]["sid"])]
+    return new, [p for p in parts if len(p[2]["sid"])]
+
+
+def write(con: Connection, collector: str, state: State, change: OpenSpans, stamp: int, at: int) -> State:
+    """Insert one change's rows, then the journal row that makes them live; the new state.
+    ``stamp`` is a fresh unique number (epoch, carry generation and ``ver``)."""
+    new, parts = plan(state, change, stamp)
     if parts:
         k = len(parts)
         con.insert("open_chunks", ["collector", "epoch", "seq", "gen", "at", "n", "data"],
                    [[collector] * k, [new.epoch] * k, [s for s, _, _ in parts], [g for _, g, _ in parts],
                     [at] * k, [len(rows["sid"]) for _, _, rows in parts], [pack(rows) for _, _, rows in parts]])
+    write_names(con, collector, new.epoch, change)
+    mark(con, collector, new, stamp)
+    return new
+
+
+def write_names(con: Connection, collector: str, epoch: int, change: OpenSpans) -> None:
+    """The names of the codes ``change`` added."""
     if change.names:
         k = len(change.names)
         con.insert("open_names", ["collector", "epoch", "code", "name"],
-                   [[collector] * k, [new.epoch] * k,
+                   [[collector] * k, [epoch] * k,
                     list(range(change.names_from, change.names_from + k)), list(change.names)])
-    mark(con, collector, new, stamp)
-    return new
 
 
 def mark(con: Connection, collector: str, s: State, ver: int) -> None:
