@@ -92,3 +92,55 @@ def test_a_leak_resolves_once_it_leaves_the_window_and_the_history_keeps_both() 
     assert [e["state"] for e in store.alert_events()] == [RESOLVED, FIRING]
     assert alerts.current() == []
 
+
+
+class Lease:
+    """An alert lease another process may hold (``holder``), or that fails (``broken``)."""
+
+    def __init__(self) -> None:
+        self.holder = ""
+        self.broken = False
+        self.asked: list[tuple[str, float]] = []
+
+    def alert_lease(self, holder: str, ttl_s: float, now: float) -> str:
+        self.asked.append((holder, ttl_s))
+        if self.broken:
+            raise ConnectionError("store gone")
+        if not self.holder:
+            self.holder = holder
+        return self.holder
+
+
+def test_only_the_lease_holder_records_and_notifies_and_a_broken_lease_stands_by() -> None:
+    store = DuckStore(":memory:")
+    clock = FakeClock()
+    settings = config.load(environ={}, flags={"trace_wait_s": 1.0})
+    engine = Engine(settings, clock=clock)
+    lease, rec = Lease(), Recorder()
+    lease.holder = "other"
+    alerts = AlertEngine(settings, engine.instances, history=store, notifiers=[rec], clock=clock,
+                         lease=lease, holder="me")
+    pipe = Pipeline(engine, [alerts], interval_s=0.5, clock=clock)
+    _beat(engine, clock, ("B", "gray"))
+    _traffic(engine, clock, 100, 30)
+    pipe.flush()
+    assert _names(alerts.evaluate()) == [("LaneLeak", FIRING)]  # evaluated: current here too
+    assert _names(alerts.current()) == [("LaneLeak", FIRING)]
+    assert rec.changed == [] and store.alert_events() == []  # but recorded and sent by "other"
+    assert alerts.health()["lease"] == {"shared": True, "leader": False, "holder": "other", "me": "me",
+                                        "ttl_s": 5.0}
+    lease.holder = ""  # the other stopped: this one takes it and records the next change
+    clock.advance(70)
+    assert _names(alerts.evaluate()) == [("LaneLeak", RESOLVED)]
+    assert _names(rec.changed) == [("LaneLeak", RESOLVED)]
+    assert [e["state"] for e in store.alert_events()] == [RESOLVED]
+    assert alerts.leader and lease.asked[-1] == ("me", 5.0)
+    lease.broken = True  # no lease answer: stand by (no second copy), counted
+    alerts.evaluate()
+    assert not alerts.leader and alerts.failures["lease"] == 1
+
+
+def test_alone_an_engine_is_always_the_leader() -> None:
+    _engine, _pipe, alerts, _clock, _rec = _setup()
+    alerts.evaluate()
+    assert alerts.leader and alerts.health()["lease"]["shared"] is False
