@@ -4,7 +4,7 @@ A dashboard page asks the :class:`~lanewatch.query.Query` for a summary, a compa
 and lists at once (:func:`lanewatch.dashboard.cache.gather`), and several of those read the
 same rollup over the same window. Inside :func:`one_snapshot` the Query's reads go through
 :class:`SharedReads`: the first caller of a read runs it, every other caller of the same read
-(same table, window, keys, filters and bucket; from any thread that carries the context)
+(same store, table, window, keys, filters and bucket; from any thread that carries the context)
 waits for that result and gets it. Outside it every read goes to the store, as before.
 
 A render is one moment: sharing within it changes no answer. Nothing is kept after it.
@@ -86,14 +86,14 @@ class SharedReads:
 
     def rollup(self, table: str, t0: int, t1: int, keys: Sequence[str],
                where: Mapping[str, str | None] | None = None, bucket_s: int = 1) -> pd.DataFrame:
-        key = ("rollup", table, int(t0), int(t1), tuple(keys),
+        key = (id(self.store), "rollup", table, int(t0), int(t1), tuple(keys),
                tuple(sorted((k, v) for k, v in (where or {}).items() if v is not None)), int(bucket_s))
         frame: pd.DataFrame = _shared(key, lambda: self.store.rollup(table, t0, t1, keys, where=where,
                                                                       bucket_s=bucket_s))
         return frame
 
     def instances(self) -> pd.DataFrame:
-        frame: pd.DataFrame = _shared(("instances",), self.store.instances)
+        frame: pd.DataFrame = _shared((id(self.store), "instances"), self.store.instances)
         return frame
 
 

@@ -134,8 +134,11 @@ def test_outside_a_render_every_read_goes_to_the_store(store: DuckStore) -> None
         for _ in range(3):
             reads.rollup("hops", T0, T0 + 60, HOP_KEYS)
         reads.rollup("hops", T0, T0 + 61, HOP_KEYS)  # another window: its own read
+        other = Counting(store)
+        SharedReads(other).rollup("hops", T0, T0 + 60, HOP_KEYS)  # another store: its own read
     assert counting.reads[("hops", T0, T0 + 60, HOP_KEYS, (), 1)] == 3
-    assert (snap.made, snap.shared) == (2, 2)
+    assert other.reads[("hops", T0, T0 + 60, HOP_KEYS, (), 1)] == 1
+    assert (snap.made, snap.shared) == (3, 2)
 
 
 def test_a_failed_read_fails_every_caller_that_shared_it(store: DuckStore) -> None:
