@@ -10,6 +10,7 @@ the process's RSS are checked.
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -33,9 +34,15 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
 
 
 @pytest.fixture()
-def collector(tmp_path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
+def collector(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Any, dict[str, Any]]]:
+    env = None
+    if request.node.get_closest_marker("mmap_big_buffers"):
+        # glibc's threshold fixed (not raised after the first big free): buffers of 256 KB and
+        # more are mmapped and go back to the kernel when freed, so RSS shows what is held
+        # instead of the freed 1 MB request buffers the allocator keeps per thread
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(256 * 1024)}
     try:
-        proc, ep = start_up(tmp_path / "data")
+        proc, ep = start_up(tmp_path / "data", env=env)
     except RuntimeError as e:
         pytest.fail(str(e))
     yield proc, ep
@@ -115,6 +122,7 @@ def test_a_10mb_instance_id_is_cut_and_counted(collector: Any) -> None:
     assert 'lanewatch_names_replaced_total{reason="truncated",what="instance"} 2.0' in metrics_text(ep)
 
 
+@pytest.mark.mmap_big_buffers
 def test_300_junk_lane_values_of_1mb_are_not_held(collector: Any) -> None:
     proc, ep = collector
 
@@ -141,4 +149,12 @@ def test_300_junk_lane_values_of_1mb_are_not_held(collector: Any) -> None:
     time.sleep(1.5)  # requests still pending for the span path (up to flush_interval_s) let go
     assert c["invalid_lane_values"] >= 400
     assert c["service_names_truncated"] == 50
-    assert rss_mb(proc.pid) - before < 80  # 300 more distinct values held +450 MB before
+    mid = rss_mb(proc.pid)
+    send(400, 300)  # 300 more distinct values: held, they would add ~450 MB again
+    time.sleep(1.5)
+    after = rss_mb(proc.pid)
+    assert counters(ep, "invalid_lane_values", 700)["invalid_lane_values"] >= 700
+    # with glibc's dynamic threshold the freed 1 MB buffers stayed in its arenas: +52-93 MB
+    # per 300 requests, by run (see the fixture)
+    assert after - mid < 40, (before, mid, after)  # 300 distinct values held: +450 MB
+    assert after - before < 60, (before, mid, after)
