@@ -23,7 +23,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -219,6 +220,24 @@ def start_up(data_dir: Path, *args: str, env: Mapping[str, str] | None = None,
             raise RuntimeError(f"lanewatch up did not start: {out}")
         time.sleep(0.05)
     return proc, dict(json.loads(ready.read_text()))
+
+
+@contextmanager
+def up_with_config(tmp: Path, config: str, *args: str
+                   ) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any], Path]]:
+    """:func:`start_up` on ``tmp/data`` with ``config`` written to ``tmp/lanewatch.yaml``
+    (``--config``); yields (process, endpoints, config path). At the end it stops the process
+    with SIGTERM and raises AssertionError with its output unless it stopped cleanly."""
+    cfg = tmp / "lanewatch.yaml"
+    cfg.write_text(config)
+    proc, ep = start_up(tmp / "data", "--config", str(cfg), *args)
+    try:
+        yield proc, ep, cfg
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    if proc.returncode != 0:
+        raise AssertionError(f"lanewatch up did not stop cleanly (exit {proc.returncode}): {out}")
 
 
 def wait_until(pred: Callable[[], _T | None], timeout_s: float = 30.0, what: str = "condition",

@@ -25,23 +25,16 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from lanewatch import lane as L
-from lanewatch.testing import heartbeat_request, start_up, wait_until
+from lanewatch.testing import heartbeat_request, up_with_config, wait_until
 
 
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("lw")
-    cfg = tmp / "lanewatch.yaml"
-    cfg.write_text("trace_wait_s: 1.0\nflush_interval_s: 0.2\nliveness_ttl_s: 30\n"
-                   "routing_rules:\n  - {service: B, match: {x-user-id: '100'}, lane: gray}\n")
-    try:
-        proc, ep = start_up(tmp / "data", "--otlp-grpc-port", "0", "--config", str(cfg))
-    except RuntimeError as e:
-        pytest.fail(str(e))
-    yield ep
-    proc.terminate()
-    out, _ = proc.communicate(timeout=20)
-    assert proc.returncode == 0, out
+    config = ("trace_wait_s: 1.0\nflush_interval_s: 0.2\nliveness_ttl_s: 30\n"
+              "routing_rules:\n  - {service: B, match: {x-user-id: '100'}, lane: gray}\n")
+    with up_with_config(tmp, config, "--otlp-grpc-port", "0") as (_, ep, _):
+        yield ep
 
 
 def get(ep: dict[str, Any], path: str) -> Any:

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from lanewatch import lane as L
-from lanewatch.testing import start_up, wait_until
+from lanewatch.testing import up_with_config, wait_until
 
 RULE_ON = ("routing_rules:\n  - {service: B, match: {x-user-id: '100'}, lane: gray}\n")
 BASE = "trace_wait_s: 0.5\nflush_interval_s: 0.2\ntopology: {B: [base, gray]}\n"
@@ -32,16 +32,8 @@ BASE = "trace_wait_s: 0.5\nflush_interval_s: 0.2\ntopology: {B: [base, gray]}\n"
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, Any], Path]]:
     tmp = tmp_path_factory.mktemp("rules")
-    cfg = tmp / "lanewatch.yaml"
-    cfg.write_text(BASE + RULE_ON)
-    try:
-        proc, ep = start_up(tmp / "data", "--config", str(cfg))
-    except RuntimeError as e:
-        pytest.fail(str(e))
-    yield proc, ep, cfg
-    proc.terminate()
-    out, _ = proc.communicate(timeout=20)
-    assert proc.returncode == 0, out
+    with up_with_config(tmp, BASE + RULE_ON) as running:
+        yield running
 
 
 def get(ep: dict[str, Any], path: str) -> Any:

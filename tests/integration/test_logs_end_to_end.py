@@ -21,22 +21,14 @@ from opentelemetry.sdk._logs.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from lanewatch.testing import start_up
+from lanewatch.testing import up_with_config
 
 
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("logs")
-    cfg = tmp / "lanewatch.yaml"
-    cfg.write_text("flush_interval_s: 0.2\nliveness_ttl_s: 30\n")
-    try:
-        proc, ep = start_up(tmp / "data", "--otlp-grpc-port", "0", "--config", str(cfg))
-    except RuntimeError as e:
-        pytest.fail(str(e))
-    yield ep
-    proc.terminate()
-    out, _ = proc.communicate(timeout=20)
-    assert proc.returncode == 0, out
+    with up_with_config(tmp, "flush_interval_s: 0.2\nliveness_ttl_s: 30\n", "--otlp-grpc-port", "0") as (_, ep, _):
+        yield ep
 
 
 def get(url: str) -> bytes:
