@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import ssl
 import threading
 import time
@@ -29,6 +28,7 @@ from lanewatch.collect.sink import BatchSink
 from lanewatch.config import Settings
 from lanewatch.metrics import MetricsCollector, MetricsSink
 from lanewatch.rules.reload import Reloader
+from lanewatch.stop_signals import wait_for_stop
 from lanewatch.store.base import AlertHistory, PerCollector, SharedLiveness, TraceJournal
 
 log = logging.getLogger("lanewatch")
@@ -327,12 +327,7 @@ def start_or_explain(settings: Settings, build: Callable[[], Any]) -> Any:
 
 def wait_for_signal(reload: Callable[[str], None] | None = None) -> None:
     """Until SIGINT or SIGTERM; ``SIGHUP`` calls ``reload("SIGHUP")`` (the routing rules)."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    if reload is not None:
-        signal.signal(signal.SIGHUP, lambda *_: reload("SIGHUP"))
-    stop.wait()
+    wait_for_stop(None if reload is None else lambda: reload("SIGHUP"))
 
 
 def run_up(args: argparse.Namespace) -> int:

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -30,6 +29,7 @@ from lanewatch.demo import faults as F
 from lanewatch.demo import scenarios as S
 from lanewatch.demo import web
 from lanewatch.demo.runner import Demo, DemoError, DemoOptions
+from lanewatch.stop_signals import StopFlag, restore, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +103,13 @@ def run(args: argparse.Namespace) -> int:
 
 def run_until_stopped(opts: DemoOptions, duration: float = 0.0, open_browser: bool = False) -> int:
     """Start, show progress until Ctrl-C / SIGTERM / ``duration``, stop everything."""
-    stop = threading.Event()
+    stop = StopFlag()
     try:
         demo = Demo(opts)
     except OSError as e:  # a port given by a flag is taken
         sys.stderr.write(f"lanewatch demo: {e}\n")
         return 2
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = stop_on_signals(stop)
     try:
         try:
             demo.start(abort=stop)
@@ -131,11 +131,10 @@ def run_until_stopped(opts: DemoOptions, duration: float = 0.0, open_browser: bo
         if sys.stderr.isatty():
             sys.stderr.write("stopping...\n")
         demo.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore(previous)
 
 
-def _progress(demo: Demo, stop: threading.Event, duration: float) -> None:
+def _progress(demo: Demo, stop: StopFlag, duration: float) -> None:
     end = time.monotonic() + duration if duration > 0 else float("inf")
     tty = sys.stderr.isatty()
     last_line = time.monotonic()
@@ -174,7 +173,7 @@ def _banner(demo: Demo) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _keys(demo: Demo, stop: threading.Event) -> None:
+def _keys(demo: Demo, stop: StopFlag) -> None:
     for raw in sys.stdin:
         key = raw.strip().lower()
         if key in ("q", "quit", "exit"):

@@ -21,6 +21,7 @@ from typing import Any
 from lanewatch import lane as L
 from lanewatch.demo import web
 from lanewatch.demo.registry import Instance
+from lanewatch.stop_signals import StopFlag, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +141,8 @@ def leave_by_deadline(deadline_s: float = LEAVE_DEADLINE_S) -> None:
 def serve_role(role: str, host: str, port: int, control_url: str,
                make_app: Callable[[ControlClient], Callable[..., Iterable[bytes]]]) -> int:
     """Serve a non-mesh process (proxy, ingress) registered as ``role`` until SIGTERM or SIGINT."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = StopFlag()
+    stop_on_signals(stop)
     server = web.make_server(host, port, lambda e, s: [])
     bound = int(server.server_address[1])
     me = Instance(id=f"{role}-{bound}", service=role, lane=L.BASE, addr=f"{host}:{bound}", role=role,

@@ -9,7 +9,6 @@ lane, dyeing, pass-through headers, the rules file and the OTLP endpoint.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from lanewatch.demo import scenarios as S
 from lanewatch.demo.registry import Registry
 from lanewatch.demo.supervisor import Supervisor
+from lanewatch.stop_signals import Flag
 
 #: Every mesh instance, as (service, lane).
 INSTANCES = tuple((svc, lane) for svc in S.CHAIN for lane in S.LANES)
@@ -75,7 +75,7 @@ class Launcher:
         self._start(name or f"{svc}-{lane}", argv)
 
     def wait_ready(self, registry: Registry, deadline: float, collector_ready: Path | None,
-                   abort: threading.Event | None = None) -> None:
+                   abort: Flag | None = None) -> None:
         """Wait until every child has registered (and the collector wrote its ready file).
 
         Raises :class:`NotReady` when a child exits, the deadline passes or ``abort`` is set.

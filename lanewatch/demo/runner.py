@@ -37,6 +37,7 @@ from lanewatch.demo.registry import Registry
 from lanewatch.demo.release import RELEASES
 from lanewatch.demo.supervisor import Supervisor
 from lanewatch.demo.traffic import Traffic
+from lanewatch.stop_signals import Flag
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ class Demo:
                 "children": self.supervisor.pids(), "startup_s": round(self.started_at, 2)}
 
     # -- start -----------------------------------------------------------------------------
-    def start(self, abort: threading.Event | None = None) -> None:
+    def start(self, abort: Flag | None = None) -> None:
         """Start everything and wait until it is ready; raises :class:`DemoError`.
 
         ``abort`` (e.g. set by SIGTERM) ends the wait early with a :class:`DemoError`.

@@ -18,7 +18,6 @@ import argparse
 import logging
 import os
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,6 +34,7 @@ from lanewatch.demo.client import ControlClient, leave_by_deadline
 from lanewatch.demo.proxy import PROXY_ERROR_HEADER, UNREACHABLE
 from lanewatch.demo.registry import Instance
 from lanewatch.demo.telemetry import Telemetry
+from lanewatch.stop_signals import StopFlag, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +148,8 @@ class InFlight:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT, then leave gracefully."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = StopFlag()
+    stop_on_signals(stop)
     rules = lw_config.load(config_file=args.rules, environ={}).routing_rules if args.rules else []
     server = web.make_server(args.host, args.port, lambda e, s: [])
     port = int(server.server_address[1])

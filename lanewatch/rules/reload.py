@@ -191,7 +191,7 @@ class Reloader:
 
     # --- watching -----------------------------------------------------------------------------
     def trigger(self, source: str = "SIGHUP") -> None:
-        """Reload soon, on the watcher's thread (safe from a signal handler)."""
+        """Reload soon, on the watcher's thread (callable from any thread)."""
         self._source = source
         self._wake.set()
 

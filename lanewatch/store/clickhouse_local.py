@@ -144,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m lanewatch.store.clickhouse_local [DIR] [DATABASE]``: a private server to try
     the scale-out roles on one machine. Prints the store URL, runs until SIGINT or SIGTERM,
     then stops the server (its files stay in DIR when one is given)."""
-    import signal
     import sys
-    import threading
+
+    from lanewatch.stop_signals import wait_for_stop
 
     args = sys.argv[1:] if argv is None else argv
     try:
@@ -154,12 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, OSError) as e:
         print(f"clickhouse_local: {e}", file=sys.stderr, flush=True)
         return 2
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     print(server.url(args[1] if len(args) > 1 else "lanewatch"), flush=True)
     try:
-        stop.wait()
+        wait_for_stop()
     finally:
         server.stop()
     return 0
