@@ -3,8 +3,9 @@
 Polling ``/state`` a few times a second both renews the registration and
 refreshes the process's view of live instances, faults and ingress rules, so
 a lane-aware balancer sees a stopped instance within one poll interval. A
-process whose control server is gone for ``orphan_after_s`` stops itself
-(the demo that started it has died without cleaning up).
+process whose parent has gone (it was re-parented), or whose control server
+is gone for ``orphan_after_s``, stops itself: the demo that started it has
+died without cleaning up, and its ``PR_SET_PDEATHSIG`` may not have arrived.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ControlClient:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="demo-control-poll", daemon=True)
         self._last_ok = time.monotonic()
+        self._parent = os.getppid()
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, timeout_s: float = 30.0) -> ControlClient:
@@ -116,6 +118,11 @@ class ControlClient:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
+            if os.getppid() != self._parent:
+                log.error("parent process %d gone: stopping", self._parent)
+                self._stop.set()
+                self._on_orphan()
+                return
             try:
                 self.refresh()
             except (OSError, ValueError) as e:
