@@ -148,7 +148,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from lanewatch.server import load_settings, print_alerts, start_or_explain, wait_for_signal
+    from lanewatch.server import catch_signals, load_settings, print_alerts, start_or_explain
 
     settings = load_settings(args, SERVE_SETTINGS, "serve")
     if settings is None:
@@ -160,12 +160,13 @@ def run_serve(args: argparse.Namespace) -> int:
     server = start_or_explain(settings, lambda: Server(settings))
     if server is None:
         return 2
+    stops = catch_signals(server.rules.trigger)
     ep = server.endpoints()
     if args.ready_file:
         Path(args.ready_file).write_text(json.dumps(ep))
     print(f"lanewatch serve: dashboard and API {ep['url']}  store {settings.store_url.display()}", flush=True)
     print_alerts("serve", server.alerts, server.notifiers)
-    wait_for_signal(server.rules.trigger)
+    stops.wait()
     server.stop()
     return 0
 
@@ -183,7 +184,7 @@ def add_collect_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_collect(args: argparse.Namespace) -> int:
     from lanewatch.collect.pipeline import tune_gc
-    from lanewatch.server import Collector, load_settings, start_or_explain, wait_for_signal
+    from lanewatch.server import Collector, catch_signals, load_settings, start_or_explain
 
     settings = load_settings(args, COLLECT_SETTINGS, "collect")
     if settings is None:
@@ -192,11 +193,12 @@ def run_collect(args: argparse.Namespace) -> int:
     if collector is None:
         return 2
     tune_gc()
+    stops = catch_signals(collector.rules.trigger)
     ep = collector.endpoints()
     if args.ready_file:
         Path(args.ready_file).write_text(json.dumps(ep))
     print(f"lanewatch collect {settings.collector_name}: OTLP/HTTP {ep['otlp_http']}  OTLP/gRPC "
           f"{ep.get('otlp_grpc', 'off')}  store {settings.store_url.display()}", flush=True)
-    wait_for_signal(collector.rules.trigger)
+    stops.wait()
     collector.stop()
     return 0

@@ -28,7 +28,7 @@ from lanewatch.collect.sink import BatchSink
 from lanewatch.config import Settings
 from lanewatch.metrics import MetricsCollector, MetricsSink
 from lanewatch.rules.reload import Reloader
-from lanewatch.stop_signals import wait_for_stop
+from lanewatch.stop_signals import Stops
 from lanewatch.store.base import AlertHistory, PerCollector, SharedLiveness, TraceJournal
 
 log = logging.getLogger("lanewatch")
@@ -325,9 +325,11 @@ def start_or_explain(settings: Settings, build: Callable[[], Any]) -> Any:
     return None
 
 
-def wait_for_signal(reload: Callable[[str], None] | None = None) -> None:
-    """Until SIGINT or SIGTERM; ``SIGHUP`` calls ``reload("SIGHUP")`` (the routing rules)."""
-    wait_for_stop(None if reload is None else lambda: reload("SIGHUP"))
+def catch_signals(reload: Callable[[str], None] | None = None) -> Stops:
+    """SIGINT and SIGTERM caught from now on (before the ready file is written: a stop right
+    after readiness is clean); ``SIGHUP`` calls ``reload("SIGHUP")`` (the routing rules).
+    ``.wait()`` blocks until a stop."""
+    return Stops(None if reload is None else lambda: reload("SIGHUP"))
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -338,13 +340,14 @@ def run_up(args: argparse.Namespace) -> int:
     if collector is None:
         return 2
     tune_gc()
+    stops = catch_signals(collector.rules.trigger)
     ep = collector.endpoints()
     if args.ready_file:
         Path(args.ready_file).write_text(json.dumps(ep))
     print(f"lanewatch up: OTLP/HTTP {ep['otlp_http']}  OTLP/gRPC {ep.get('otlp_grpc', 'off')}  "
           f"dashboard and API {ep.get('url')}", flush=True)
     print_alerts("up", collector.alerts, collector.notifiers)
-    wait_for_signal(collector.rules.trigger)
+    stops.wait()
     collector.stop()
     return 0
 

@@ -71,18 +71,28 @@ def restore(previous: dict[int, Any]) -> None:
         signal.signal(sig, handler)
 
 
-def wait_for_stop(on_hangup: Callable[[], None] | None = None) -> int | None:
-    """Block until SIGTERM or SIGINT (the signal's number); SIGHUP calls ``on_hangup``.
+class Stops:
+    """SIGTERM and SIGINT caught from construction on (SIGHUP too, given ``on_hangup``).
 
-    ``on_hangup`` runs here in the main thread's loop, not in the handler, so
-    it may take locks.
-    """
-    stop, hup = StopFlag(), StopFlag()
-    stop_on_signals(stop)
-    if on_hangup is not None:
-        stop_on_signals(hup, (signal.SIGHUP,))
-    while not stop.wait(POLL_S * 4):
-        if on_hangup is not None and hup.is_set():
-            hup.clear()  # a SIGHUP from here on sets it again: one more reload
-            on_hangup()
-    return stop.signum
+    Make one *before* telling anyone the process is ready (a ready file, a log line): a
+    supervisor's SIGTERM right after readiness is then a clean stop, not the default
+    action's death."""
+
+    def __init__(self, on_hangup: Callable[[], None] | None = None) -> None:
+        self.on_hangup = on_hangup
+        self._stop, self._hup = StopFlag(), StopFlag()
+        stop_on_signals(self._stop)
+        if on_hangup is not None:
+            stop_on_signals(self._hup, (signal.SIGHUP,))
+
+    def wait(self) -> int | None:
+        """Block until SIGTERM or SIGINT (the signal's number); a SIGHUP calls ``on_hangup``.
+
+        ``on_hangup`` runs here in the main thread's loop, not in the handler, so it may
+        take locks."""
+        while not self._stop.wait(POLL_S * 4):
+            if self.on_hangup is not None and self._hup.is_set():
+                self._hup.clear()  # a SIGHUP from here on sets it again: one more reload
+                self.on_hangup()
+        return self._stop.signum
+

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     then stops the server (its files stay in DIR when one is given)."""
     import sys
 
-    from lanewatch.stop_signals import wait_for_stop
+    from lanewatch.stop_signals import Stops
 
     args = sys.argv[1:] if argv is None else argv
     try:
@@ -154,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, OSError) as e:
         print(f"clickhouse_local: {e}", file=sys.stderr, flush=True)
         return 2
-    print(server.url(args[1] if len(args) > 1 else "lanewatch"), flush=True)
     try:
-        wait_for_stop()
+        stops = Stops()  # before the URL is printed: a stop right after it is clean
+        print(server.url(args[1] if len(args) > 1 else "lanewatch"), flush=True)
+        stops.wait()
     finally:
         server.stop()
     return 0

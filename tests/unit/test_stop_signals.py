@@ -65,10 +65,11 @@ def test_the_event_handler_it_replaces_does_hang() -> None:
 
 WAITER = textwrap.dedent("""
     import sys
-    from lanewatch.stop_signals import wait_for_stop
+    from lanewatch.stop_signals import Stops
     hups = []
-    print("ready", flush=True)
-    signum = wait_for_stop(lambda: (hups.append(1), print("reload", len(hups), flush=True)))
+    stops = Stops(lambda: (hups.append(1), print("reload", len(hups), flush=True)))
+    print("ready", flush=True)  # after Stops, as lanewatch up writes its ready file
+    signum = stops.wait()
     print("stopped by", signum, "after", len(hups), "reloads", flush=True)
 """)
 
