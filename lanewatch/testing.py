@@ -6,6 +6,8 @@
   resource the way an SDK exports them.
 * :func:`heartbeat_request`: an OTLP metrics request with the heartbeat gauge.
 * :class:`RecordingSink`: a receiver's sink that records what it was given.
+* :func:`start_up`, :func:`up_with_config`, :func:`wait_until`, :func:`settled_summary`:
+  a real ``lanewatch up`` for a test, and its answers once they stop changing.
 
 Example::
 
@@ -23,6 +25,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -252,3 +255,37 @@ def wait_until(pred: Callable[[], _T | None], timeout_s: float = 30.0, what: str
             return last  # type: ignore[no-any-return]
         time.sleep(every_s)
     raise AssertionError(f"{what}: not met within {timeout_s} s; last value {last!r}")
+
+
+def settled_summary(url: str, traces: int, violations: int, quiet_s: float, window_s: int = 300,
+                    timeout_s: float = 30.0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``/api/v1/summary`` and ``/api/v1/violations`` of the API at ``url`` once at least
+    ``traces`` traces and ``violations`` violations are in, and both read the same again
+    ``quiet_s`` later (give the trace wait plus two flushes).
+
+    Hops count as spans arrive, traces and edges once a trace is final; a trace whose spans
+    came in two requests more than the trace wait apart is judged twice (the late part
+    corrects the first verdict). Counting the traces alone can catch the moment between."""
+
+    def read() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        with urllib.request.urlopen(f"{url}/api/v1/violations?window={window_s}", timeout=10) as r:
+            found: list[dict[str, Any]] = json.loads(r.read())
+        with urllib.request.urlopen(f"{url}/api/v1/summary?window={window_s}", timeout=10) as r:
+            summary: dict[str, Any] = json.loads(r.read())
+        return summary, found
+
+    def state(summary: dict[str, Any], found: list[dict[str, Any]]) -> Any:
+        lanes = {k: (v.get("traces"), v.get("stayed"), v.get("requests")) for k, v in summary["lanes"].items()}
+        return (summary["hops"], summary["edges"], lanes, sorted((v["kind"], v["span_id"]) for v in found))
+
+    def settled() -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        summary, found = read()
+        n = sum(lane.get("traces", 0) for lane in summary["lanes"].values())
+        if n < traces or len(found) < violations:
+            return None
+        time.sleep(quiet_s)
+        again = read()
+        return again if state(*again) == state(summary, found) else None
+
+    return wait_until(settled, timeout_s, what=f"{traces} traces and {violations} violations, unchanged "
+                                               f"for {quiet_s} s")

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from lanewatch import lane as L
-from lanewatch.testing import heartbeat_request, up_with_config, wait_until
+from lanewatch.testing import heartbeat_request, settled_summary, up_with_config
 
 INGRESS = """\
 apiVersion: networking.k8s.io/v1
@@ -128,14 +128,8 @@ def test_header_array_and_cookie_rules_route_scenario_3(collector: dict[str, Any
     for tp in (a_gray, b_gray, a, b, c):
         tp.shutdown()
 
-    def settled() -> dict[str, Any] | None:
-        s: dict[str, Any] = get(ep, "/api/v1/summary?window=300")
-        traces = sum(lane.get("traces", 0) for lane in s["lanes"].values())
-        return s if traces >= 6 and len(get(ep, "/api/v1/violations?window=300")) >= 2 else None
-
-    summary = wait_until(settled, 30.0, what="6 traces and 2 violations")
+    summary, violations = settled_summary(ep["url"], traces=6, violations=2, quiet_s=1.6)
     assert summary["hops"] == {"in_lane": 16, "fallback": 0, "leak": 2, "intrusion": 0, "uncertain": 0}
-    violations = get(ep, "/api/v1/violations?window=300")
     assert {(v["kind"], v["service"], v["trace_id"]) for v in violations} == {
         ("leak", "B", leak_b), ("leak", "A", leak_a)}
     paths = {v["trace_id"]: v["lane_path"] for v in violations}
