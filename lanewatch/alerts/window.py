@@ -92,6 +92,14 @@ class Family:
         for sec in [x for x in self._seconds if x < oldest]:
             del self._seconds[sec]
 
+    def drop_from(self, sec: int) -> None:
+        """Forget every second from ``sec`` on (to add those seconds again, re-read)."""
+        for x in [x for x in self._seconds if x >= sec]:
+            for idx, col, val in self._seconds.pop(x):
+                for s, total in self._totals.items():
+                    if x >= self._start[s]:
+                        np.subtract.at(total, (idx, col), val)
+
     def totals(self, span: int) -> npt.NDArray[np.float64]:
         """One row per key of :attr:`keys` (in that order): the sums over ``span`` seconds."""
         return self._totals[span][: len(self.keys)]
@@ -133,6 +141,12 @@ class Window:
             sel = ts == sec
             if not fam.add(int(sec), rows[sel].ravel(), col[sel].ravel(), val[sel].ravel()):
                 self.too_late += int(sel.sum())
+
+    def drop_from(self, sec: int) -> None:
+        """Forget every family's seconds from ``sec`` on: a reader that follows a store re-reads
+        the seconds that changed and adds them again (:meth:`AlertEngine.evidence`)."""
+        for fam in self.families.values():
+            fam.drop_from(sec)
 
     def advance(self, now: float) -> None:
         """Move the window's end to ``now`` (seconds since the epoch)."""
