@@ -29,7 +29,7 @@ from lanewatch.alerts.state import States
 from lanewatch.alerts.window import Window
 from lanewatch.config import Settings
 from lanewatch.config.alerting import DEFAULT_FOR_S
-from lanewatch.store.base import AlertHistory, AlertLease, Batch
+from lanewatch.store.base import AlertHistory, AlertLease, Batch, ChangeFeed
 
 log = logging.getLogger(__name__)
 #: rollup table -> the keys the window reads of it (besides ``ts``)
@@ -75,6 +75,8 @@ class AlertEngine:
         self._thread: threading.Thread | None = None
         #: ``lanewatch serve``: no batches arrive; each evaluation reads the window from here
         self._follow: Any = None
+        #: the followed store's version at the last read, and the second it read up to
+        self._followed: tuple[int, int] | None = None
         if history is not None:
             self._restore(history)
 
@@ -92,8 +94,11 @@ class AlertEngine:
             self.window.advance(now)
             self.window.add(batch)
 
-    def _read_window(self, store: Any, now: float) -> Batch:
+    def _read_window(self, store: Any, now: float, since: int | None = None) -> Batch:
+        """The window's rollups up to ``now`` (from ``since`` on when given)."""
         t0, t1 = int(now) - max(self.window_s, self.dead_s), int(now) + 1
+        if since is not None:
+            t0 = max(t0, since)
         rollups: dict[str, Mapping[str, Sequence[Any]]] = {}
         for table, keys in PRIME.items():
             df = store.rollup(table, t0, t1, ["ts", *keys])
@@ -101,21 +106,42 @@ class AlertEngine:
         return Batch(rollups=rollups)
 
     def follow(self, store: Any) -> None:
-        """Evaluate from ``store``'s rollups, read afresh before each evaluation (a process
-        that writes no batches itself: ``lanewatch serve`` over a shared store)."""
+        """Evaluate from ``store``'s rollups, read before each evaluation (a process that writes
+        no batches itself: ``lanewatch serve`` over a shared store). A store with a change feed
+        is re-read only from the oldest second that changed (or that the last read did not
+        reach); one without, whole."""
         self._follow = store
+        self._followed = None
 
     def _refill(self, now: float) -> None:
+        store = self._follow
+        feed = store if isinstance(store, ChangeFeed) else None
+        version = feed.version() if feed is not None else None  # before the read: a change
+        # committed during it is reported again next time (re-read, never missed)
+        start = int(now) - max(self.window_s, self.dead_s)
+        if feed is not None and version is not None and self._followed is not None:
+            seen, reached = self._followed
+            changed = feed.changed_since(seen)
+            since = reached if changed is None else min(reached, changed)
+            if since > start:  # 0 (anything may have changed) or older: read it all
+                batch = self._read_window(store, now, since)
+                with self._lock:
+                    self.window.advance(now)
+                    self.window.drop_from(since)
+                    self.window.add(batch)
+                self._followed = (version, int(now) + 1)
+                return
         fresh = Window([self.window_s, self.dead_s])
         fresh.advance(now)
-        fresh.add(self._read_window(self._follow, now))
+        fresh.add(self._read_window(store, now))
         with self._lock:
             self.window = fresh
+        self._followed = None if version is None else (version, int(now) + 1)
 
     # ---- evaluation ---------------------------------------------------------------------
     def evidence(self, now: float) -> Evidence:
         """The window's sums at ``now`` as the rules read them."""
-        if self._follow is not None:
+        if self._follow is not None and self.rules:  # no rule on: nothing to read the store for
             self._refill(now)
         with self._lock:
             self.window.advance(now)
@@ -238,17 +264,26 @@ class AlertEngine:
 
     # ---- thread -------------------------------------------------------------------------
     def start(self) -> None:
+        """Evaluate on a thread, every ``evaluate_every_s``. Following a store, the first
+        evaluation (the one read of the whole window) runs here, before the caller says it is
+        ready: its alerts are current from the first request, and the first page does not
+        share the cores with it."""
+        if self._follow is not None:
+            self._evaluate_logged()
         self._thread = threading.Thread(target=self._loop, name="lanewatch-alerts", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         every = self.settings.alerts.evaluate_every_s
         while not self._stop.wait(every - (time.time() % every) if every >= 1 else every):
-            try:
-                self.evaluate()
-            except Exception:
-                log.exception("alert evaluation failed")
-                self.failures["evaluation"] += 1
+            self._evaluate_logged()
+
+    def _evaluate_logged(self) -> None:
+        try:
+            self.evaluate()
+        except Exception:
+            log.exception("alert evaluation failed")
+            self.failures["evaluation"] += 1
 
     def stop(self) -> None:
         self._stop.set()
