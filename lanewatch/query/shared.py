@@ -9,19 +9,30 @@ waits for that result and gets it. Outside it every read goes to the store, as b
 
 A render is one moment: sharing within it changes no answer. Nothing is kept after it.
 Callers must not modify a shared frame (the Query's code filters and groups into new ones).
+
+It is one moment of the store too (:func:`consistent`): a snapshot's reads are several queries,
+and a flush committed between two of them (a trace's edges read before it, its trace count
+after) gave a summary that disagreed with itself. :func:`consistent` reads the store's change
+feed before and after, and reads again when a commit landed in between.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
+
+from lanewatch.store.base import ChangeFeed
+
+T = TypeVar("T")
+#: How many times :func:`consistent` reads; the last read is returned even if a commit raced it.
+CONSISTENT_TRIES = 3
 
 
 class Rollups(Protocol):
@@ -51,6 +62,24 @@ def one_snapshot() -> Iterator[_Snapshot]:
         yield snap
     finally:
         _current.reset(token)
+
+
+def consistent(store: Any, read: Callable[[], T], tries: int = CONSISTENT_TRIES) -> T:
+    """``read()`` in one snapshot of ``store``: inside :func:`one_snapshot`, and again (up to
+    ``tries`` times in all) while the store's change feed says a commit landed during it. Exact
+    on DuckDB (one transaction per batch); on ClickHouse, whose batch is several inserts, it
+    narrows the race to the milliseconds between them. Inside an enclosing snapshot, the
+    enclosing call decides: ``read()`` runs once, its reads shared."""
+    if _current.get() is not None:
+        return read()
+    feed = store if isinstance(store, ChangeFeed) else None
+    for _ in range(max(1, tries)):
+        before = feed.version() if feed is not None else None
+        with one_snapshot():
+            out = read()
+        if feed is None or feed.version() == before:
+            break
+    return out
 
 
 def _shared(key: Hashable, read: Any) -> Any:

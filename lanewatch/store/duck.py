@@ -186,8 +186,11 @@ class DuckStore:
         self._log.record(0)  # per-step sums before minute_cut are per minute now
 
     def version(self) -> int:
-        """Counts committed changes to the rollups (see :meth:`changed_since`)."""
-        return self._log.version
+        """Counts committed changes to the rollups (see :meth:`changed_since`). Read under the
+        writers' lock: a commit is counted before anyone can read the version after it, so two
+        equal versions mean no commit between them (:func:`lanewatch.query.shared.consistent`)."""
+        with self._lock:
+            return self._log.version
 
     def changed_since(self, version: int) -> int | None:
         """The oldest ``ts`` whose sums may differ from what was readable at ``version``
