@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from lanewatch.query.shared import one_snapshot
+from lanewatch.query.shared import consistent
 
 V = TypeVar("V")
 
@@ -52,17 +52,19 @@ def per_step(query: Any, step_s: int, key: Hashable, compute: Callable[[], V]) -
     return value, now_slot
 
 
-def gather(*calls: Callable[[], Any]) -> list[Any]:
+def gather(*calls: Callable[[], Any], store: Any = None) -> list[Any]:
     """Run independent Query calls side by side (DuckDB reads release the GIL); results in order.
 
     A page's first render asks for a summary, a series and a violation list at
     once; together they take about as long as the slowest of them. The calls are one
-    moment of one render: a store read that several of them make is made once
-    (:func:`lanewatch.query.shared.one_snapshot`).
+    moment of one render: a store read that several of them make is made once, and
+    with ``store`` given, all of them again if a commit to it landed meanwhile
+    (:func:`lanewatch.query.shared.consistent`; what :func:`per_step` kept is kept).
     """
-    with one_snapshot():
+    def run() -> list[Any]:
         futures = [_pool.submit(contextvars.copy_context().run, call) for call in calls]
         return [f.result() for f in futures]
+    return consistent(store, run)
 
 
 def clear() -> None:

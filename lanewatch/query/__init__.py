@@ -44,7 +44,7 @@ from lanewatch.query.parts import (
     series_json,
 )
 from lanewatch.query.series import SeriesReader, histograms
-from lanewatch.query.shared import EDGE_KEYS, SharedReads, edges_by, hops_by
+from lanewatch.query.shared import EDGE_KEYS, SharedReads, consistent, edges_by, hops_by
 from lanewatch.stats import Thresholds
 from lanewatch.store.base import NumberedCounters, PerCollector
 from lanewatch.store.base import StoreReader as Store
@@ -114,7 +114,11 @@ class Query:
 
     def summary(self, window_s: int, service: str | None = None, lane: str | None = None) -> dict[str, Any]:
         """Hop verdicts, tag losses, per-lane traffic and trace counts over the window, the
-        lanes found dead now, and what was seen (see :mod:`.summary` for the lane scope)."""
+        lanes found dead now, and what was seen (see :mod:`.summary` for the lane scope); its
+        reads are one snapshot of the store (:func:`~lanewatch.query.shared.consistent`)."""
+        return consistent(self.store, lambda: self._summary(window_s, service, lane))
+
+    def _summary(self, window_s: int, service: str | None, lane: str | None) -> dict[str, Any]:
         t0, t1 = self._window(window_s)
         out = S.summarize(self.reads, t0, t1, window_s, service, lane, self.settings.trace_wait_s)
         instances = self.instances()
@@ -262,7 +266,11 @@ class Query:
 
     def compare(self, service: str, lane: str, window_s: int, base: str = L.BASE,
                 step_s: int = 1) -> dict[str, Any]:
-        """Instance lane ``lane`` vs ``base`` for one service: series, totals and a verdict."""
+        """Instance lane ``lane`` vs ``base`` for one service: series, totals and a verdict
+        (one snapshot of the store)."""
+        return consistent(self.store, lambda: self._compare(service, lane, window_s, base, step_s))
+
+    def _compare(self, service: str, lane: str, window_s: int, base: str, step_s: int) -> dict[str, Any]:
         t0, t1 = self._window(window_s)
         hops = self.store.rollup("hops", t0, t1, ["instance_lane"], where={"service": service})
         hists = histograms(self.store, t0, t1, {"service": service}, t1 - t0, 1)
@@ -293,7 +301,10 @@ class Query:
 
         Rows as :func:`lanewatch.query.compare.verdict_rows`; two reads for all services, a third
         (the edges) when a row is worse: a caller worse only with its callee ``follows`` it and is
-        ordered after it (:func:`~lanewatch.query.compare.mark_followers`)."""
+        ordered after it (:func:`~lanewatch.query.compare.mark_followers`). One snapshot."""
+        return consistent(self.store, lambda: self._compare_all(lane, window_s, base))
+
+    def _compare_all(self, lane: str | None, window_s: int, base: str) -> list[dict[str, Any]]:
         t0, t1 = self._window(window_s)
         hops = hops_by(self.reads, t0, t1, ["service", "instance_lane"])
         lat = self.reads.rollup("latency", t0, t1, ["service", "instance_lane", "bucket"])

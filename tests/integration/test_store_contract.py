@@ -23,7 +23,9 @@ import yaml
 
 from lanewatch.config import Settings
 from lanewatch.config.store_url import parse
+from lanewatch.dashboard import cache
 from lanewatch.query import Query
+from lanewatch.query.shared import CONSISTENT_TRIES
 from lanewatch.rollups import ROLLUPS
 from lanewatch.store import clickhouse_journal as J
 from lanewatch.store.base import (
@@ -278,6 +280,74 @@ def test_change_feed_sees_other_writers(make: Make) -> None:
     assert int(f["requests"].iloc[0]) == int(np.sum(b.rollups["hops"]["requests"]))
     reader.maintain(T0 + 10)
     assert reader.changed_since(v1) == 0
+
+
+def _tag_lost_traces(ts: int, n: int) -> Batch:
+    """A flush that judged ``n`` gray traces whose tag was lost on A -> B: their edges and
+    their trace counts land in one batch."""
+    edges = {"ts": [ts], "caller": ["A"], "callee": ["B"], "lane": [""], "entry_lane": ["gray"],
+             "calls": [n], "errors": [0], "in_lane": [0], "fallback": [0], "leak": [0], "intrusion": [0],
+             "tag_lost": [n], "tag_lost_inside": [0]}
+    return Batch(rollups={"edges": edges, "traces": {"ts": [ts], "entry_lane": ["gray"], "traces": [n],
+                                                     "stayed": [0]}})
+
+
+class Racing:
+    """The store ``lanewatch serve`` reads, with another writer committing a flush right after
+    each of the first ``races`` reads of ``table``: between two of one summary's reads."""
+
+    def __init__(self, store: Store, writer: Store, races: int, table: str = "edges") -> None:
+        self.store, self.writer, self.left, self.table = store, writer, races, table
+        self.landed = 0
+
+    def rollup(self, table: str, *args: Any, **kw: Any) -> pd.DataFrame:
+        out = self.store.rollup(table, *args, **kw)
+        if table == self.table and self.left:
+            self.left -= 1
+            self.landed += 3
+            self.writer.write(_tag_lost_traces(T0 + 10 + self.left, 3))
+        return out
+
+    def version(self) -> int:
+        assert isinstance(self.store, ChangeFeed)
+        return self.store.version()
+
+    def changed_since(self, version: int) -> int | None:
+        assert isinstance(self.store, ChangeFeed)
+        return self.store.changed_since(version)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+@pytest.mark.parametrize("through", ["api", "dashboard"])
+def test_a_summary_read_while_a_flush_lands_agrees_with_itself(make: Make, through: str) -> None:
+    """The summary reads edges, then traces: a flush landing between the two gave "3 traces
+    violated, 0 tag_lost" (CI: test_sigterm_loses_no_open_trace..., edges 0 == 100). Its reads
+    are one snapshot: read again when the change feed moved."""
+    reader, writer = make("serve"), make("c2")
+    racing = Racing(reader, writer, races=1)
+    q = Query(racing, Settings(), clock=lambda: T0 + 60.0)  # type: ignore[arg-type]
+
+    def summary() -> dict[str, Any]:
+        if through == "api":
+            return q.summary(600, lane="gray")
+        got: dict[str, Any] = cache.gather(lambda: q.summary(600, lane="gray"), store=q.store)[0]
+        return got
+
+    s = summary()
+    assert racing.landed == 3  # the flush did land mid-read
+    assert s["traces"] == s["traces_violated"] == 3
+    assert s["edges"]["tag_lost"] == s["edges"]["calls"] == 3 and s["violations"] == 3
+
+
+def test_a_summary_raced_on_every_read_returns_after_its_tries(make: Make) -> None:
+    """A flush lands during every try: the summary is read CONSISTENT_TRIES times, then given."""
+    reader, writer = make("serve"), make("c2")
+    racing = Racing(reader, writer, races=10)
+    s = Query(racing, Settings(), clock=lambda: T0 + 60.0).summary(600)  # type: ignore[arg-type]
+    assert 10 - racing.left == CONSISTENT_TRIES
+    assert s["traces"] >= 3 * (CONSISTENT_TRIES - 1)  # the last try saw the flushes before it
 
 
 def test_alert_history_bounded(make: Make) -> None:

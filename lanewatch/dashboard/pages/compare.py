@@ -171,7 +171,7 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None,
     (cmp, _), colours = cache.gather(
         lambda: cache.per_step(q, step, ("compare", service, lane, vs.window_s),
                                lambda: q.compare(service, lane, vs.window_s, step_s=step)),
-        lambda: colours_for(q, vs.window_s))
+        lambda: colours_for(q, vs.window_s), store=q.store)
     cmp = {**cmp, "series": F.complete_steps({"lanes": cmp.get("series") or {}, "step_s": step})["lanes"]}
     base = str(cmp.get("base", L.BASE))
     kw: dict[str, Any] = {"colours": colours, "theme": theme, "tz": tz, "uirevision": f"{service}|{lane}"}

@@ -116,7 +116,7 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
     window = window_label(vs.window_s)
     instances, all_edges, flows, colours = cache.gather(
         q.instances, lambda: lane_edges(q, vs.window_s, vs.lane),
-        lambda: q.flows(vs.window_s, service=vs.service), lambda: colours_for(q, vs.window_s))
+        lambda: q.flows(vs.window_s, service=vs.service), lambda: colours_for(q, vs.window_s), store=q.store)
     live = tables.live_lanes(instances)
     edges = _edges(drawn_edges(all_edges), vs.service)
     if not edges and not instances:

@@ -96,7 +96,7 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None, 
         lambda: q.violations(vs.window_s, service=vs.service, lane=vs.lane, limit=ESCAPES_FROM),
         lambda: cache.per_step(q, max(step, VERDICT_EVERY_S), ("compare_all", vs.window_s),
                                lambda: q.compare_all(None, vs.window_s)),
-        q.instances, lambda: q.alerts(history=0))
+        q.instances, lambda: q.alerts(history=0), store=q.store)
     series = F.complete_steps(raw)
     note = f"{window}, up to {local_time(summary['to'], tz)}"
     note += f"; charts end {F.SETTLE_S} s back while spans arrive"
