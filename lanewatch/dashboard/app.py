@@ -34,6 +34,7 @@ from lanewatch.dashboard.context import (
     live_inputs,
     set_context,
 )
+from lanewatch.dashboard.warm import warm_up
 
 if TYPE_CHECKING:
     from lanewatch.query import Query
@@ -143,5 +144,8 @@ def create_dash(server: flask.Flask, query: Query, settings: Settings) -> dash.D
                     **options)
     app.layout = shell
     shell_callbacks.register(app)
+    took = warm_up()  # before the process says it is ready: the first page does not pay it
+    if took:
+        log.info("plotly warmed up in %.0f ms", 1000 * took)
     log.info("dashboard mounted at / with %d pages", len(dash.page_registry))
     return app
