@@ -148,6 +148,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from lanewatch.collect.pipeline import tune_gc
     from lanewatch.server import catch_signals, load_settings, print_alerts, start_or_explain
 
     settings = load_settings(args, SERVE_SETTINGS, "serve")
@@ -160,6 +161,7 @@ def run_serve(args: argparse.Namespace) -> int:
     server = start_or_explain(settings, lambda: Server(settings))
     if server is None:
         return 2
+    tune_gc()  # start-up's objects (Dash, plotly, pandas) frozen: a render's collections skip them
     stops = catch_signals(server.rules.trigger)
     ep = server.endpoints()
     if args.ready_file:
