@@ -10,7 +10,9 @@ them) go into a DuckDB file and into a database on a private ClickHouse server
   empty dashboard memo before each call: a page opened), as ``bench_dashboard.py`` times it,
   on DuckDB, on ClickHouse and on ClickHouse through one client (as before the pool: the
   page's queries, gathered on threads, waited for each other) in turn, ``--runs`` each; and
-  one live tick (1 s later);
+  one live tick (1 s later); each with the interpreter's default garbage collection and with
+  the collection ``lanewatch up``, ``collect`` and ``serve`` set after start-up
+  (:func:`lanewatch.collect.pipeline.tune_gc`: start-up's objects frozen), alternating;
 * ``lanewatch serve``: ``--serves`` times a fresh ``lanewatch serve --store clickhouse://...``
   process (warmed by one ``GET /api/v1/collectors``, which reads no rollup), then its first
   Overview callback over HTTP (``POST /_dash-update-component``, the request the browser
@@ -22,6 +24,7 @@ Prints medians and p90 (ms) and the ratio ClickHouse / DuckDB.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -43,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_dashboard import Clock, cases
 from bench_query import make_batch
 
+from lanewatch.collect.pipeline import tune_gc
 from lanewatch.config import Settings
 from lanewatch.config.store_url import parse
 from lanewatch.query import Query
@@ -73,6 +77,18 @@ def fill(stores: dict[str, Store], now: list[float], n_services: int, n_lanes: i
             store.write(batch)
             spent[name] += time.perf_counter() - t
     return spent
+
+
+#: the interpreter's default collection, and lanewatch's processes' after start-up (tune_gc)
+GC_MODES = ("default", "tuned")
+
+
+def set_gc(mode: str, default: tuple[int, int, int]) -> None:
+    if mode == "tuned":
+        tune_gc()
+    else:
+        gc.unfreeze()
+        gc.set_threshold(*default)
 
 
 def stats(ms: list[float]) -> tuple[float, float]:
@@ -171,24 +187,29 @@ def main() -> None:
                                                         clock=lambda: float(t_end))}
             create_dash(flask.Flask("bench"), Query(readers["duckdb"], settings, clock=clock), settings)
             calls = {name: cases(a.seconds, clock, store, settings) for name, store in readers.items()}
-            ms: dict[tuple[str, str], list[float]] = {}
+            ms: dict[tuple[str, str, str], list[float]] = {}
             for name in readers:  # warm-up: imports, first connections
                 calls[name][COLD]()
+            default_gc = gc.get_threshold()
             for _ in range(a.runs):
-                for name in readers:
-                    for case in (COLD, TICK):
-                        t = time.perf_counter()
-                        calls[name][case]()
-                        ms.setdefault((name, case), []).append((time.perf_counter() - t) * 1000)
+                for mode in GC_MODES:
+                    set_gc(mode, default_gc)
+                    for name in readers:
+                        for case in (COLD, TICK):
+                            t = time.perf_counter()
+                            calls[name][case]()
+                            ms.setdefault((mode, name, case), []).append((time.perf_counter() - t) * 1000)
+            set_gc("default", default_gc)
             for s in readers.values():
                 s.close()
-            print(f"in-process, {a.runs} runs each, alternating stores:")
-            print(f"  {'callback':40s} {'store':22s} {'median ms':>9s} {'p90 ms':>7s} {'/ DuckDB':>8s}")
+            print(f"in-process, {a.runs} runs each, alternating stores and garbage collection:")
+            print(f"  {'callback':40s} {'gc':8s} {'store':22s} {'median ms':>9s} {'p90 ms':>7s} {'/ DuckDB':>8s}")
             for case in (COLD, TICK):
-                base = stats(ms[("duckdb", case)])[0]
-                for name in readers:
-                    med, p90 = stats(ms[(name, case)])
-                    print(f"  {case:40s} {name:22s} {med:9.1f} {p90:7.1f} {med / base:8.2f}")
+                for mode in GC_MODES:
+                    base = stats(ms[(mode, "duckdb", case)])[0]
+                    for name in readers:
+                        med, p90 = stats(ms[(mode, name, case)])
+                        print(f"  {case:40s} {mode:8s} {name:22s} {med:9.1f} {p90:7.1f} {med / base:8.2f}")
             # lanewatch serve reads up to its own clock: the hour ends now, so write on until now
             lag = ClickHouseStore(parse(server.url(db)), collector="bench", clock=time.time)
             fill({"clickhouse": lag}, now, a.services, a.lanes, int(time.time()) - t_end + a.chunk, a.chunk,
