@@ -77,8 +77,8 @@ def comparable(ev: Evidence) -> tuple[Any, ...]:
     return nonzero(ev.hops), nonzero(ev.latency), nonzero(ev.edges), nonzero(ev.traces)
 
 
-class Reads:
-    """The store, recording the first second each rollup read asked for."""
+class NoFeed:
+    """The store without its change feed, recording the first second each rollup read asked for."""
 
     def __init__(self, store: DuckStore) -> None:
         self.store, self.starts = store, []
@@ -86,6 +86,10 @@ class Reads:
     def rollup(self, table: str, t0: int, t1: int, keys: Any, **kw: Any) -> Any:
         self.starts.append(t0)
         return self.store.rollup(table, t0, t1, keys, **kw)
+
+
+class Reads(NoFeed):
+    """The store with its change feed, recording as :class:`NoFeed` does."""
 
     def version(self) -> int:
         return self.store.version()
@@ -118,15 +122,6 @@ def test_following_the_feed_gives_the_evidence_of_a_full_read(tmp_path: Path) ->
     finally:
         store.close()
     assert partial >= 40  # most evaluations read only what changed
-
-
-class NoFeed:
-    def __init__(self, store: DuckStore) -> None:
-        self.store, self.starts = store, []
-
-    def rollup(self, table: str, t0: int, t1: int, keys: Any, **kw: Any) -> Any:
-        self.starts.append(t0)
-        return self.store.rollup(table, t0, t1, keys, **kw)
 
 
 def test_a_store_without_a_change_feed_is_read_whole(tmp_path: Path) -> None:
