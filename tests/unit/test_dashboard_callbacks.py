@@ -252,7 +252,7 @@ def test_compare_all_services_shows_a_verdict_table_then_the_worst_rows_details(
     from lanewatch.dashboard.pages import compare
 
     (title, note, table, table_hidden, head, head_hidden, verdict, totals, qps, _,
-     latency) = compare.refresh(1, STATE, "light", "UTC")
+     latency, _key) = compare.refresh(1, STATE, "light", "UTC")
     assert title == "Every service: each lane vs base" and table_hidden is False and head_hidden is False
     assert note == "last 1 min; 2 service/lane pairs, worst first"
     rows = find(table, html.Tr)[1:]
@@ -265,6 +265,23 @@ def test_compare_all_services_shows_a_verdict_table_then_the_worst_rows_details(
     assert [t.name for t in qps.data] == ["base", "gray"]
     assert len(latency.data) == 6
     assert "requests per second5.00 req/s20.0 req/s" in text(totals)
+
+
+def test_compare_table_is_sent_again_only_when_what_it_shows_changes(app_context: dict[str, Any]) -> None:
+    """Re-rendered every second, its links lost clicks that landed during a re-render (CI:
+    test_compare_all_services_lists_verdicts_worst_first_and_links_each)."""
+    from lanewatch.dashboard.pages import compare
+
+    first = compare.refresh(1, STATE, "light", "UTC")
+    table, key = first[2], first[-1]
+    assert find(table, html.Tr) and isinstance(key, str)
+    same = compare.refresh(2, STATE, "light", "UTC", key)
+    assert same[2] is no_update and same[-1] == key and same[3] is False
+    other = compare.refresh(3, {**STATE, "lane": "gray"}, "light", "UTC", key)  # another view
+    assert other[-1] != key and find(other[2], html.Tr)
+    assert compare.refresh(4, STATE, "light", "UTC", "stale")[2] is not no_update
+    hidden = compare.refresh(5, {**STATE, "service": "C"}, "light", "UTC", key)
+    assert hidden[2] is None and hidden[-1] is None  # shown again later: sent again
 
 
 def test_compare_one_service_has_no_table(app_context: dict[str, Any]) -> None:

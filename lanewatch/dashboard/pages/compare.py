@@ -10,11 +10,12 @@ service view; the worst row's details follow, named as such.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dash
-from dash import Output, dcc, html
+from dash import Output, State, dcc, html
 
 from lanewatch import lane as L
 from lanewatch.dashboard import cache, tables
@@ -38,6 +39,7 @@ def layout(**kwargs: Any) -> html.Div:
         html.Div([html.H2(id="compare-title", children="Is gray worse than base?"),
                   html.Span(id="compare-note", className="lw-sub")], className="lw-page-head"),
         html.Div(id="compare-all", className="lw-card", hidden=True),
+        dcc.Store(id="compare-all-key"),  # what the table shows: it is sent again only when it changes
         html.H3(id="compare-detail-head", hidden=True),
         html.Div([html.Div(id="compare-verdict", className="lw-card"),
                   html.Div(id="compare-totals", className="lw-card")], className="lw-grid-2"),
@@ -151,9 +153,11 @@ def verdict_table(rows: Sequence[Mapping[str, Any]], vs: ViewState, colours: Map
 
 
 def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None,
-            tz: str | None) -> tuple[Any, ...]:
+            tz: str | None, table_key: str | None = None) -> tuple[Any, ...]:
     """(title, note, table, table hidden, detail heading, detail hidden, verdict, totals, QPS,
-    errors, latency)."""
+    errors, latency, table key). The table is ``dash.no_update`` while what it shows is the
+    ``table_key`` the page holds: re-rendered every second, its links lost clicks that landed
+    during a re-render."""
     q, settings, vs, theme = get_query(), get_settings(), ViewState.from_dict(state), theme or "light"
     window, step = window_label(vs.window_s), step_for(vs.window_s)
     th = Thresholds(**dataclasses.asdict(settings.compare))
@@ -167,7 +171,7 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None,
         msg = advice(q.instances(), vs, window, settings)
         fig = F.empty_figure("", theme)  # one hint per page: the verdict card says it
         return (f"Is {lane_filter or 'gray'} worse than base?", window, None, True, None, True,
-                C.empty_state(msg, id="compare-empty"), None, fig, fig, fig)
+                C.empty_state(msg, id="compare-empty"), None, fig, fig, fig, None)
     (cmp, _), colours = cache.gather(
         lambda: cache.per_step(q, step, ("compare", service, lane, vs.window_s),
                                lambda: q.compare(service, lane, vs.window_s, step_s=step)),
@@ -180,12 +184,14 @@ def refresh(_tick: int | None, state: dict[str, Any] | None, theme: str | None,
               F.compare_figure(cmp, "latency", **kw))
     if vs.service:
         return (f"{service}: {lane} vs {base}", f"{window}; clear the service filter to compare every service",
-                None, True, None, True, *detail)
+                None, True, None, True, *detail, None)
     mine = [r for r in rows if lane_filter is None or r["lane"] == lane_filter]
     lanes_text = lane_filter or "each lane"
     head = f"Details: {service}, {lane} vs {base} (the worst row; pick another row above)"
+    key = hashlib.sha1(repr((mine, vs, sorted(colours.items()), th)).encode()).hexdigest()
+    table = dash.no_update if key == table_key else verdict_table(mine, vs, colours, th)
     return (f"Every service: {lanes_text} vs {base}", f"{window}; {len(mine)} service/lane pairs, worst first",
-            verdict_table(mine, vs, colours, th), False, head, False, *detail)
+            table, False, head, False, *detail, key)
 
 
 dash.callback(Output("compare-title", "children"), Output("compare-note", "children"),
@@ -193,4 +199,5 @@ dash.callback(Output("compare-title", "children"), Output("compare-note", "child
               Output("compare-detail-head", "children"), Output("compare-detail-head", "hidden"),
               Output("compare-verdict", "children"), Output("compare-totals", "children"),
               Output("compare-qps", "figure"), Output("compare-errors", "figure"),
-              Output("compare-latency", "figure"), *live_inputs())(refresh)
+              Output("compare-latency", "figure"), Output("compare-all-key", "data"), *live_inputs(),
+              State("compare-all-key", "data"))(refresh)
